@@ -1,0 +1,15 @@
+"""Key edits (revocation, expiry, allowed routes) apply at once in this process and
+within GATEWAY_CONFIG_TTL_S elsewhere."""
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from .keys import key_cache
+from .models import Team, VirtualKey
+
+
+@receiver([post_save, post_delete], sender=VirtualKey)
+@receiver([post_save, post_delete], sender=Team)
+@receiver(m2m_changed, sender=VirtualKey.allowed_routes.through)
+def invalidate_keys(**kwargs) -> None:
+    key_cache.clear()

@@ -1,0 +1,194 @@
+"""Settings, all from the environment (django-environ). Every custom setting is typed
+and commented here and documented in README.md and .env.example.
+
+The embedded default (no environment at all) is a single process on SQLite with
+in-process shared state and a Celery broker that needs no server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("GATEWAY_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.Env()
+# A local .env is a convenience for development; real deployments set the environment.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG: bool = env.bool("DEBUG", default=False)
+# The embedded default must start on a fresh machine, so a development-only key is
+# used when none is set -- but never silently in production (DEBUG off + Postgres).
+SECRET_KEY: str = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS: list[str] = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # must precede staticfiles: its runserver serves HTTP + websockets
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_prometheus",
+    "django_celery_beat",
+    "providers",
+    "billing",
+    "guardrails",
+    "routing",
+    "streaming",
+]
+
+# django_prometheus's request middlewares are deliberately absent: they are
+# synchronous (MiddlewareMixin) and would push every /v1 request through a thread
+# hop. The gateway records its own per-route/model/provider series (routing.metrics).
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway_project.urls"
+ASGI_APPLICATION = "gateway_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gateway.sqlite3'}")
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + IMMEDIATE transactions: concurrent writers (gateway + Celery worker) wait
+    # for the lock instead of failing with "database is locked".
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # pytest-django: a file-backed test DB, so a gateway served from another thread
+    # or process in the tests sees the same data.
+    _db.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-gateway.sqlite3")
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request runs its ORM calls on a short-lived thread, so
+    # persistent per-thread connections do not help; a psycopg pool does.
+    if env.bool("DATABASE_POOL", default=True):
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env.int("DATABASE_POOL_MAX", default=20),
+            "timeout": 10,
+        }
+        _db["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- shared state ---------------------------------------------------------------
+# REDIS_URL (optional): shared counters, caches and the channel layer for several
+# gateway processes. Without it everything is in-process (single-process default).
+REDIS_URL: str = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- celery ---------------------------------------------------------------------
+# Without Redis the filesystem broker lets a separate worker process (with embedded
+# beat) run with no server at all.
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
+    {}
+    if not CELERY_BROKER_URL.startswith("filesystem")
+    else {
+        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
+        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+)
+CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+
+# --- gateway --------------------------------------------------------------------
+# Seconds an in-process copy of keys/routes/models may be served before it is
+# re-read; an admin edit reaches every process within about this long.
+GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
+# Largest request body accepted on /v1 (bytes).
+GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+# Connection pool of the one shared upstream HTTP client per process.
+GATEWAY_HTTP_MAX_CONNECTIONS: int = env.int("GATEWAY_HTTP_MAX_CONNECTIONS", default=512)
+GATEWAY_HTTP_KEEPALIVE: int = env.int("GATEWAY_HTTP_KEEPALIVE", default=128)
+# Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
+GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
+
+if not SECRET_KEY:
+    if _db["ENGINE"] != "django.db.backends.sqlite3" and not DEBUG:
+        raise environ.ImproperlyConfigured("SECRET_KEY must be set outside the embedded SQLite default")
+    SECRET_KEY = "embedded-default-insecure-key-set-SECRET_KEY-in-production"
+
+# django-cryptography derives its encryption key from SECRET_KEY unless this is set;
+# set CRYPTOGRAPHY_KEY to rotate SECRET_KEY without losing stored provider keys.
+CRYPTOGRAPHY_KEY: str | None = env.str("CRYPTOGRAPHY_KEY", default=None)
+if CRYPTOGRAPHY_KEY is None:
+    del CRYPTOGRAPHY_KEY
+
+# --- misc -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "admin:login"
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {"TITLE": "LLM gateway", "VERSION": "0.1.0"}
+
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # httpx logs every request URL at INFO; upstream URLs are config, not secrets,
+    # but the noise costs CPU on the hot path.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}

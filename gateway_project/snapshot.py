@@ -1,0 +1,90 @@
+"""In-process caches for configuration read on the hot path.
+
+An admin edit must reach every process within a few seconds, without a database
+round trip per request: values are served from memory and re-read when older than
+`ttl`. Between `ttl` and `3 * ttl` the old value is still served while one
+background refresh runs (no request waits); beyond that a request waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from .db import run_db
+
+T = TypeVar("T")
+
+
+class Snapshot(Generic[T]):
+    """One value built by a synchronous (ORM) loader, refreshed single-flight."""
+
+    def __init__(self, loader: Callable[[], T], ttl: Callable[[], float]) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._value: T | None = None
+        self._loaded_at = 0.0
+        self._generation = 0
+        self._inflight: asyncio.Task | None = None
+
+    def invalidate(self) -> None:
+        """Forget the value (used by post-save signals in the editing process)."""
+        self._generation += 1
+        self._value = None
+
+    def get_sync(self) -> T:
+        """For synchronous callers (admin dry runs, management commands)."""
+        return self._loader()
+
+    async def get(self) -> T:
+        age = time.monotonic() - self._loaded_at
+        ttl = self._ttl()
+        value = self._value
+        if value is not None and age < ttl:
+            return value
+        if value is not None and age < 3 * ttl:
+            self._refresh_task()
+            return value
+        return await asyncio.shield(self._refresh_task())
+
+    def _refresh_task(self) -> asyncio.Task:
+        loop = asyncio.get_running_loop()
+        task = self._inflight
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._inflight = loop.create_task(self._refresh())
+        return task
+
+    async def _refresh(self) -> T:
+        generation = self._generation
+        started = time.monotonic()
+        value = await run_db(self._loader)
+        if generation == self._generation:
+            self._value, self._loaded_at = value, started
+        return value
+
+
+class KeyedCache(Generic[T]):
+    """Per-key values (e.g. virtual keys by hash) with the same freshness rule as
+    Snapshot's hard limit: an entry older than `ttl` is re-read before use."""
+
+    def __init__(self, loader: Callable[[str], T], ttl: Callable[[], float], max_entries: int = 100_000) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, T]] = {}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def get(self, key: str) -> T:
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < self._ttl():
+            return hit[1]
+        value = await run_db(self._loader, key)
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # crude but bounded; a flood of unknown keys cannot grow memory
+        self._entries[key] = (now, value)
+        return value

@@ -1,0 +1,1 @@
+# Guardrail entities arrive with the guardrails issue.

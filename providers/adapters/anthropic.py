@@ -1,0 +1,237 @@
+"""Anthropic Messages API (POST /v1/messages), translated to and from OpenAI chat shape.
+
+Differences handled here: system prompts are a top-level field; `max_tokens` is
+required; tool calls are `tool_use`/`tool_result` content blocks; images are source
+blocks; streams are typed SSE events; stop reasons have other names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..catalog import ModelInfo
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from .base import Adapter, auth_headers, loads, sse_events
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+ERROR_KINDS = {
+    "overloaded_error": ErrorKind.UNAVAILABLE,
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+    "api_error": ErrorKind.UNAVAILABLE,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.AUTH,
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "request_too_large": ErrorKind.CONTEXT_LENGTH,
+}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _image_block(part: dict) -> dict:
+    url = (part.get("image_url") or {}).get("url", "")
+    if url.startswith("data:") and ";base64," in url:
+        media, data = url[5:].split(";base64,", 1)
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _content_blocks(content: Any) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = []
+    for part in content or []:
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            blocks.append(_image_block(part))
+    return blocks
+
+
+def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
+    """OpenAI messages -> (system text, Anthropic messages with alternating roles)."""
+    system: list[str] = []
+    out: list[dict] = []
+
+    def append(role: str, blocks: list[dict]) -> None:
+        if out and out[-1]["role"] == role:  # Anthropic requires alternation: merge
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for msg in messages:
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.append(_text(msg.get("content")))
+        elif role == "user":
+            append("user", _content_blocks(msg.get("content")))
+        elif role == "assistant":
+            blocks = _content_blocks(msg.get("content"))
+            for call in msg.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                try:
+                    args = orjson.loads(fn.get("arguments") or "{}")
+                except orjson.JSONDecodeError:
+                    args = {}
+                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+            append("assistant", blocks)
+        elif role == "tool":
+            append(
+                "user",
+                [{"type": "tool_result", "tool_use_id": msg.get("tool_call_id"), "content": _text(msg.get("content"))}],
+            )
+    return "\n\n".join(s for s in system if s), out
+
+
+def _tools(params: dict) -> dict:
+    body: dict[str, Any] = {}
+    tools = params.get("tools")
+    if tools:
+        body["tools"] = [
+            {
+                "name": t["function"]["name"],
+                "description": t["function"].get("description", ""),
+                "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}},
+            }
+            for t in tools
+            if t.get("type") == "function"
+        ]
+    choice = params.get("tool_choice")
+    if choice == "required":
+        body["tool_choice"] = {"type": "any"}
+    elif choice in ("auto", "none"):
+        body["tool_choice"] = {"type": choice}
+    elif isinstance(choice, dict) and choice.get("function"):
+        body["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
+    return body
+
+
+class AnthropicAdapter(Adapter):
+    name = "anthropic"
+
+    def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
+        system, messages = translate_messages(req.messages)
+        params = req.params
+        body: dict[str, Any] = {
+            "model": model.upstream_id,
+            "messages": messages,
+            "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            body["system"] = system
+        for name in ("temperature", "top_p", "top_k"):
+            if params.get(name) is not None:
+                body[name] = params[name]
+        stop = params.get("stop")
+        if stop:
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if params.get("user"):
+            body["metadata"] = {"user_id": str(params["user"])}
+        body.update(_tools(params))
+        if stream:
+            body["stream"] = True
+        headers = auth_headers(model, scheme="x-api-key")
+        headers["anthropic-version"] = API_VERSION
+        return f"{model.provider.base_url}/v1/messages", headers, body
+
+    def error_details(self, data: Any) -> tuple[str, str]:
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or ""), str(err.get("type") or "")
+        return "", ""
+
+    def http_error(self, provider: str, response: httpx.Response, raw: bytes) -> ProviderError:
+        error = super().http_error(provider, response, raw)
+        if response.status_code == 529:  # overloaded: retry elsewhere like a 503
+            error.kind = ErrorKind.UNAVAILABLE
+        return error
+
+    def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
+        provider = model.provider.name
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: answer has no content")
+        text, calls = [], []
+        for block in data["content"]:
+            if block.get("type") == "text":
+                text.append(block.get("text", ""))
+            elif block.get("type") == "tool_use":
+                calls.append(
+                    {
+                        "id": block.get("id"),
+                        "type": "function",
+                        "function": {"name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()},
+                    }
+                )
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+        if calls:
+            message["tool_calls"] = calls
+        usage = data.get("usage") or {}
+        prompt = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        return ChatResponse(
+            model=str(data.get("model") or model.upstream_id),
+            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": STOP_REASONS.get(data.get("stop_reason"), "stop")}],
+            usage=Usage(prompt, int(usage.get("output_tokens") or 0)),
+        )
+
+    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+        provider = model.provider.name
+        name = model.upstream_id
+        prompt_tokens = completion_tokens = 0
+        tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
+        async for event, data in sse_events(response):
+            obj = loads(data, provider)
+            kind = obj.get("type", event) if isinstance(obj, dict) else event
+            if kind == "message_start":
+                message = obj.get("message") or {}
+                name = message.get("model") or name
+                usage = message.get("usage") or {}
+                prompt_tokens = sum(
+                    int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+                )
+                completion_tokens = int(usage.get("output_tokens") or 0)
+                yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            elif kind == "content_block_start":
+                block = obj.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    idx = tool_index.setdefault(obj.get("index", 0), len(tool_index))
+                    call = {"index": idx, "id": block.get("id"), "type": "function",
+                            "function": {"name": block.get("name"), "arguments": ""}}
+                    yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+            elif kind == "content_block_delta":
+                delta = obj.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    yield ChatChunk(name, [{"index": 0, "delta": {"content": delta.get("text", "")}, "finish_reason": None}])
+                elif delta.get("type") == "input_json_delta":
+                    idx = tool_index.get(obj.get("index", 0), 0)
+                    call = {"index": idx, "function": {"arguments": delta.get("partial_json", "")}}
+                    yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+            elif kind == "message_delta":
+                usage = obj.get("usage") or {}
+                completion_tokens = int(usage.get("output_tokens") or completion_tokens)
+                reason = STOP_REASONS.get((obj.get("delta") or {}).get("stop_reason"), "stop")
+                yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": reason}])
+            elif kind == "message_stop":
+                yield ChatChunk(name, [], usage=Usage(prompt_tokens, completion_tokens))
+                return
+            elif kind == "error":
+                message, code = self.error_details(obj)
+                raise ProviderError(ERROR_KINDS.get(code, ErrorKind.UNAVAILABLE), f"{provider}: stream error - {message[:200]}")
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without message_stop")

@@ -1,0 +1,188 @@
+"""What every adapter shares: the contract, HTTP error classification, SSE parsing.
+
+Adapters only translate. Retries, fallbacks and timeouts-as-policy live in the
+routing engine, which decides on `ProviderError.kind` alone.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..catalog import ModelInfo
+from ..http import get_client, timeout_for
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
+
+_SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
+_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long", "context window")
+_POLICY_HINTS = ("content_policy", "content policy", "content_filter", "safety system")
+
+
+def scrub(message: str, limit: int = 300) -> str:
+    """Upstream error text made safe to show: no key-like strings, bounded length."""
+    text = _SECRETISH.sub("[redacted]", str(message or "")).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def classify_status(status: int, message: str, code: str = "") -> ErrorKind:
+    lowered = f"{code} {message}".lower()
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status == 408:
+        return ErrorKind.TIMEOUT
+    if status in (400, 404, 409, 413, 422):
+        if status == 413 or any(h in lowered for h in _CONTEXT_HINTS):
+            return ErrorKind.CONTEXT_LENGTH
+        if any(h in lowered for h in _POLICY_HINTS):
+            return ErrorKind.CONTENT_POLICY
+        return ErrorKind.BAD_REQUEST
+    if status >= 500:
+        return ErrorKind.UNAVAILABLE
+    return ErrorKind.BAD_RESPONSE
+
+
+def transport_error(exc: httpx.HTTPError, provider: str) -> ProviderError:
+    """Classify an httpx failure that produced no HTTP status."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(ErrorKind.TIMEOUT, f"{provider}: no answer within the timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: connection failed ({type(exc).__name__})")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError)):
+        return ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: connection closed before the answer was complete")
+    return ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: {type(exc).__name__}")
+
+
+def loads(raw: bytes | str, provider: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: answer is not valid JSON") from None
+
+
+class Adapter:
+    """Base of all adapters. Subclasses implement the translation hooks."""
+
+    name = "base"
+
+    # ---- hooks -------------------------------------------------------------
+    def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
+        """Return (url, headers, json body)."""
+        raise NotImplementedError
+
+    def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
+        raise NotImplementedError
+
+    def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+        raise NotImplementedError
+
+    def error_details(self, data: Any) -> tuple[str, str]:
+        """(message, code) from the provider's error body."""
+        return "", ""
+
+    # ---- shared machinery --------------------------------------------------
+    async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
+        url, headers, body = self.build_request(model, req, stream=False)
+        provider = model.provider.name
+        try:
+            response = await get_client().post(
+                url, content=orjson.dumps(body), headers=headers, timeout=timeout_for(timeout)
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, provider) from None
+        if response.status_code >= 400:
+            raise self.http_error(provider, response, response.content)
+        return self.parse_response(model, loads(response.content, provider))
+
+    async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
+        url, headers, body = self.build_request(model, req, stream=True)
+        provider = model.provider.name
+        client = get_client()
+        request = client.build_request(
+            "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout_for(timeout)
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, provider) from None
+        try:
+            if response.status_code >= 400:
+                raw = await response.aread()
+                raise self.http_error(provider, response, raw)
+            async for chunk in self.parse_stream(model, response):
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, provider) from None
+        finally:
+            await response.aclose()
+
+    def http_error(self, provider: str, response: httpx.Response, raw: bytes) -> ProviderError:
+        try:
+            message, code = self.error_details(orjson.loads(raw))
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            message, code = "", ""
+        status = response.status_code
+        kind = classify_status(status, message, code)
+        text = f"{provider}: HTTP {status}" + (f" - {scrub(message)}" if message else "")
+        return ProviderError(kind, text, status=status, retry_after=parse_retry_after(response.headers))
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """Yield (event, data) pairs of a text/event-stream body (multi-line data joined)."""
+    event, data = "", []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event = value
+    if data:
+        yield event, "\n".join(data)
+
+
+def auth_headers(model: ModelInfo, scheme: str = "bearer") -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    headers.update(model.provider.options.get("headers", {}))
+    key = model.provider.api_key
+    if model.provider.spec.needs_api_key and not key:
+        missing = model.provider.api_key_ref or "an API key"
+        raise ProviderError(ErrorKind.AUTH, f"{model.provider.name}: no API key configured ({missing} is not set)")
+    if key:
+        if scheme == "bearer":
+            headers["authorization"] = f"Bearer {key}"
+        else:
+            headers[scheme] = key
+    return headers

@@ -1,0 +1,76 @@
+"""The built-in mock provider: deterministic text, no network, zero cost.
+
+For the offline demo and for chaos testing only. Options (provider JSON):
+latency_ms (before the first token), tokens_per_s (0 = instant), failure_rate (0..1,
+fails with a simulated 503), reply (fixed text instead of the generated one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator
+
+from ..catalog import ModelInfo
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from .anthropic import _text
+from .base import Adapter
+
+WORDS = (
+    "gateway route model token stream budget latency provider answer request cache "
+    "fallback policy cost team key guard signal metric trace window prompt reply"
+).split()
+
+
+def mock_reply(model: ModelInfo, req: ChatRequest) -> str:
+    fixed = model.provider.options.get("reply")
+    if fixed:
+        return str(fixed)
+    last = next((_text(m.get("content")) for m in reversed(req.messages) if m.get("role") == "user"), "")
+    digest = hashlib.sha256(f"{model.upstream_id}|{last}".encode()).digest()
+    words = [WORDS[b % len(WORDS)] for b in digest[:12]]
+    return f"[mock {model.upstream_id}] " + " ".join(words) + "."
+
+
+def mock_usage(req: ChatRequest, text: str) -> Usage:
+    prompt = sum(len(_text(m.get("content")).split()) + 3 for m in req.messages)
+    return Usage(prompt, len(text.split()))
+
+
+class MockAdapter(Adapter):
+    name = "mock"
+
+    async def _prepare(self, model: ModelInfo, req: ChatRequest) -> tuple[str, float]:
+        opts = model.provider.options
+        if random.random() < float(opts.get("failure_rate", 0)):
+            raise ProviderError(ErrorKind.UNAVAILABLE, f"{model.provider.name}: simulated failure (mock)", status=503)
+        await asyncio.sleep(float(opts.get("latency_ms", 0)) / 1000)
+        text = mock_reply(model, req)
+        if req.max_tokens:
+            text = " ".join(text.split()[: req.max_tokens])
+        rate = float(opts.get("tokens_per_s", 0))
+        return text, (1 / rate if rate > 0 else 0.0)
+
+    async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
+        text, per_token = await self._prepare(model, req)
+        await asyncio.sleep(per_token * len(text.split()))
+        message = {"role": "assistant", "content": text}
+        return ChatResponse(
+            model=model.upstream_id,
+            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            usage=mock_usage(req, text),
+        )
+
+    async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
+        text, per_token = await self._prepare(model, req)
+        name = model.upstream_id
+        yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            if per_token:
+                await asyncio.sleep(per_token)
+            piece = word if i == 0 else " " + word
+            yield ChatChunk(name, [{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+        yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        yield ChatChunk(name, [], usage=mock_usage(req, text))

@@ -1,0 +1,129 @@
+"""Ollama's native chat API (POST /api/chat): NDJSON streaming, options object, free."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..catalog import ModelInfo
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from .anthropic import _text
+from .base import Adapter, auth_headers, loads
+
+OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+
+
+def _messages(messages: list[dict]) -> list[dict]:
+    out = []
+    for msg in messages:
+        item: dict[str, Any] = {"role": msg.get("role"), "content": _text(msg.get("content"))}
+        images = [
+            p["image_url"]["url"].split(";base64,", 1)[-1]
+            for p in msg.get("content") or []
+            if isinstance(msg.get("content"), list) and isinstance(p, dict) and p.get("type") == "image_url"
+        ]
+        if images:
+            item["images"] = images
+        if msg.get("tool_calls"):
+            item["tool_calls"] = [
+                {"function": {"name": c["function"]["name"], "arguments": orjson.loads(c["function"].get("arguments") or "{}")}}
+                for c in msg["tool_calls"]
+            ]
+        out.append(item)
+    return out
+
+
+def _tool_calls(message: dict) -> list[dict]:
+    return [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": c["function"]["name"], "arguments": orjson.dumps(c["function"].get("arguments") or {}).decode()},
+        }
+        for i, c in enumerate(message.get("tool_calls") or [])
+    ]
+
+
+def _finish(obj: dict, has_tools: bool) -> str:
+    if has_tools:
+        return "tool_calls"
+    return "length" if obj.get("done_reason") == "length" else "stop"
+
+
+class OllamaAdapter(Adapter):
+    name = "ollama"
+
+    def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
+        params = req.params
+        options = {target: params[src] for src, target in OPTION_NAMES.items() if params.get(src) is not None}
+        if req.max_tokens:
+            options["num_predict"] = req.max_tokens
+        body: dict[str, Any] = {"model": model.upstream_id, "messages": _messages(req.messages), "stream": stream}
+        if options:
+            body["options"] = options
+        fmt = params.get("response_format") or {}
+        if fmt.get("type") == "json_object":
+            body["format"] = "json"
+        elif fmt.get("type") == "json_schema":
+            body["format"] = (fmt.get("json_schema") or {}).get("schema") or "json"
+        if params.get("tools"):
+            body["tools"] = params["tools"]
+        return f"{model.provider.base_url}/api/chat", auth_headers(model), body
+
+    def error_details(self, data: Any) -> tuple[str, str]:
+        err = data.get("error") if isinstance(data, dict) else None
+        return (str(err), "") if err else ("", "")
+
+    def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
+        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{model.provider.name}: answer has no message")
+        calls = _tool_calls(data["message"])
+        message: dict[str, Any] = {"role": "assistant", "content": data["message"].get("content", "")}
+        if calls:
+            message["tool_calls"] = calls
+        return ChatResponse(
+            model=str(data.get("model") or model.upstream_id),
+            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(data, bool(calls))}],
+            usage=Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)),
+        )
+
+    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+        provider = model.provider.name
+        first = True
+        saw_tools = False
+        async for line in response.aiter_lines():
+            if not line.strip():
+                continue
+            obj = loads(line, provider)
+            if not isinstance(obj, dict):
+                raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream line")
+            if obj.get("error"):
+                raise ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: stream error - {str(obj['error'])[:200]}")
+            name = str(obj.get("model") or model.upstream_id)
+            message = obj.get("message") or {}
+            delta: dict[str, Any] = {"content": message.get("content", "")}
+            if first:
+                delta["role"] = "assistant"
+                first = False
+            calls = _tool_calls(message)
+            if calls:
+                saw_tools = True
+                delta["tool_calls"] = [dict(c, index=i) for i, c in enumerate(calls)]
+            if obj.get("done"):
+                if delta.get("content") or calls or "role" in delta:
+                    yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
+                yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": _finish(obj, saw_tools)}])
+                yield ChatChunk(name, [], usage=Usage(int(obj.get("prompt_eval_count") or 0), int(obj.get("eval_count") or 0)))
+                return
+            yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended before done")

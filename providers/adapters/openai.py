@@ -1,0 +1,94 @@
+"""OpenAI chat completions wire format, for OpenAI and every OpenAI-compatible API.
+
+The gateway's public dialect is OpenAI's, so requests pass through nearly as sent:
+the model id is replaced, parameters the kind does not support are dropped, and
+streams always ask for usage so the gateway can bill them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..catalog import ModelInfo
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from .base import Adapter, auth_headers, loads, sse_events
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+
+
+class OpenAIAdapter(Adapter):
+    name = "openai"
+
+    def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
+        unsupported = model.provider.spec.unsupported_params
+        body: dict[str, Any] = {k: v for k, v in req.params.items() if k not in unsupported}
+        body["model"] = model.upstream_id
+        body["messages"] = req.messages
+        if stream:
+            body["stream"] = True
+            if model.provider.spec.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return f"{model.provider.base_url}/chat/completions", auth_headers(model), body
+
+    def error_details(self, data: Any) -> tuple[str, str]:
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or ""), str(err.get("code") or err.get("type") or "")
+        if isinstance(err, str):
+            return err, ""
+        return "", ""
+
+    def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
+        provider = model.provider.name
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: answer has no choices")
+        choices = []
+        for i, choice in enumerate(data["choices"]):
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: choice without a message")
+            choices.append(
+                {
+                    "index": choice.get("index", i),
+                    "message": message,
+                    "logprobs": choice.get("logprobs"),
+                    "finish_reason": choice.get("finish_reason"),
+                }
+            )
+        return ChatResponse(model=str(data.get("model") or model.upstream_id), choices=choices, usage=_usage(data.get("usage")))
+
+    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+        provider = model.provider.name
+        async for _event, data in sse_events(response):
+            if data.strip() == "[DONE]":
+                return
+            obj = loads(data, provider)
+            if not isinstance(obj, dict):
+                raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream event")
+            if "error" in obj:
+                message, code = self.error_details(obj)
+                kind = ErrorKind.RATE_LIMITED if "rate" in code else ErrorKind.UNAVAILABLE
+                raise ProviderError(kind, f"{provider}: stream error - {message[:200]}")
+            choices = obj.get("choices") or []
+            yield ChatChunk(
+                model=str(obj.get("model") or model.upstream_id),
+                choices=[
+                    {
+                        "index": c.get("index", 0),
+                        "delta": c.get("delta") or {},
+                        "logprobs": c.get("logprobs"),
+                        "finish_reason": c.get("finish_reason"),
+                    }
+                    for c in choices
+                    if isinstance(c, dict)
+                ],
+                usage=_usage(obj.get("usage")),
+            )
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")

@@ -1,0 +1,89 @@
+"""Immutable snapshots of providers and models, as the hot path and adapters see them.
+
+Built from the database in one pass (see `load_models`) and cached in process by the
+routing catalog; adapters receive a `ModelInfo` and never touch the ORM.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .kinds import KINDS, KindSpec
+from .models import ENV_REF, Model
+from .types import Price
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    id: int
+    name: str
+    kind: str
+    spec: KindSpec
+    base_url: str
+    api_key: str | None  # resolved secret; repr-hidden below
+    api_key_ref: str | None  # "env:VAR" when the key comes from the environment
+    timeout_s: float
+    options: dict[str, Any]
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ProviderInfo({self.name!r}, kind={self.kind!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: int
+    name: str
+    upstream_id: str
+    provider: ProviderInfo
+    price: Price
+    context_window: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.name}"
+
+
+def resolve_api_key(stored: str) -> tuple[str | None, str | None]:
+    """Return (secret, env reference) for a stored key value."""
+    if not stored:
+        return None, None
+    match = ENV_REF.match(stored)
+    if match:
+        return os.environ.get(match.group(1)) or None, stored
+    return stored, None
+
+
+def model_info(model: Model) -> ModelInfo:
+    provider = model.provider
+    spec = KINDS[provider.kind]
+    secret, ref = resolve_api_key(provider.api_key)
+    pinfo = ProviderInfo(
+        id=provider.id,
+        name=provider.name,
+        kind=provider.kind,
+        spec=spec,
+        base_url=provider.effective_base_url,
+        api_key=secret,
+        api_key_ref=ref,
+        timeout_s=float(provider.timeout_s),
+        options=dict(provider.options or {}),
+    )
+    price = Price(model.input_price_per_mtok, model.output_price_per_mtok)
+    if spec.free:
+        price = Price(price.input_per_mtok * 0, price.output_per_mtok * 0)
+    return ModelInfo(
+        id=model.id,
+        name=model.name,
+        upstream_id=model.effective_upstream_id,
+        provider=pinfo,
+        price=price,
+        context_window=model.context_window,
+    )
+
+
+def load_models() -> dict[int, ModelInfo]:
+    """All enabled models of enabled providers (with a known kind), by id. Sync (ORM)."""
+    qs = Model.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
+    return {m.id: model_info(m) for m in qs if m.provider.kind in KINDS}

@@ -1,0 +1,163 @@
+"""Provider and Model: where requests can go and what they cost."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django_cryptography.fields import encrypt
+
+from .kinds import KINDS, kind_choices
+
+ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+NAME_HELP = "Letters, digits, '.', '-' and '_'. Used in config files and reports."
+
+
+def validate_name(value: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", value or ""):
+        raise ValidationError(
+            "Use letters, digits, '.', ':', '-' and '_' only, starting with a letter or digit."
+        )
+
+
+class Timestamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Provider(Timestamped):
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name], help_text=NAME_HELP)
+    kind = models.CharField(max_length=40, choices=kind_choices, help_text="Which API this provider speaks.")
+    base_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Leave blank for the kind's public endpoint. For OpenAI-compatible servers, "
+        "include the version path, e.g. http://127.0.0.1:8000/v1.",
+    )
+    # Encrypted at rest; either the secret itself or a reference `env:VARNAME`.
+    api_key = encrypt(
+        models.TextField(
+            blank=True,
+            default="",
+            help_text="The provider's API key (stored encrypted), or env:VARNAME to read it "
+            "from the gateway's environment. Leave blank to keep the current key.",
+        )
+    )
+    timeout_s = models.DecimalField(
+        "request timeout (s)",
+        max_digits=6,
+        decimal_places=1,
+        default=Decimal("60"),
+        validators=[MinValueValidator(Decimal("0.1"))],
+        help_text="Longest wait for one upstream call (and between streamed chunks).",
+    )
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Kind-specific settings as JSON. Mock: {"latency_ms": 200, "tokens_per_s": 50, '
+        '"failure_rate": 0.1}. Any kind: {"headers": {"X-Org": "..."}}.',
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def spec(self):
+        return KINDS.get(self.kind)
+
+    @property
+    def api_key_display(self) -> str:
+        """What may be shown back: the env reference, or a masked tail of the secret."""
+        if not self.api_key:
+            return "(none)"
+        if ENV_REF.match(self.api_key):
+            return self.api_key
+        return f"…{self.api_key[-4:]}" if len(self.api_key) >= 12 else "••••"
+
+    def clean(self) -> None:
+        spec = KINDS.get(self.kind)
+        if spec is None:
+            raise ValidationError({"kind": f"Unknown provider kind '{self.kind}'. Choose one of: {', '.join(KINDS)}."})
+        if spec.wire not in ("mock",) and not (self.base_url or spec.default_base_url):
+            raise ValidationError({"base_url": f"A base URL is required for kind '{self.kind}'."})
+        if self.api_key.startswith("env:") and not ENV_REF.match(self.api_key):
+            raise ValidationError({"api_key": "An environment reference looks like env:VARNAME."})
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "Options must be a JSON object."})
+        headers = self.options.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValidationError({"options": '"headers" must be an object of strings.'})
+        if spec.wire == "mock":
+            rate = self.options.get("failure_rate", 0)
+            if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ValidationError({"options": '"failure_rate" must be a number between 0 and 1.'})
+            for opt in ("latency_ms", "tokens_per_s"):
+                val = self.options.get(opt, 0)
+                if not isinstance(val, (int, float)) or val < 0:
+                    raise ValidationError({"options": f'"{opt}" must be a non-negative number.'})
+
+    @property
+    def effective_base_url(self) -> str:
+        spec = KINDS.get(self.kind)
+        return (self.base_url or (spec.default_base_url if spec else "")).rstrip("/")
+
+
+class Model(Timestamped):
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(
+        max_length=200,
+        validators=[validate_name],
+        help_text="Name inside this provider; routes refer to it as provider/name.",
+    )
+    upstream_id = models.CharField(
+        "upstream model id",
+        max_length=200,
+        blank=True,
+        help_text="The model id sent to the provider. Leave blank to use the name.",
+    )
+    input_price_per_mtok = models.DecimalField(
+        "input price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+    output_price_per_mtok = models.DecimalField(
+        "output price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+    context_window = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens the model accepts (prompt + answer). Blank if unknown."
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["provider__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="model_unique_name_per_provider"),
+            models.CheckConstraint(
+                condition=models.Q(input_price_per_mtok__gte=0) & models.Q(output_price_per_mtok__gte=0),
+                name="model_prices_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.name}" if self.provider_id else self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.input_price_per_mtok is not None and self.input_price_per_mtok < 0:
+            errors["input_price_per_mtok"] = "Prices cannot be negative."
+        if self.output_price_per_mtok is not None and self.output_price_per_mtok < 0:
+            errors["output_price_per_mtok"] = "Prices cannot be negative."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def effective_upstream_id(self) -> str:
+        return self.upstream_id or self.name

@@ -1,0 +1,27 @@
+"""Prometheus series of the gateway, per route/provider/model (exported at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LABELS = ("route", "provider", "model")
+
+REQUESTS = Counter(
+    "gateway_requests_total", "Requests that reached a provider, by outcome", (*LABELS, "status", "stream")
+)
+LATENCY = Histogram(
+    "gateway_request_latency_seconds",
+    "Total request latency through the gateway",
+    LABELS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+TTFT = Histogram(
+    "gateway_time_to_first_token_seconds",
+    "Time to the first streamed token",
+    LABELS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TOKENS = Counter("gateway_tokens_total", "Tokens processed", (*LABELS, "type"))
+COST = Counter("gateway_cost_usd_total", "Spend in USD", LABELS)
+ATTEMPTS = Counter("gateway_upstream_attempts_total", "Upstream attempts by outcome", ("provider", "model", "outcome"))
+REJECTED = Counter("gateway_rejected_requests_total", "Requests refused before any provider call", ("status", "code"))

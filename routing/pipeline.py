@@ -1,0 +1,242 @@
+"""The hot path, transport-agnostic: the REST views and the playground both call it.
+
+    prepare()  authenticate -> validate -> resolve route        (no provider call)
+    complete() / stream()  route + call -> settle (usage record, metrics)
+
+Settlement happens exactly once per request that reached a provider, including
+failures and client disconnects (see `Call.settle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.keys import KeyInfo, authenticate
+from billing.models import UsageRecord
+from billing.usage import UsageEntry, record_usage
+from gateway_project.db import run_db
+from gateway_project.errors import GatewayError, NotFound, PermissionDenied
+from providers.tokens import estimate_prompt_tokens, estimate_tokens
+from providers.types import ChatChunk, ChatRequest, ChatResponse, ProviderError, Usage
+
+from . import engine, metrics
+from .catalog import RouteInfo, routing_table
+from .schemas import parse_chat_request
+
+log = logging.getLogger("gateway.pipeline")
+_background: set[asyncio.Task] = set()
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
+    table = await routing_table.get()
+    route = table.routes.get(name)
+    if route is None:
+        if name in table.disabled:
+            raise NotFound(f"The route '{name}' is disabled.", param="model", code="route_disabled")
+        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.", param="model")
+    if not key.may_use(route.id):
+        raise PermissionDenied(f"This API key may not use the route '{name}'.", param="model")
+    return route
+
+
+async def allowed_routes(key: KeyInfo) -> list[RouteInfo]:
+    table = await routing_table.get()
+    return [r for r in table.routes.values() if key.may_use(r.id)]
+
+
+@dataclass(slots=True)
+class Call:
+    """One request on its way through the gateway."""
+
+    request_id: str
+    key: KeyInfo
+    req: ChatRequest
+    run: engine.Run
+    usage: Usage | None = None
+    cost: Decimal = Decimal(0)
+    ttft: float | None = None
+    completion_text: list[str] = field(default_factory=list)
+    settled: bool = False
+
+    @property
+    def route(self) -> RouteInfo:
+        return self.run.route
+
+    def entry(self, status: str, http_status: int, error_kind: str = "") -> UsageEntry:
+        target = self.run.target
+        model = target.model if target else None
+        usage = self.usage or Usage()
+        if model is not None:
+            self.cost = model.price.cost(usage)
+        latency = time.monotonic() - self.run.started
+        return UsageEntry(
+            request_id=self.request_id,
+            key_id=self.key.id,
+            key_prefix=self.key.prefix,
+            team_id=self.key.team_id,
+            team_name=self.key.team_name,
+            route_id=self.route.id,
+            route_name=self.route.name,
+            provider_id=model.provider.id if model else None,
+            provider_name=model.provider.name if model else "",
+            model_id=model.id if model else None,
+            model_name=model.label if model else "",
+            status=status,
+            error_kind=error_kind,
+            http_status=http_status,
+            stream=self.req.stream,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            usage_estimated=usage.estimated,
+            input_price_per_mtok=model.price.input_per_mtok if model else Decimal(0),
+            output_price_per_mtok=model.price.output_per_mtok if model else Decimal(0),
+            cost_usd=self.cost,
+            latency_ms=int(latency * 1000),
+            ttft_ms=int(self.ttft * 1000) if self.ttft is not None else None,
+            attempts=len(self.run.attempts),
+            attempt_log=[a.as_dict() for a in self.run.attempts],
+        )
+
+    def estimated_usage(self) -> Usage:
+        return Usage(
+            estimate_prompt_tokens(self.req.messages),
+            estimate_tokens("".join(self.completion_text)),
+            estimated=True,
+        )
+
+    async def settle(self, status: str, http_status: int, error_kind: str = "") -> None:
+        """Record usage and metrics once. Nothing is recorded if no provider was tried."""
+        if self.settled or not self.run.attempts:
+            return
+        self.settled = True
+        entry = self.entry(status, http_status, error_kind)
+        _observe(entry, self)
+        await run_db(record_usage, entry)
+
+    def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
+        """For a cancelled request: the record must be written even though the
+        request's own task is being torn down."""
+        if self.settled or not self.run.attempts:
+            return
+        task = asyncio.get_running_loop().create_task(self.settle(status, http_status, error_kind))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+def _observe(entry: UsageEntry, call: Call) -> None:
+    labels = (entry.route_name, entry.provider_name, entry.model_name)
+    metrics.REQUESTS.labels(*labels, entry.status, str(entry.stream).lower()).inc()
+    metrics.LATENCY.labels(*labels).observe(entry.latency_ms / 1000)
+    if call.ttft is not None:
+        metrics.TTFT.labels(*labels).observe(call.ttft)
+    metrics.TOKENS.labels(*labels, "prompt").inc(entry.prompt_tokens)
+    metrics.TOKENS.labels(*labels, "completion").inc(entry.completion_tokens)
+    if entry.cost_usd:
+        metrics.COST.labels(*labels).inc(float(entry.cost_usd))
+
+
+async def prepare(authorization: str | None, body: bytes) -> Call:
+    """Steps 1-3 of the hot path. Raises GatewayError (401/400/404/403)."""
+    key = await authenticate(authorization)
+    req = parse_chat_request(body)
+    route = await resolve_route(key, req.model)
+    return Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route))
+
+
+async def complete(call: Call) -> ChatResponse:
+    try:
+        response = await engine.complete(call.run, call.req)
+    except GatewayError as error:
+        await call.settle(UsageRecord.Status.ERROR, error.status, _error_kind(call))
+        raise
+    except asyncio.CancelledError:
+        call.settle_in_background(UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+        raise
+    call.usage = response.usage or Usage(
+        estimate_prompt_tokens(call.req.messages),
+        estimate_tokens("".join(str(c["message"].get("content") or "") for c in response.choices)),
+        estimated=True,
+    )
+    await call.settle(UsageRecord.Status.SUCCESS, 200)
+    return response
+
+
+async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
+    """Open the stream (falling back while nothing was sent), then yield every chunk.
+
+    Errors before the first chunk raise GatewayError (the view answers with a proper
+    HTTP status); after it, they end the iteration with an error the transport sends
+    in-band. Usage is settled when the iteration ends, however it ends.
+    """
+    try:
+        first, rest = await engine.open_stream(call.run, call.req)
+    except GatewayError as error:
+        await call.settle(UsageRecord.Status.ERROR, error.status, _error_kind(call))
+        raise
+    except asyncio.CancelledError:
+        call.settle_in_background(UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+        raise
+    return _relay(call, first, rest)
+
+
+async def _relay(call: Call, first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    outcome: tuple[str, int, str] = (UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+    try:
+        chunk = first
+        while True:
+            _account(call, chunk)
+            yield chunk
+            try:
+                chunk = await anext(rest)
+            except StopAsyncIteration:
+                break
+        outcome = (UsageRecord.Status.SUCCESS, 200, "")
+    except ProviderError as error:
+        # Headers (200) are already sent: the client sees an in-band error event.
+        outcome = (UsageRecord.Status.ERROR, 200, error.kind.value)
+        raise
+    finally:
+        if call.usage is None or outcome[0] != UsageRecord.Status.SUCCESS:
+            call.usage = call.usage or call.estimated_usage()
+        await _close_quietly(rest)
+        if outcome[0] == UsageRecord.Status.CLIENT_CLOSED:
+            call.settle_in_background(*outcome)
+        else:
+            await call.settle(*outcome)
+
+
+def _account(call: Call, chunk: ChatChunk) -> None:
+    if chunk.usage is not None:
+        call.usage = chunk.usage
+    for choice in chunk.choices:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content or delta.get("tool_calls"):
+            if call.ttft is None:
+                call.ttft = time.monotonic() - call.run.started
+            if content:
+                call.completion_text.append(content)
+            for tc in delta.get("tool_calls") or []:
+                call.completion_text.append((tc.get("function") or {}).get("arguments") or "")
+
+
+async def _close_quietly(agen: AsyncIterator) -> None:
+    try:
+        await agen.aclose()  # closes the upstream connection: no orphaned generation
+    except BaseException:  # noqa: BLE001 - teardown of a possibly cancelled stream
+        pass
+
+
+def _error_kind(call: Call) -> str:
+    failed = [a.outcome for a in call.run.attempts if a.outcome != "ok"]
+    return failed[-1] if failed else ""

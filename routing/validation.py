@@ -1,0 +1,35 @@
+"""Checks on a route as a whole (route + its targets), shared by the admin and the
+config importer so both refuse the same broken configurations with the same words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+
+from providers.models import Model
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    model: Model
+    enabled: bool = True
+    weight: int = 1
+
+
+def check_route_targets(route_name: str, route_enabled: bool, strategy: str, targets: Iterable[TargetSpec]) -> None:
+    """Raise ValidationError with a readable message if the route could never serve."""
+    targets = list(targets)
+    models = [t.model for t in targets]
+    if len({m.pk for m in models}) != len(models):
+        raise ValidationError(f"Route '{route_name}' lists the same model twice.")
+    usable = [t for t in targets if t.enabled and t.model.enabled and t.model.provider.enabled]
+    if route_enabled and not usable:
+        if any(t.enabled for t in targets):
+            raise ValidationError(
+                f"Route '{route_name}' is enabled but every enabled target points at a disabled model or provider."
+            )
+        raise ValidationError(f"Route '{route_name}' is enabled but has no enabled target. Add one, or disable the route.")
+    if any(t.weight < 0 for t in targets):
+        raise ValidationError("Weights cannot be negative.")

@@ -1,0 +1,227 @@
+"""Fake Anthropic Messages API: ``POST /v1/messages`` (+ ``count_tokens``, ``GET /v1/models``).
+
+Reproduces the real wire format: ``Message`` objects, named SSE events
+(``event: <type>\\ndata: <json>\\n\\n``: message_start, content_block_start, ping,
+content_block_delta, content_block_stop, message_delta, message_stop),
+``{"type": "error", "error": {"type", "message"}, "request_id"}`` errors,
+``x-api-key`` + ``anthropic-version`` headers, top-level ``system`` and
+``tool_use`` blocks streamed as ``input_json_delta`` partial JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent, dumps, random_id
+from .text import Answer, content_text, count_words, prompt_token_count
+
+_ERRORS: dict[int, tuple[str, str]] = {  # status -> (error.type, message)
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    402: ("billing_error", "Your credit balance is too low to access the Anthropic API."),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "Not found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+    500: ("api_error", "Internal server error"),
+    504: ("timeout_error", "Request timeout"),
+    529: ("overloaded_error", "Overloaded"),
+}
+_STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+_WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
+TOOL_INPUT: dict[str, Any] = {"city": "Paris"}
+
+
+class FakeAnthropic(FakeServer):
+    """Fake of the Anthropic Messages API; ``base_url`` is the server root."""
+
+    default_reply_text = "Hello from fake-anthropic."
+    default_models = ("claude-sonnet-4-6", "claude-haiku-4-5")
+
+    def route(self, ex: Exchange) -> tuple[Route, bool] | None:
+        if (ex.method, ex.path) == ("POST", "/v1/messages"):
+            return self._messages, True
+        if (ex.method, ex.path) == ("POST", "/v1/messages/count_tokens"):
+            return self._count_tokens, False
+        if (ex.method, ex.path) == ("GET", "/v1/models"):
+            return self._models, False
+        return None
+
+    def response_headers(self) -> dict[str, str]:
+        return {"request-id": random_id("req_011", 24)}
+
+    def error_payload(self, status: int, message: str | None = None, *, type: str | None = None) -> Any:
+        default_type, default_message = _ERRORS.get(
+            status, ("api_error" if status >= 500 else "invalid_request_error", "Request failed."))
+        return {"type": "error", "error": {"type": type or default_type, "message": message or default_message},
+                "request_id": random_id("req_011", 24)}
+
+    def garbage_event(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n'
+
+    @property
+    def last_system(self) -> Any:
+        """The ``system`` field of the latest /v1/messages request (None if absent)."""
+        for req in reversed(self.requests):
+            if req.path == "/v1/messages" and isinstance(req.body, dict):
+                return req.body.get("system")
+        return None
+
+    # -- validation ---------------------------------------------------------------------
+    def _authorized(self, ex: Exchange) -> bool:
+        """``x-api-key`` (or ``Authorization: Bearer`` for OAuth tokens) must match ``api_key``."""
+        key = ex.headers.get("x-api-key") or ex.headers.get("authorization", "").removeprefix("Bearer ")
+        return self.api_key is None or key == self.api_key
+
+    def _check(self, ex: Exchange, *, needs_max_tokens: bool) -> bool:
+        """Send the real error response and return False when the request is refused."""
+        if not self._authorized(ex):
+            self.send_error(ex, 401, "invalid x-api-key")
+            return False
+        problem = self._problem(ex, needs_max_tokens)
+        if problem is not None:
+            status, message = problem
+            self.send_error(ex, status, message)
+            return False
+        return True
+
+    def _problem(self, ex: Exchange, needs_max_tokens: bool) -> tuple[int, str] | None:
+        if not ex.headers.get("anthropic-version"):
+            return 400, "anthropic-version: header is required"
+        body = ex.json
+        if ex.invalid_json or not isinstance(body, dict):
+            return 400, "The request body is not valid JSON."
+        required = ("model", "max_tokens", "messages") if needs_max_tokens else ("model", "messages")
+        for name in required:
+            if name not in body:
+                return 400, f"{name}: Field required"
+        if needs_max_tokens and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
+            return 400, "max_tokens: Input should be greater than or equal to 1"
+        messages = body["messages"]
+        if not isinstance(messages, list) or not messages:
+            return 400, "messages: List should have at least 1 item after validation, not 0"
+        for i, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if role == "system":
+                return 400, ('messages: Unexpected role "system". The Messages API accepts a top-level '
+                             '`system` parameter, not "system" as an input message role.')
+            if role not in ("user", "assistant"):
+                return 400, f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        if not self.model_known(body["model"]):
+            return 404, f"model: {body['model']}"
+        return None
+
+    # -- endpoints ------------------------------------------------------------------------
+    def _models(self, ex: Exchange, _: Behaviour | None) -> None:
+        if not self._authorized(ex):
+            return self.send_error(ex, 401, "invalid x-api-key")
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+                for m in self.listed_models()]
+        ex.send_json(200, {"data": data, "has_more": False,
+                           "first_id": data[0]["id"] if data else None,
+                           "last_id": data[-1]["id"] if data else None})
+
+    def _count_tokens(self, ex: Exchange, _: Behaviour | None) -> None:
+        if self._check(ex, needs_max_tokens=False):
+            ex.send_json(200, {"input_tokens": self._prompt_tokens(ex.json)})
+
+    @staticmethod
+    def _prompt_tokens(body: dict[str, Any]) -> int:
+        return prompt_token_count(body["messages"], system=body.get("system"))
+
+    def _messages(self, ex: Exchange, behaviour: Behaviour | None) -> None:
+        if not self._check(ex, needs_max_tokens=True):
+            return
+        body: dict[str, Any] = ex.json
+        tool = self._tool_call(body)
+        if tool is not None:
+            answer = self._tool_answer(behaviour, body)
+            blocks: list[dict[str, Any]] = [tool]
+        else:
+            answer = self.answer(behaviour, prompt_tokens=self._prompt_tokens(body),
+                                 max_words=body["max_tokens"], stops=body.get("stop_sequences") or [])
+            blocks = [{"type": "text", "text": answer.text}]
+        if body.get("stream"):
+            self.send_stream(ex, behaviour, self._events(body, answer, blocks), "text/event-stream; charset=utf-8")
+        else:
+            self.send_result(ex, behaviour, self._message(body, answer, blocks))
+
+    # -- tool use ---------------------------------------------------------------------------
+    @staticmethod
+    def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+        """A tool_use block when tools are offered and the last user text mentions weather."""
+        tools = body.get("tools")
+        users = [m for m in body["messages"] if m.get("role") == "user"]
+        if not tools or not users:
+            return None
+        content = users[-1].get("content")
+        parts = [content] if isinstance(content, str) else [
+            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+        if not _WEATHER.search(" ".join(parts)):
+            return None
+        return {"type": "tool_use", "id": random_id("toolu_01", 22),
+                "name": tools[0].get("name", "tool"), "input": dict(TOOL_INPUT)}
+
+    def _tool_answer(self, behaviour: Behaviour | None, body: dict[str, Any]) -> Answer:
+        scripted = behaviour if behaviour is not None and behaviour.kind == "reply" else None
+        prompt = next(v for v in (scripted and scripted.prompt_tokens, self.prompt_tokens,
+                                  self._prompt_tokens(body)) if v is not None)
+        completion = next(v for v in (scripted and scripted.completion_tokens, self.completion_tokens,
+                                      count_words(json.dumps(TOOL_INPUT))) if v is not None)
+        return Answer(text="", prompt_tokens=prompt, completion_tokens=completion, reason="tool_use")
+
+    # -- payloads ------------------------------------------------------------------------------
+    @staticmethod
+    def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        return {"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "output_tokens": output_tokens, "service_tier": "standard"}
+
+    def _message(self, body: dict[str, Any], answer: Answer, blocks: list[dict[str, Any]],
+                 msg_id: str | None = None) -> dict[str, Any]:
+        return {
+            "id": msg_id or random_id("msg_01", 22),
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": blocks,
+            "stop_reason": _STOP_REASON.get(answer.reason, answer.reason),
+            "stop_sequence": answer.stop_sequence,
+            "usage": self._usage(answer.prompt_tokens, answer.completion_tokens),
+        }
+
+    def _events(self, body: dict[str, Any], answer: Answer,
+                blocks: list[dict[str, Any]]) -> Iterator[StreamEvent]:
+        start = {**self._message(body, answer, [], random_id("msg_01", 22)),
+                 "stop_reason": None, "stop_sequence": None,
+                 "usage": self._usage(answer.prompt_tokens, 1)}
+        yield "head", _event("message_start", {"message": start})
+        for index, block in enumerate(blocks):
+            if block["type"] == "tool_use":
+                opening, deltas = {**block, "input": {}}, _json_deltas(block["input"])
+            else:
+                opening = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": piece} for piece in answer.pieces]
+            yield "head", _event("content_block_start", {"index": index, "content_block": opening})
+            if index == 0:
+                yield "head", _event("ping", {})
+            for delta in deltas:
+                yield "content", _event("content_block_delta", {"index": index, "delta": delta})
+            yield "tail", _event("content_block_stop", {"index": index})
+        stop = {"stop_reason": _STOP_REASON.get(answer.reason, answer.reason),
+                "stop_sequence": answer.stop_sequence}
+        yield "tail", _event("message_delta", {"delta": stop, "usage": {"output_tokens": answer.completion_tokens}})
+        yield "tail", _event("message_stop", {})
+
+
+def _json_deltas(tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool input JSON in several ``input_json_delta`` pieces (first one empty, as the API does)."""
+    raw = json.dumps(tool_input)
+    step = max(1, len(raw) // 3)
+    pieces = [""] + [raw[i:i + step] for i in range(0, len(raw), step)]
+    return [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + dumps({"type": kind, **data}) + b"\n\n"
