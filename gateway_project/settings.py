@@ -137,10 +137,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
         "store_processed": False,
     }
 )
+if CELERY_BROKER_URL.startswith("filesystem"):
+    for _folder in ("queue", "processed"):
+        (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
+# Defaults; django-celery-beat copies them into the database, where editors can
+# change or disable them in the admin (Periodic tasks).
+CELERY_BEAT_SCHEDULE = {
+    "prune-usage-records": {"task": "billing.tasks.prune_usage_records", "schedule": 24 * 3600},
+}
 
 # --- gateway --------------------------------------------------------------------
 # Seconds an in-process copy of keys/routes/models may be served before it is

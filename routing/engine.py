@@ -163,18 +163,36 @@ async def complete(run: Run, req: ChatRequest) -> ChatResponse:
     return await execute(run, req, call)
 
 
-async def open_stream(run: Run, req: ChatRequest) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
-    """Start a stream, falling back until a first chunk arrives; return it and the rest."""
+def _substantive(chunk: ChatChunk) -> bool:
+    """Does the chunk carry output (not just the role preamble providers send first)?"""
+    if chunk.usage is not None:
+        return True
+    for choice in chunk.choices:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+            return True
+    return False
 
-    async def call(target: TargetInfo, timeout: float) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+
+async def open_stream(run: Run, req: ChatRequest) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk]]:
+    """Start a stream, falling back until the first output chunk arrives.
+
+    Preamble chunks (the role-only delta) are held back, so a provider that dies
+    right after its preamble still counts as failed-before-first-byte. Returns the
+    held chunks (ending with the first output chunk) and the rest of the stream.
+    """
+
+    async def call(target: TargetInfo, timeout: float) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk]]:
         chunks = adapter_for(target.model).stream(target.model, req, timeout)
+        head: list[ChatChunk] = []
         try:
-            first = await anext(chunks)
+            while not head or not _substantive(head[-1]):
+                head.append(await anext(chunks))
         except StopAsyncIteration:
-            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{target.model.label}: empty stream") from None
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{target.model.label}: stream ended before any output") from None
         except BaseException:
             await chunks.aclose()
             raise
-        return first, chunks
+        return head, chunks
 
     return await execute(run, req, call)

@@ -179,27 +179,25 @@ async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
     in-band. Usage is settled when the iteration ends, however it ends.
     """
     try:
-        first, rest = await engine.open_stream(call.run, call.req)
+        head, rest = await engine.open_stream(call.run, call.req)
     except GatewayError as error:
         await call.settle(UsageRecord.Status.ERROR, error.status, _error_kind(call))
         raise
     except asyncio.CancelledError:
         call.settle_in_background(UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
         raise
-    return _relay(call, first, rest)
+    return _relay(call, head, rest)
 
 
-async def _relay(call: Call, first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
     outcome: tuple[str, int, str] = (UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
     try:
-        chunk = first
-        while True:
+        for chunk in head:
             _account(call, chunk)
             yield chunk
-            try:
-                chunk = await anext(rest)
-            except StopAsyncIteration:
-                break
+        async for chunk in rest:
+            _account(call, chunk)
+            yield chunk
         outcome = (UsageRecord.Status.SUCCESS, 200, "")
     except ProviderError as error:
         # Headers (200) are already sent: the client sees an in-band error event.

@@ -15,7 +15,7 @@ import re
 from typing import Any, Iterator
 
 from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent, dumps, random_id
-from .text import Answer, content_text, count_words, prompt_token_count
+from .text import Answer, count_words, prompt_token_count
 
 _ERRORS: dict[int, tuple[str, str]] = {  # status -> (error.type, message)
     400: ("invalid_request_error", "Invalid request."),
@@ -135,9 +135,10 @@ class FakeAnthropic(FakeServer):
         if not self._check(ex, needs_max_tokens=True):
             return
         body: dict[str, Any] = ex.json
-        tool = self._tool_call(body)
+        scripted = behaviour is not None and behaviour.kind == "reply"
+        tool = None if scripted else self._tool_call(body)  # a scripted reply() wins
         if tool is not None:
-            answer = self._tool_answer(behaviour, body)
+            answer = self._tool_answer(body)
             blocks: list[dict[str, Any]] = [tool]
         else:
             answer = self.answer(behaviour, prompt_tokens=self._prompt_tokens(body),
@@ -164,12 +165,11 @@ class FakeAnthropic(FakeServer):
         return {"type": "tool_use", "id": random_id("toolu_01", 22),
                 "name": tools[0].get("name", "tool"), "input": dict(TOOL_INPUT)}
 
-    def _tool_answer(self, behaviour: Behaviour | None, body: dict[str, Any]) -> Answer:
-        scripted = behaviour if behaviour is not None and behaviour.kind == "reply" else None
-        prompt = next(v for v in (scripted and scripted.prompt_tokens, self.prompt_tokens,
-                                  self._prompt_tokens(body)) if v is not None)
-        completion = next(v for v in (scripted and scripted.completion_tokens, self.completion_tokens,
-                                      count_words(json.dumps(TOOL_INPUT))) if v is not None)
+    def _tool_answer(self, body: dict[str, Any]) -> Answer:
+        """Usage for a tool call: output tokens == words of the serialised tool input."""
+        prompt = self._prompt_tokens(body) if self.prompt_tokens is None else self.prompt_tokens
+        completion = (count_words(json.dumps(TOOL_INPUT)) if self.completion_tokens is None
+                      else self.completion_tokens)
         return Answer(text="", prompt_tokens=prompt, completion_tokens=completion, reason="tool_use")
 
     # -- payloads ------------------------------------------------------------------------------

@@ -1,73 +1,30 @@
-"""A scriptable fake HTTP server base for LLM provider fakes (stdlib only).
+"""Scriptable fake LLM provider server base: lifecycle, recording, behaviours.
 
-Wire-level behaviour reproduced here, common to every provider:
-
-* HTTP/1.1 keep-alive: every normal response carries ``Content-Length`` so the
-  client's pooled connection is reused.
-* Streams use ``Transfer-Encoding: chunked``; every event is its own chunk,
-  written immediately (TCP_NODELAY), and the stream ends with the zero-length chunk.
-* Faults: HTTP error statuses, slow responses, streams or bodies cut off
-  mid-way (socket closed without the terminal chunk) and invalid JSON.
+Subclasses (one per provider) route requests and encode answers in the
+provider's wire format; this module decides *what* to answer (default reply,
+scripted ``reply()``, truncation, usage numbers) and applies scripted faults
+(``fail``, ``hang``, ``cut_stream``, ``malformed``) in FIFO order.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import socket
-import string
-import sys
 import threading
-import time
-import traceback
 from collections import deque
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
-from urllib.parse import parse_qsl, urlsplit
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional, Self, Sequence
 
-from .text import Answer, shape_reply, count_words
+from .text import Answer, count_words, shape_reply
+from .wire import Exchange, RecordedRequest, ThreadedServer, dumps, random_id
 
-_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-_ALNUM = string.ascii_letters + string.digits
+__all__ = ["Behaviour", "Exchange", "FakeServer", "RecordedRequest", "Route", "StreamEvent",
+           "dumps", "random_id"]
 
 # Stream events are (phase, bytes); phase is "head", "content" or "tail".
 # cut_stream / malformed / hang(after_chunks=...) act on "content" events and
 # always before the first "tail" (terminal) event.
 StreamEvent = tuple[str, bytes]
-Route = Callable[["Exchange", Optional["Behaviour"]], None]
-
-
-def random_id(prefix: str, length: int = 24) -> str:
-    """Provider-looking id such as ``chatcmpl-…`` or ``msg_01…``."""
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact JSON, as the real APIs send it."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as received. ``headers`` names are lower-cased."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or None when empty / not JSON
-    raw_body: bytes = b""
-    query: dict[str, str] = field(default_factory=dict)
-    client_port: int = 0  # the client's source port: equal ports == reused connection
-    received_at: float = 0.0
-
-    @property
-    def json(self) -> Any:
-        return self.body
-
-    def __getitem__(self, key: str) -> Any:  # allow req["body"] as well as req.body
-        return getattr(self, key)
+Route = Callable[[Exchange, Optional["Behaviour"]], None]
 
 
 @dataclass(frozen=True)
@@ -83,171 +40,6 @@ class Behaviour:
     text: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-
-
-class Exchange:
-    """One request/response on a (keep-alive) connection."""
-
-    def __init__(self, handler: "_Handler", extra_headers: Mapping[str, str]) -> None:
-        self._h = handler
-        self.method: str = handler.command
-        split = urlsplit(handler.path)
-        self.path: str = split.path
-        self.query: dict[str, str] = dict(parse_qsl(split.query))
-        self.headers: dict[str, str] = {k.lower(): v for k, v in handler.headers.items()}
-        self.raw_body: bytes = self._read_body()
-        self.json: Any = None
-        self.invalid_json = False
-        if self.raw_body.strip():
-            try:
-                self.json = json.loads(self.raw_body)
-            except ValueError:
-                self.invalid_json = True
-        self.extra_headers = dict(extra_headers)
-        self.headers_sent = False
-
-    def _read_body(self) -> bytes:
-        rfile = self._h.rfile
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            parts = []
-            while True:
-                size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while rfile.readline().strip():  # trailers
-                        pass
-                    return b"".join(parts)
-                parts.append(rfile.read(size))
-                rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return rfile.read(length) if length else b""
-
-    def record(self) -> RecordedRequest:
-        return RecordedRequest(
-            method=self.method, path=self.path, headers=self.headers, body=self.json,
-            raw_body=self.raw_body, query=self.query,
-            client_port=self._h.client_address[1], received_at=time.time(),
-        )
-
-    # -- writing ---------------------------------------------------------------
-    def _head(self, status: int, headers: Mapping[str, str]) -> None:
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = {529: "Overloaded"}.get(status, "Error")
-        self._h.send_response(status, reason)
-        for name, value in {**self.extra_headers, **headers}.items():
-            self._h.send_header(name, str(value))
-        self._h.end_headers()
-        self.headers_sent = True
-
-    def send_bytes(
-        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """A complete response with Content-Length (connection stays open)."""
-        self._head(status, {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})})
-        if self.method != "HEAD":
-            self._h.wfile.write(body)
-        self._h.wfile.flush()
-
-    def send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None,
-                  content_type: str = "application/json") -> None:
-        self.send_bytes(status, dumps(obj), content_type, headers)
-
-    def send_truncated(self, status: int, body: bytes, content_type: str) -> None:
-        """Announce the full Content-Length, send half of the body, then hang up."""
-        self._head(status, {"Content-Type": content_type, "Content-Length": str(len(body) + 1)})
-        self._h.wfile.write(body[: len(body) // 2])
-        self._h.wfile.flush()
-        self.abort()
-
-    def start_stream(self, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        self._head(200, {"Content-Type": content_type, "Transfer-Encoding": "chunked",
-                         "Cache-Control": "no-cache", **(headers or {})})
-
-    def write_chunk(self, data: bytes) -> None:
-        """One HTTP chunk holding one stream event, flushed at once."""
-        if data:
-            self._h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self._h.wfile.flush()
-
-    def end_stream(self) -> None:
-        self._h.wfile.write(b"0\r\n\r\n")
-        self._h.wfile.flush()
-
-    def abort(self) -> None:
-        """Close the socket now: no terminal event, no final zero-length chunk."""
-        self._h.close_connection = True
-        try:
-            self._h.wfile.flush()
-            self._h.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "fake-llm/1.0"
-    sys_version = ""
-    server: "_Server"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access log
-        pass
-
-    def _dispatch(self) -> None:
-        fake = self.server.fake
-        ex: Exchange | None = None
-        try:
-            ex = Exchange(self, fake.response_headers())
-            fake._handle(ex)
-        except _DISCONNECTS:
-            self.close_connection = True
-        except Exception:  # a bug in the fake: report it loudly instead of hanging the client
-            fake.errors.append(traceback.format_exc())
-            traceback.print_exc(file=sys.stderr)
-            self.close_connection = True
-            if ex is not None and not ex.headers_sent:
-                try:
-                    ex.send_bytes(500, b"fake server error", "text/plain")
-                except OSError:
-                    pass
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], fake: "FakeServer") -> None:
-        self.fake = fake
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conn_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conn_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (*_DISCONNECTS, OSError)):
-            super().handle_error(request, client_address)
-
-    def hang_up_all(self) -> None:
-        """Unblock handler threads idling on keep-alive connections."""
-        with self._conn_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class FakeServer:
@@ -283,7 +75,7 @@ class FakeServer:
         self.known_models: set[str] | None = set(known_models) if known_models is not None else None
         self.errors: list[str] = []  # tracebacks of bugs inside the fake itself
         self._address = (host, port)
-        self._server: _Server | None = None
+        self._server: ThreadedServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._cond = threading.Condition()
@@ -291,11 +83,11 @@ class FakeServer:
         self._queue: deque[Behaviour] = deque()
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> "FakeServer":
+    def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError(f"{type(self).__name__} already started")
         self._stopping.clear()
-        self._server = _Server(self._address, self)
+        self._server = ThreadedServer(self._address, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"{type(self).__name__}:{self.port}", daemon=True,
@@ -314,7 +106,7 @@ class FakeServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -398,7 +190,8 @@ class FakeServer:
             return len(self._queue)
 
     # -- request handling ------------------------------------------------------------
-    def _handle(self, ex: Exchange) -> None:
+    def dispatch(self, ex: Exchange) -> None:
+        """Record the request, then route it (applying the next behaviour to generations)."""
         with self._cond:
             self._requests.append(ex.record())
             self._cond.notify_all()

@@ -99,7 +99,7 @@ class FakeOllama(FakeServer):
             max_words=limit if isinstance(limit, int) and limit >= 0 else None,
             stops=[stop] if isinstance(stop, str) else (stop or []),
         )
-        if body.get("stream", True):
+        if body.get("stream") is not False:  # Go *bool: absent/null means stream
             self.send_stream(ex, behaviour, self._lines(body, answer), "application/x-ndjson")
         else:
             self.send_result(ex, behaviour, self._final(body, answer, answer.text))

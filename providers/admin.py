@@ -1,0 +1,227 @@
+"""Admin for providers and their models: where requests can go and what they cost.
+
+The API key is write-only here: the form never renders the stored value (not even
+to users who may only view), a blank field keeps the current key, and lists show
+`Provider.api_key_display` (an env reference or a masked tail) instead.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from routing.admin import warn_unservable_routes
+from routing.models import Route
+
+from .kinds import KINDS
+from .models import Model, Provider
+
+API_KEY_HELP = (
+    "Paste the provider's API key: it is stored encrypted and never shown again. "
+    "Or write <code>env:VARNAME</code> (e.g. <code>env:OPENAI_API_KEY</code>) to have the gateway "
+    "read the key from its environment variable VARNAME at request time; the secret then never "
+    "enters the database. Self-hosted kinds ({free}) usually need no key."
+)
+
+
+class ProviderForm(forms.ModelForm):
+    """Provider form with a write-only API key field.
+
+    Blank on edit keeps the current key; "clear the stored key" removes it.
+    """
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        # render_value=False: the stored secret never goes back to the browser.
+        # autocomplete=new-password: stop browsers auto-filling the admin's own password.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
+    )
+    clear_api_key = forms.BooleanField(
+        label="Clear the stored key",
+        required=False,
+        help_text="Tick to remove the current key (for providers that need none).",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["name", "kind", "base_url", "api_key", "timeout_s", "options", "enabled"]
+        error_messages = {
+            "kind": {"invalid_choice": "Unknown provider kind “%(value)s”. Choose one of the kinds in the list."}
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        keyless = ", ".join(spec.kind for spec in KINDS.values() if not spec.needs_api_key)
+        help_text = API_KEY_HELP.format(free=keyless)
+        if self.instance.pk:
+            # Admin help text is rendered as HTML; the masked tail comes from user input.
+            help_text = format_html(
+                "Current: <strong>{}</strong>. Leave blank to keep it; type a new value to replace it. ",
+                self.instance.api_key_display,
+            ) + help_text
+        self.fields["api_key"].help_text = help_text
+
+    def clean_api_key(self) -> str:
+        value = self.cleaned_data.get("api_key", "")
+        if not value and self.instance.pk:
+            # Blank on edit = keep the current key (the field is never pre-filled).
+            return self.instance.api_key
+        return value
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("clear_api_key"):
+            if self.data.get(self.add_prefix("api_key")):
+                self.add_error("api_key", "Either type a new key or tick 'Clear the stored key', not both.")
+            else:
+                cleaned["api_key"] = ""
+        return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # Model.clean() runs even when a field failed its own validation, and then sees
+        # that field's previous value (an unknown kind becomes ''): a second message
+        # about a value the user never typed only confuses. Keep the field's own.
+        if hasattr(errors, "error_dict"):
+            errors.error_dict = {
+                field: errs for field, errs in errors.error_dict.items()
+                if field == NON_FIELD_ERRORS or field not in self._errors
+            }
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)
+
+    @property
+    def changed_data(self) -> list[str]:
+        # The password field is never pre-filled, so "blank" is not a change; typing a
+        # key or ticking "clear" is. Only the field name reaches the change history.
+        changed = [
+            name for name in super().changed_data if name not in ("api_key", "clear_api_key")
+        ]
+        if self.data.get(self.add_prefix("api_key")) or self.data.get(self.add_prefix("clear_api_key")):
+            changed.append("api_key")
+        return changed
+
+
+class ModelInline(admin.TabularInline):
+    model = Model
+    fields = ["name", "upstream_id", "input_price_per_mtok", "output_price_per_mtok", "context_window", "enabled"]
+    extra = 0
+    show_change_link = True
+
+    def get_extra(self, request: HttpRequest, obj: Provider | None = None, **kwargs) -> int:
+        return 1 if obj is None else 0
+
+
+class RoutesCheckMixin:
+    """After a save, warn about enabled routes that can no longer serve (e.g. their
+    only model was just disabled). Disabling stays possible: it is the emergency switch."""
+
+    def routes_touched(self, obj) -> QuerySet[Route]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:
+            warn_unservable_routes(request, self.routes_touched(form.instance))
+
+
+@admin.register(Provider)
+class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
+    form = ProviderForm
+    inlines = [ModelInline]
+    list_display = ["name", "kind", "base_url_display", "api_key_display", "timeout_s", "enabled", "model_count"]
+    list_editable = ["enabled"]
+    list_filter = ["enabled", "kind"]
+    search_fields = ["name", "base_url"]  # never api_key: it is encrypted
+    ordering = ["name"]
+    show_facets = admin.ShowFacets.ALWAYS
+    readonly_fields = ["created_at", "updated_at"]
+    # A base URL typed without a scheme means https (Django 6's default too).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None):
+        key_fields = ["api_key", "clear_api_key"] if obj is not None and obj.api_key else ["api_key"]
+        if obj is not None and not self.has_change_permission(request, obj):
+            # View-only users get every field read-only, rendered from the model:
+            # show the masked display, never the field itself.
+            key_fields = ["api_key_display"]
+        fieldsets = [
+            (None, {"fields": ["name", "kind", "base_url", "enabled"]}),
+            ("Credentials", {"fields": key_fields}),
+            (
+                "Connection",
+                {
+                    "fields": ["timeout_s", "options"],
+                    "description": "Timeouts and kind-specific settings. Most providers need no options.",
+                },
+            ),
+        ]
+        if obj is not None:
+            fieldsets.append(("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}))
+        return fieldsets
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return super().get_queryset(request).annotate(_model_count=Count("models"))
+
+    @admin.display(description="API key")
+    def api_key_display(self, obj: Provider) -> str:
+        return obj.api_key_display
+
+    @admin.display(description="base URL", ordering="base_url")
+    def base_url_display(self, obj: Provider) -> str:
+        if obj.base_url:
+            return obj.base_url
+        return f"{obj.effective_base_url or '—'} (default)"
+
+    @admin.display(description="models", ordering="_model_count")
+    def model_count(self, obj: Provider) -> int:
+        return obj._model_count
+
+    def routes_touched(self, obj: Provider) -> QuerySet[Route]:
+        return Route.objects.filter(targets__model__provider=obj).distinct()
+
+
+@admin.register(Model)
+class ModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "provider",
+        "upstream_id",
+        "input_price_per_mtok",
+        "output_price_per_mtok",
+        "context_window",
+        "enabled",
+    ]
+    list_editable = ["enabled"]
+    list_filter = ["enabled", "provider", "provider__kind"]
+    list_select_related = ["provider"]
+    search_fields = ["name", "upstream_id", "provider__name"]
+    ordering = ["provider__name", "name"]
+    show_facets = admin.ShowFacets.ALWAYS
+    fieldsets = [
+        (None, {"fields": ["provider", "name", "upstream_id", "enabled"]}),
+        (
+            "Prices and limits",
+            {
+                "fields": ["input_price_per_mtok", "output_price_per_mtok", "context_window"],
+                "description": "Prices are USD per million tokens, as on provider price pages. "
+                "They are copied into each usage record, so changes apply to new requests only.",
+            },
+        ),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
+        # __str__ reads the provider's name (also in autocomplete results).
+        return super().get_queryset(request).select_related("provider")
+
+    def routes_touched(self, obj: Model) -> QuerySet[Route]:
+        return Route.objects.filter(targets__model=obj).distinct()

@@ -1,0 +1,204 @@
+"""Shared fixtures: fake providers on 127.0.0.1, a live gateway, data builders.
+
+The live gateway is the real ASGI application served by uvicorn in a background
+thread of the test process, on a real port; official SDKs talk to it over HTTP.
+Tests that use it need committed data: mark them `django_db(transaction=True)`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.fakes import FakeAnthropic, FakeOllama, FakeOpenAI
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- fake providers (one server per session, reset between tests) ---------------
+@pytest.fixture(scope="session")
+def _openai_server():
+    with FakeOpenAI(api_key="sk-upstream-openai-secret-1234") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def _openai_server_b():
+    with FakeOpenAI(api_key="sk-upstream-openai-secret-5678") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def _anthropic_server():
+    with FakeAnthropic(api_key="sk-ant-upstream-secret-9999") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def _ollama_server():
+    with FakeOllama() as fake:
+        yield fake
+
+
+def _fresh(fake):
+    saved = {k: getattr(fake, k) for k in ("reply_text", "prompt_tokens", "completion_tokens", "chunk_delay")}
+    fake.reset()
+    yield fake
+    fake.reset()
+    for k, v in saved.items():
+        setattr(fake, k, v)
+
+
+@pytest.fixture
+def fake_openai(_openai_server):
+    yield from _fresh(_openai_server)
+
+
+@pytest.fixture
+def fake_openai_b(_openai_server_b):
+    yield from _fresh(_openai_server_b)
+
+
+@pytest.fixture
+def fake_anthropic(_anthropic_server):
+    yield from _fresh(_anthropic_server)
+
+
+@pytest.fixture
+def fake_ollama(_ollama_server):
+    yield from _fresh(_ollama_server)
+
+
+# --- the gateway, live ------------------------------------------------------------
+class LiveGateway:
+    def __init__(self) -> None:
+        import uvicorn
+
+        from gateway_project.asgi import application
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", loop="asyncio"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-gateway", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live gateway did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _live_gateway(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        gateway = LiveGateway()
+        gateway.start()
+        yield gateway
+        gateway.stop()
+
+
+@pytest.fixture
+def gateway(_live_gateway, transactional_db):
+    """Base URL of a running gateway that sees this test's (committed) data."""
+    return _live_gateway.url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config_caches():
+    """Each test starts from what is in the database, not a previous test's cache."""
+    from billing.keys import key_cache
+    from routing.catalog import routing_table
+
+    routing_table.invalidate()
+    key_cache.clear()
+    yield
+    routing_table.invalidate()
+    key_cache.clear()
+
+
+# --- data builders ------------------------------------------------------------------
+@pytest.fixture
+def build():
+    return Builder()
+
+
+class Builder:
+    """Terse creation of providers/models/routes/keys for API tests."""
+
+    def provider(self, fake=None, *, name=None, kind="openai", timeout_s="5", **kw):
+        from providers.models import Provider
+
+        if fake is not None:
+            kw.setdefault("base_url", fake.base_url)
+            kw.setdefault("api_key", fake.api_key or "")
+        name = name or f"{kind}-{Provider.objects.count() + 1}"
+        return Provider.objects.create(name=name, kind=kind, timeout_s=Decimal(timeout_s), **kw)
+
+    def model(self, provider, name="gpt-4o-mini", *, input_price="0.15", output_price="0.60", **kw):
+        from providers.models import Model
+
+        return Model.objects.create(
+            provider=provider,
+            name=name,
+            input_price_per_mtok=Decimal(input_price),
+            output_price_per_mtok=Decimal(output_price),
+            **kw,
+        )
+
+    def route(self, name, *models, strategy="fallback", **kw):
+        from routing.models import Route, RouteTarget
+
+        kw.setdefault("max_attempts", 1)
+        kw.setdefault("backoff_base_ms", 10)
+        kw.setdefault("backoff_max_ms", 40)
+        route = Route.objects.create(name=name, strategy=strategy, **kw)
+        for i, model in enumerate(models):
+            RouteTarget.objects.create(route=route, model=model, order=i)
+        return route
+
+    def key(self, name="test-key", *, routes=(), team=None, **kw) -> str:
+        from billing.keys import issue_key
+
+        return issue_key(name, team=team, routes=routes, **kw).secret
+
+    def openai_route(self, fake, name="chat-default", **kw) -> tuple:
+        provider = self.provider(fake, name=kw.pop("provider_name", None))
+        model = self.model(provider)
+        return self.route(name, model, **kw), model
+
+
+@pytest.fixture
+def openai_client(gateway):
+    import openai
+
+    def make(key: str, **kw) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0, timeout=30, **kw)
+
+    return make
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
+    """Poll until predicate() is truthy (for effects that finish after a response)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
