@@ -7,8 +7,10 @@ to users who may only view), a blank field keeps the current key, and lists show
 
 from __future__ import annotations
 
+import os
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
@@ -19,7 +21,7 @@ from routing.admin import warn_unservable_routes
 from routing.models import Route
 
 from .kinds import KINDS
-from .models import Model, Provider
+from .models import ENV_REF, Model, Provider
 
 API_KEY_HELP = (
     "Paste the provider's API key: it is stored encrypted and never shown again. "
@@ -170,6 +172,19 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return super().get_queryset(request).annotate(_model_count=Count("models"))
 
+    def save_model(self, request: HttpRequest, obj: Provider, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Warnings, not errors: the gateway may run with another environment than the admin.
+        ref = ENV_REF.match(obj.api_key)
+        if ref and ref.group(1) not in os.environ:
+            messages.warning(
+                request,
+                f"{obj.name}: the environment variable {ref.group(1)} is not set here. "
+                "Make sure it is set where the gateway runs, or requests will be sent without a key.",
+            )
+        elif not obj.api_key and obj.spec is not None and obj.spec.needs_api_key:
+            messages.warning(request, f"{obj.name}: no API key is set; {obj.spec.label} normally requires one.")
+
     @admin.display(description="API key")
     def api_key_display(self, obj: Provider) -> str:
         return obj.api_key_display
@@ -189,7 +204,7 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 
 
 @admin.register(Model)
-class ModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
+class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "provider",
@@ -220,7 +235,7 @@ class ModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
-        # __str__ reads the provider's name (also in autocomplete results).
+        # __str__ reads the provider's name (selects, delete pages, history).
         return super().get_queryset(request).select_related("provider")
 
     def routes_touched(self, obj: Model) -> QuerySet[Route]:

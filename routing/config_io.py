@@ -317,7 +317,7 @@ class ConfigSpec:
 def _unknown_key(key: Any, allowed: list[str]) -> str:
     close = difflib.get_close_matches(str(key), allowed, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown key{hint} (allowed: {', '.join(allowed)})"
+    return f"unknown key (allowed: {', '.join(allowed)}){hint}"
 
 
 def _items(raw: Any, path: str, errors: _Errors, *, named: bool = True) -> list[tuple[str, str, dict]]:
@@ -639,8 +639,8 @@ def _unknown_model(label: str, known: list[str], *, in_db: bool) -> str:
     hint = f"; did you mean '{close[0]}'?" if close else ""
     shown = ", ".join(known[:20]) + (f", ... ({len(known) - 20} more)" if len(known) > 20 else "")
     if in_db:
-        return f"model '{label}' is not declared in this file and --prune would remove it{hint} (declared: {shown or 'none'})"
-    return f"unknown model '{label}'{hint} (known: {shown or 'none'})"
+        return f"model '{label}' is not declared in this file and --prune would remove it (declared: {shown or 'none'}){hint}"
+    return f"unknown model '{label}' (known: {shown or 'none'}){hint}"
 
 
 # --- export ---------------------------------------------------------------------------

@@ -298,6 +298,15 @@ def test_it_replaces_or_clears_the_provider_key_on_request(admin_client):
     assert provider.api_key == ""
 
 
+def test_it_warns_when_the_referenced_env_variable_is_not_set(admin_client, monkeypatch):
+    monkeypatch.delenv("GATEWAY_TEST_UNSET_KEY", raising=False)
+    response = admin_client.post(
+        reverse("admin:providers_provider_add"), provider_data(api_key="env:GATEWAY_TEST_UNSET_KEY"), follow=True
+    )
+    assert Provider.objects.get().api_key == "env:GATEWAY_TEST_UNSET_KEY"
+    assert "GATEWAY_TEST_UNSET_KEY is not set here" in response.content.decode()
+
+
 def test_it_refuses_a_malformed_env_reference(admin_client):
     response = admin_client.post(reverse("admin:providers_provider_add"), provider_data(api_key="env:NOT VALID"))
     assert response.status_code == 200

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         ]
         self.stderr.write(
             f"Issued key '{name}' ({issued.key.prefix}...): {'; '.join(details)}.\n"
-            "The secret above is shown only once; store it now.",
+            "The secret (on stdout) is shown only this once; store it now.",
             style_func=_plain,
         )
 
