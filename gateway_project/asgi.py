@@ -1,4 +1,10 @@
-"""ASGI entry point: HTTP (Django, async views) and websockets (Channels)."""
+"""ASGI entry point: HTTP (Django, async views) and websockets (Channels).
+
+API paths (/v1, probes) go to a Django handler without the middleware stack: the
+admin's middlewares (sessions, CSRF, auth, messages, ...) are MiddlewareMixin
+classes, and under ASGI each of them costs a thread hop per request. The API
+authenticates with virtual keys and needs none of them.
+"""
 
 import os
 
@@ -10,12 +16,36 @@ django_http = get_asgi_application()  # sets up Django before consumers are impo
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
+API_PREFIXES = ("/v1/", "/healthz", "/readyz")
+
+
+class APIHandler(ASGIHandler):
+    """Django's ASGI handler with an empty middleware chain."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        get_response = self._get_response_async if is_async else self._get_response
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
+api_http = APIHandler()
+
+
+async def http(scope, receive, send):
+    handler = api_http if scope["path"].startswith(API_PREFIXES) else django_http
+    await handler(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
-        "http": django_http,
+        "http": http,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

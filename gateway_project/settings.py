@@ -7,6 +7,7 @@ in-process shared state and a Celery broker that needs no server.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -98,7 +99,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # pytest-django: a file-backed test DB, so a gateway served from another thread
     # or process in the tests sees the same data.
-    _db.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-gateway.sqlite3")
+    _db.setdefault("TEST", {})["NAME"] = str(VAR_DIR / f"test-gateway-{os.getpid()}.sqlite3")
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs its ORM calls on a short-lived thread, so
     # persistent per-thread connections do not help; a psycopg pool does.

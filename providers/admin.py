@@ -17,11 +17,10 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from routing.admin import warn_unservable_routes
-from routing.models import Route
 
 from .kinds import KINDS
 from .models import ENV_REF, Model, Provider
+from .signals import edited_in_admin
 
 API_KEY_HELP = (
     "Paste the provider's API key: it is stored encrypted and never shown again. "
@@ -122,16 +121,13 @@ class ModelInline(admin.TabularInline):
 
 
 class RoutesCheckMixin:
-    """After a save, warn about enabled routes that can no longer serve (e.g. their
-    only model was just disabled). Disabling stays possible: it is the emergency switch."""
-
-    def routes_touched(self, obj) -> QuerySet[Route]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    """After a change, let other apps react (routing warns about enabled routes that
+    can no longer serve). Disabling stays possible: it is the emergency switch."""
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if change:
-            warn_unservable_routes(request, self.routes_touched(form.instance))
+            edited_in_admin.send(sender=type(form.instance), request=request, instance=form.instance)
 
 
 @admin.register(Provider)
@@ -199,9 +195,6 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     def model_count(self, obj: Provider) -> int:
         return obj._model_count
 
-    def routes_touched(self, obj: Provider) -> QuerySet[Route]:
-        return Route.objects.filter(targets__model__provider=obj).distinct()
-
 
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
@@ -237,6 +230,3 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
         # __str__ reads the provider's name (selects, delete pages, history).
         return super().get_queryset(request).select_related("provider")
-
-    def routes_touched(self, obj: Model) -> QuerySet[Route]:
-        return Route.objects.filter(targets__model=obj).distinct()

@@ -12,10 +12,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
+from django.dispatch import receiver
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from providers.models import Model
+from providers.models import Model, Provider
+from providers.signals import edited_in_admin
 from providers.types import ErrorKind
 
 from .engine import TERMINAL
@@ -189,3 +191,15 @@ def unservable_routes(routes: QuerySet[Route]) -> list[str]:
 def warn_unservable_routes(request: HttpRequest, routes: QuerySet[Route]) -> None:
     for problem in unservable_routes(routes):
         messages.warning(request, f"{problem} Requests to it will fail until it has a usable target.")
+
+
+@receiver(edited_in_admin)
+def warn_after_provider_edit(sender, request: HttpRequest, instance, **kwargs) -> None:
+    """A provider or model edited in the admin may leave enabled routes unservable."""
+    if isinstance(instance, Provider):
+        routes = Route.objects.filter(targets__model__provider=instance)
+    elif isinstance(instance, Model):
+        routes = Route.objects.filter(targets__model=instance)
+    else:
+        return
+    warn_unservable_routes(request, routes.distinct())

@@ -112,7 +112,9 @@ class ImportReport:
     def summary(self) -> list[str]:
         def counts(entity: str | None) -> str:
             parts = [f"{self.count(a, entity)} {a}" for a in (Action.CREATED, Action.UPDATED, Action.UNCHANGED)]
-            parts += [f"{n} {a}" for a in (Action.DELETED, Action.DISABLED, Action.KEPT) if (n := self.count(a, entity))]
+            for action in (Action.DELETED, Action.DISABLED, Action.KEPT):
+                if n := self.count(action, entity):
+                    parts.append(f"{n} {action}")
             return ", ".join(parts)
 
         lines = [f"{entity + 's:':<11}{counts(entity)}" for entity in ENTITIES]
@@ -128,7 +130,9 @@ class _Invalid(Exception):
 
 
 def _type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+    names = {
+        bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
+    }
     return "nothing (null)" if value is None else names.get(type(value), type(value).__name__)
 
 
@@ -158,7 +162,7 @@ def _optional_int(value: Any) -> int | None:
 
 def _decimal(value: Any) -> Decimal:
     """Strings and numbers, exactly: a YAML float goes through str() (0.15, not 0.1499...)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise _Invalid(f"expected a number or a quoted decimal, got {_type(value)}")
     try:
         number = Decimal(str(value).strip())
@@ -337,7 +341,8 @@ def _items(raw: Any, path: str, errors: _Errors, *, named: bool = True) -> list[
         if named:
             name = item.get("name")
             if not isinstance(name, str) or not name:
-                errors.add(f"{item_path}.name", "required" if name is None else f"expected a non-empty string, got {_type(name)}")
+                problem = "required" if name is None else f"expected a non-empty string, got {_type(name)}"
+                errors.add(f"{item_path}.name", problem)
                 continue
             item_path = f"{path}[{name}]"
             if name in seen:
@@ -348,7 +353,9 @@ def _items(raw: Any, path: str, errors: _Errors, *, named: bool = True) -> list[
     return out
 
 
-def _values(item: dict, path: str, table: dict[str, Field], errors: _Errors, *, named: bool = True, children: str = "") -> dict:
+def _values(
+    item: dict, path: str, table: dict[str, Field], errors: _Errors, *, named: bool = True, children: str = ""
+) -> dict:
     allowed = ["name"] * named + [*table] + [children] * bool(children)
     for key in item:
         if key not in allowed:
@@ -575,8 +582,8 @@ class _Importer:
         return True
 
     def _check_routes_outside_file(self) -> None:
-        if not self.unusable:
-            return
+        if not self.unusable or (self.prune and "routes" in self.spec.sections):
+            return  # with --prune those routes are about to be disabled or deleted
         in_file = [e.name for e in self.spec.routes]
         affected = (
             Route.objects.filter(enabled=True, targets__model_id__in=self.unusable).exclude(name__in=in_file).distinct()
@@ -599,9 +606,12 @@ class _Importer:
     def _prune(self) -> None:
         sections = self.spec.sections
         if "routes" in sections:
-            allowed = VirtualKey.allowed_routes.through.objects
+            key_routes = VirtualKey.allowed_routes.through.objects
             for route in Route.objects.exclude(name__in=[e.name for e in self.spec.routes]):
-                in_use = allowed.filter(route_id=route.pk).exists() or UsageRecord.objects.filter(route_id=route.pk).exists()
+                in_use = (
+                    key_routes.filter(route_id=route.pk).exists()
+                    or UsageRecord.objects.filter(route_id=route.pk).exists()
+                )
                 self._retire("route", route.name, route, in_use)
         if "providers" in sections:
             declared = self.spec.model_refs()
@@ -639,7 +649,10 @@ def _unknown_model(label: str, known: list[str], *, in_db: bool) -> str:
     hint = f"; did you mean '{close[0]}'?" if close else ""
     shown = ", ".join(known[:20]) + (f", ... ({len(known) - 20} more)" if len(known) > 20 else "")
     if in_db:
-        return f"model '{label}' is not declared in this file and --prune would remove it (declared: {shown or 'none'}){hint}"
+        return (
+            f"model '{label}' is not declared in this file and --prune would remove it "
+            f"(declared: {shown or 'none'}){hint}"
+        )
     return f"unknown model '{label}' (known: {shown or 'none'}){hint}"
 
 

@@ -184,7 +184,8 @@ def test_changed_field_is_reported_as_the_only_update():
 def test_route_target_list_replaces_targets_in_file_order():
     import_config(load())
 
-    import_config(with_changes(lambda d: d["routes"][0].update(targets=[{"model": "upstream-b/claude"}, {"model": "upstream-a/gpt-4o", "weight": 3}])))
+    targets = [{"model": "upstream-b/claude"}, {"model": "upstream-a/gpt-4o", "weight": 3}]
+    import_config(with_changes(lambda d: d["routes"][0].update(targets=targets)))
 
     route = Route.objects.get(name="chat-default")
     assert [(str(t.model), t.order, t.weight) for t in route.targets.order_by("order")] == [
@@ -228,7 +229,8 @@ def test_absent_api_key_keeps_the_stored_key_and_present_sets_it():
 def test_disabled_route_may_have_no_enabled_target():
     import_config(load())
 
-    report = import_config(with_changes(lambda d: d["routes"].append({"name": "parked", "enabled": False, "targets": []})))
+    parked = {"name": "parked", "enabled": False, "targets": []}
+    report = import_config(with_changes(lambda d: d["routes"].append(parked)))
 
     assert Route.objects.get(name="parked").enabled is False
     assert report.count("created", "route") == 1
@@ -353,6 +355,18 @@ def test_disabling_a_provider_used_by_a_route_outside_the_file_is_refused():
     assert exc.value.path == "routes[chat-single]"
     assert "not in this file" in exc.value.message
     assert state() == before
+
+
+def test_prune_may_disable_a_provider_whose_routes_it_removes():
+    import_config(load())
+    data = load()
+    data["providers"][0]["enabled"] = False
+    data["routes"] = []
+
+    import_config(data, prune=True)
+
+    assert not Route.objects.exists()
+    assert Provider.objects.get(name="upstream-a").enabled is False
 
 
 @pytest.mark.parametrize(
@@ -485,7 +499,8 @@ def test_prune_refuses_targets_on_models_absent_from_the_file():
     ModelFactory(provider=Provider.objects.get(name="upstream-a"), name="legacy")
 
     with pytest.raises(ConfigError) as exc:
-        import_config(with_changes(lambda d: d["routes"][1]["targets"].append({"model": "upstream-a/legacy"})), prune=True)
+        data = with_changes(lambda d: d["routes"][1]["targets"].append({"model": "upstream-a/legacy"}))
+        import_config(data, prune=True)
 
     assert exc.value.path == "routes[chat-single].targets[1].model"
     assert "--prune" in exc.value.message
@@ -577,7 +592,8 @@ def test_demo_file_imports_cleanly_and_serves_its_routes():
     assert [t.model.label for t in table.routes["chat-default"].targets] == ["mock-flaky/mock-smart", "mock/mock-smart"]
     assert table.routes["chat-fast"].strategy == "single"
     assert Provider.objects.get(name="mock-flaky").options["failure_rate"] == 0.3
-    assert set(Provider.objects.filter(enabled=False).values_list("name", flat=True)) == {"openai", "anthropic", "ollama"}
+    disabled = set(Provider.objects.filter(enabled=False).values_list("name", flat=True))
+    assert disabled == {"openai", "anthropic", "ollama"}
     assert Team.objects.filter(name="demo").exists()
     assert not import_config(load_config_text(text)).changed
 
@@ -599,7 +615,8 @@ def test_import_command_in_a_real_process_exits_non_zero_on_errors(tmp_path):
 
     with good.open() as stdin:
         ok = subprocess.run(
-            [sys.executable, "manage.py", "gateway_import", "-"], cwd=ROOT, env=env, stdin=stdin, capture_output=True, text=True
+            [sys.executable, "manage.py", "gateway_import", "-"],
+            cwd=ROOT, env=env, stdin=stdin, capture_output=True, text=True,
         )
     assert ok.returncode == 0, ok.stderr
     assert "8 created" in ok.stdout

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Self, Sequence
 
 from .text import Answer, count_words, shape_reply
-from .wire import Exchange, RecordedRequest, ThreadedServer, dumps, random_id
+from .wire import DISCONNECTS, Exchange, RecordedRequest, ThreadedServer, dumps, random_id
 
 __all__ = ["Behaviour", "Exchange", "FakeServer", "RecordedRequest", "Route", "StreamEvent",
            "dumps", "random_id"]
@@ -81,6 +81,8 @@ class FakeServer:
         self._cond = threading.Condition()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Behaviour] = deque()
+        self._aborted_streams = 0  # streams the client hung up on mid-way
+        self._completed_streams = 0  # streams written to the end (terminal chunk sent)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> Self:
@@ -144,6 +146,18 @@ class FakeServer:
         with self._cond:
             return self._requests[-1] if self._requests else None
 
+    @property
+    def aborted_streams(self) -> int:
+        """Streams whose writing failed because the client closed the connection."""
+        with self._cond:
+            return self._aborted_streams
+
+    @property
+    def completed_streams(self) -> int:
+        """Streams fully written, terminal zero-length chunk included."""
+        with self._cond:
+            return self._completed_streams
+
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` requests were received (True) or timeout."""
         with self._cond:
@@ -154,6 +168,8 @@ class FakeServer:
         with self._cond:
             self._requests.clear()
             self._queue.clear()
+            self._aborted_streams = 0
+            self._completed_streams = 0
 
     # -- scripting (FIFO, each entry consumed by one generation request) ------------
     def _push(self, behaviour: Behaviour, times: int) -> None:
@@ -276,22 +292,29 @@ class FakeServer:
         trigger_at = behaviour.after_chunks if behaviour and behaviour.after_chunks is not None else -1
         ex.start_stream(content_type)
         sent, fired, first = 0, False, True
-        for phase, data in events:
-            if not first and self.chunk_delay:
-                self._sleep(self.chunk_delay)
-            first = False
-            if not fired and trigger_at >= 0 and (phase == "tail" or (phase == "content" and sent >= trigger_at)):
-                fired = True
-                if kind == "cut":
-                    ex.abort()
-                    return
-                if kind == "hang":
-                    self._sleep(behaviour.seconds)  # type: ignore[union-attr]
-                elif kind == "malformed":
-                    ex.write_chunk(self.garbage_event())
-            ex.write_chunk(data)
-            sent += phase == "content"
-        ex.end_stream()
+        try:
+            for phase, data in events:
+                if not first and self.chunk_delay:
+                    self._sleep(self.chunk_delay)
+                first = False
+                if not fired and trigger_at >= 0 and (phase == "tail" or (phase == "content" and sent >= trigger_at)):
+                    fired = True
+                    if kind == "cut":
+                        ex.abort()
+                        return
+                    if kind == "hang":
+                        self._sleep(behaviour.seconds)  # type: ignore[union-attr]
+                    elif kind == "malformed":
+                        ex.write_chunk(self.garbage_event())
+                ex.write_chunk(data)
+                sent += phase == "content"
+            ex.end_stream()
+        except DISCONNECTS:
+            with self._cond:
+                self._aborted_streams += 1
+            raise
+        with self._cond:
+            self._completed_streams += 1
 
     # -- provider hooks ------------------------------------------------------------
     def route(self, ex: Exchange) -> tuple[Route, bool] | None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .base import FakeServer
 
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+DISCONNECTS = _DISCONNECTS  # public: what a write raises when the client has hung up
 _ALNUM = string.ascii_letters + string.digits
 
 

@@ -53,7 +53,8 @@ class Command(BaseCommand):
             if missing:
                 known = ", ".join(Route.objects.order_by("name").values_list("name", flat=True)) or "none"
                 label = "route" if len(missing) == 1 else "routes"
-                raise CommandError(f"unknown {label} {', '.join(map(repr, missing))} (known: {known}). No key was issued.")
+                names = ", ".join(map(repr, missing))
+                raise CommandError(f"unknown {label} {names} (known: {known}). No key was issued.")
             team_obj = self._team(team, create_team) if team else None
             expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
             issued = issue_key(name, team=team_obj, routes=[found[r] for r in route_names], expires_at=expires_at)
