@@ -21,7 +21,8 @@ class ErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"  # 5xx, connection refused/reset
     BAD_RESPONSE = "bad_response"  # malformed JSON, truncated body or stream
     AUTH = "auth"  # the provider refused our credentials (401/403)
-    BAD_REQUEST = "bad_request"  # the provider rejected the request itself (400/404/422)
+    NOT_FOUND = "not_found"  # the provider does not know the model/endpoint (404): a target misconfiguration
+    BAD_REQUEST = "bad_request"  # the provider rejected the request itself (400/422)
     CONTEXT_LENGTH = "context_length"  # prompt + max_tokens exceed the model's window
     CONTENT_POLICY = "content_policy"  # refused by the provider's safety system
 

@@ -56,7 +56,9 @@ def classify_status(status: int, message: str, code: str = "") -> ErrorKind:
         return ErrorKind.RATE_LIMITED
     if status == 408:
         return ErrorKind.TIMEOUT
-    if status in (400, 404, 409, 413, 422):
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status in (400, 409, 413, 422):
         if status == 413 or any(h in lowered for h in _CONTEXT_HINTS):
             return ErrorKind.CONTEXT_LENGTH
         if any(h in lowered for h in _POLICY_HINTS):
