@@ -63,3 +63,17 @@ class UpstreamFailed(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_failed"
+
+
+class ServiceUnavailable(GatewayError):
+    """The gateway itself cannot serve (e.g. its database is unreachable)."""
+
+    status = 503
+    type = "server_error"
+    code = "gateway_unavailable"
+
+
+class InternalError(GatewayError):
+    status = 500
+    type = "server_error"
+    code = "internal_error"

@@ -18,7 +18,8 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 # A local .env is a convenience for development; real deployments set the environment.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG: bool = env.bool("DEBUG", default=False)
 # The embedded default must start on a fresh machine, so a development-only key is

@@ -13,6 +13,7 @@ A stream may fall back only until its first chunk has arrived.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,7 @@ from . import metrics
 from .catalog import RouteInfo, TargetInfo
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.engine")
 TERMINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.CONTENT_POLICY})
 
 
@@ -88,6 +90,11 @@ async def _attempt(run: Run, target: TargetInfo, call: Callable[[TargetInfo, flo
     except ProviderError as error:
         _log(run, label, t0, error)
         raise
+    except Exception as exc:  # an adapter bug or an answer shape nobody foresaw
+        log.exception("adapter for %s failed unexpectedly", label)
+        error = ProviderError(ErrorKind.BAD_RESPONSE, f"{label}: unexpected answer ({type(exc).__name__})")
+        _log(run, label, t0, error)
+        raise error from None
     run.attempts.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
     return result

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import DatabaseError
+
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, record_usage
@@ -121,16 +123,36 @@ class Call:
         self.settled = True
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
-        await run_db(record_usage, entry)
+        try:
+            await run_db(record_usage, entry)
+        except DatabaseError:
+            # The client still gets its answer; the record is retried in the
+            # background (idempotent by request id, so a late success cannot double count).
+            _spawn(_record_later(entry))
 
     def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
         """For a cancelled request: the record must be written even though the
         request's own task is being torn down."""
         if self.settled or not self.run.attempts:
             return
-        task = asyncio.get_running_loop().create_task(self.settle(status, http_status, error_kind))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _spawn(self.settle(status, http_status, error_kind))
+
+
+def _spawn(coro) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)  # keep a reference until done (the loop only holds weak ones)
+    task.add_done_callback(_background.discard)
+
+
+async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:
+    for delay in delays:
+        await asyncio.sleep(delay)
+        try:
+            await run_db(record_usage, entry)
+            return
+        except DatabaseError:
+            continue
+    log.error("usage record %s could not be written: %s", entry.request_id, entry)
 
 
 def _observe(entry: UsageEntry, call: Call) -> None:
@@ -202,6 +224,9 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
     except ProviderError as error:
         # Headers (200) are already sent: the client sees an in-band error event.
         outcome = (UsageRecord.Status.ERROR, 200, error.kind.value)
+        raise
+    except Exception:
+        outcome = (UsageRecord.Status.ERROR, 200, "internal")
         raise
     finally:
         if call.usage is None or outcome[0] != UsageRecord.Status.SUCCESS:

@@ -3,6 +3,8 @@ authenticate, validate, call the pipeline, render."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -10,14 +12,17 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 
 from billing.keys import authenticate
-from gateway_project.errors import GatewayError, InvalidRequest, NotFound
+from billing.models import UsageRecord
+from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
 from providers.types import ChatChunk, ChatResponse, ProviderError
 
 from . import metrics, pipeline
 
 JSON = "application/json"
+log = logging.getLogger("gateway.api")
 
 
 def error_response(error: GatewayError, request_id: str | None = None) -> HttpResponse:
@@ -28,6 +33,10 @@ def error_response(error: GatewayError, request_id: str | None = None) -> HttpRe
         response[name] = value
     if request_id:
         response["x-request-id"] = request_id
+    if error.status >= 500:
+        # The gateway already retried and fell back under the route's policy; SDKs
+        # retrying on top would multiply load on failing providers.
+        response["x-should-retry"] = "false"
     return response
 
 
@@ -84,10 +93,38 @@ async def sse(call: pipeline.Call, chunks: AsyncIterator[ChatChunk]) -> AsyncIte
         body["error"]["type"] = "upstream_error"
         yield b"data: " + orjson.dumps(body) + b"\n\n"
         return
+    except Exception:
+        log.exception("stream %s failed unexpectedly", call.request_id)
+        body = InternalError(f"The gateway failed while streaming (request {call.request_id}).").body()
+        yield b"data: " + orjson.dumps(body) + b"\n\n"
+        return
     if include_usage and call.usage is not None:
         event = {**base, "model": model, "choices": [], "usage": _usage_json(call.usage)}
         yield b"data: " + orjson.dumps(event) + b"\n\n"
     yield b"data: [DONE]\n\n"
+
+
+def _unexpected(exc: Exception, request_id: str | None) -> GatewayError:
+    if isinstance(exc, DatabaseError):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("The gateway cannot reach its database; try again shortly.")
+    log.exception("request %s failed unexpectedly", request_id or "-")
+    return InternalError(f"The gateway failed unexpectedly (request {request_id or '-'}); this is a bug, not your fault.")
+
+
+def openai_errors(view):
+    """Whatever goes wrong in a view, the client gets OpenAI's error format."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return await view(request, *args, **kwargs)
+        except GatewayError as error:
+            return error_response(error)
+        except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+            return error_response(_unexpected(exc, None))
+
+    return wrapper
 
 
 def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse | None:
@@ -107,13 +144,11 @@ def _body(request: HttpRequest) -> bytes:
 
 
 @csrf_exempt
+@openai_errors
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     if (refused := _method_not_allowed(request, "POST")) is not None:
         return refused
-    try:
-        call = await pipeline.prepare(request.headers.get("authorization"), _body(request))
-    except GatewayError as error:
-        return error_response(error)
+    call = await pipeline.prepare(request.headers.get("authorization"), _body(request))
     try:
         if not call.req.stream:
             result = await pipeline.complete(call)
@@ -126,6 +161,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             response["x-accel-buffering"] = "no"
     except GatewayError as error:
         response = error_response(error, call.request_id)
+    except Exception as exc:  # noqa: BLE001
+        await call.settle(UsageRecord.Status.ERROR, 500, "internal")
+        response = error_response(_unexpected(exc, call.request_id), call.request_id)
     _headers(response, call)
     return response
 
@@ -134,26 +172,22 @@ def _model_json(route) -> dict:
     return {"id": route.name, "object": "model", "created": route.created, "owned_by": "gateway"}
 
 
+@openai_errors
 async def list_models(request: HttpRequest) -> HttpResponse:
     if (refused := _method_not_allowed(request, "GET")) is not None:
         return refused
-    try:
-        key = await authenticate(request.headers.get("authorization"))
-    except GatewayError as error:
-        return error_response(error)
+    key = await authenticate(request.headers.get("authorization"))
     routes = await pipeline.allowed_routes(key)
     body = {"object": "list", "data": [_model_json(r) for r in routes]}
     return HttpResponse(orjson.dumps(body), content_type=JSON)
 
 
+@openai_errors
 async def retrieve_model(request: HttpRequest, name: str) -> HttpResponse:
     if (refused := _method_not_allowed(request, "GET")) is not None:
         return refused
-    try:
-        key = await authenticate(request.headers.get("authorization"))
-        route = await pipeline.resolve_route(key, name)
-    except GatewayError as error:
-        return error_response(error)
+    key = await authenticate(request.headers.get("authorization"))
+    route = await pipeline.resolve_route(key, name)
     return HttpResponse(orjson.dumps(_model_json(route)), content_type=JSON)
 
 

@@ -17,6 +17,19 @@ import pytest
 from tests.fakes import FakeAnthropic, FakeOllama, FakeOpenAI
 
 
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for gateway processes started by tests
+    (they must see the same data; tests using them need committed data)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

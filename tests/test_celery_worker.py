@@ -18,8 +18,7 @@ from billing.models import UsageRecord
 from billing.retention import prune_usage_records
 from billing.tasks import prune_usage_records as prune_task
 from gateway_project.celery import app
-from tests.conftest import wait_for
-from tests.test_daphne_process import database_url
+from tests.conftest import database_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

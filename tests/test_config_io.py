@@ -1,4 +1,4 @@
-"""Config as code: routing.config_io and the gateway_import / gateway_export commands."""
+"""Config as code: routing.config and the gateway_import / gateway_export commands."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from billing.models import Team, UsageRecord
 from providers.catalog import resolve_api_key
 from providers.models import Model, Provider
 from routing.catalog import load_table
-from routing.config_io import ConfigError, dump_config, export_config, import_config, load_config_text
+from routing.config import ConfigError, dump_config, export_config, import_config, load_config_text
 from routing.models import Route, RouteTarget
+from tests.conftest import database_url
 from tests.factories import ModelFactory, ProviderFactory, RouteFactory, RouteTargetFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -600,7 +601,7 @@ def test_demo_file_imports_cleanly_and_serves_its_routes():
 
 @pytest.mark.django_db(transaction=True)
 def test_import_command_in_a_real_process_exits_non_zero_on_errors(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     bad = tmp_path / "bad.yaml"
     bad.write_text(SCHEMA.replace("kind: openai", "kind: foo"))
     good = tmp_path / "good.yaml"

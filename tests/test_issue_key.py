@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 
 from billing.keys import KEY_PREFIX, hash_key
 from billing.models import Team, VirtualKey
+from tests.conftest import database_url
 from tests.factories import RouteFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_bad_arguments_fail_cleanly(args, message):
 def test_real_process_prints_exactly_one_line_on_stdout():
     RouteFactory(name="chat-default")
     TeamFactory(name="research")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     cmd = [sys.executable, "manage.py", "issue_key", "--name", "cli", "--team", "research", "--routes", "chat-default"]
 
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

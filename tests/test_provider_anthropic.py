@@ -353,8 +353,11 @@ def claude_then_openai(fake_anthropic, fake_openai, build):
         (lambda f: f.fail(429, headers={"retry-after": "0"}), {}, 429, "rate_limited"),
         (lambda f: f.fail(529), {}, 529, "unavailable"),
         (lambda f: None, {"api_key": "sk-ant-wrong-key-000000"}, 401, "auth"),
+        (lambda f: f.fail(404, body={"type": "error", "error": {"type": "not_found_error",
+                                                                "message": "model: claude-sonnet-4-6"}}),
+         {}, 404, "not_found"),
     ],
-    ids=["429-rate_limit_error", "529-overloaded_error", "401-authentication_error"],
+    ids=["429-rate_limit_error", "529-overloaded_error", "401-authentication_error", "404-not_found_error"],
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
 def test_anthropic_errors_fall_back_and_are_logged_with_their_kind(

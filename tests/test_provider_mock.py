@@ -203,9 +203,6 @@ def test_max_tokens_truncates_the_mock_answer(mock_client):
     assert completion.usage.completion_tokens == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the mock adapter truncates to max_tokens but always reports finish_reason 'stop' "
-    "(providers/adapters/mock.py complete()/stream() hard-code 'stop')"))
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
 def test_max_tokens_truncation_reports_length(mock_client, stream):
     client = mock_client()
@@ -230,3 +227,11 @@ def test_mock_costs_nothing_even_with_prices(mock_client, stream):
     assert record.status == "success" and record.completion_tokens > 0
     assert record.cost_usd == 0
     assert record.input_price_per_mtok == 0 and record.output_price_per_mtok == 0
+
+
+def test_max_tokens_above_the_answer_length_is_a_normal_stop(mock_client):
+    client = mock_client()
+    full = _ask(client).choices[0].message.content
+    completion = _ask(client, max_tokens=100)
+    assert completion.choices[0].message.content == full
+    assert completion.choices[0].finish_reason == "stop"

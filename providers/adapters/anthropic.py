@@ -15,7 +15,7 @@ import orjson
 
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
-from .base import Adapter, auth_headers, loads, sse_events
+from .base import Adapter, auth_headers, loads, sse_events, tool_arguments
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -87,11 +87,9 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
             blocks = _content_blocks(msg.get("content"))
             for call in msg.get("tool_calls") or []:
                 fn = call.get("function") or {}
-                try:
-                    args = orjson.loads(fn.get("arguments") or "{}")
-                except orjson.JSONDecodeError:
-                    args = {}
-                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+                blocks.append(
+                    {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": tool_arguments(fn.get("arguments"))}
+                )
             append("assistant", blocks)
         elif role == "tool":
             append(
@@ -140,6 +138,8 @@ class AnthropicAdapter(Adapter):
         for name in ("temperature", "top_p", "top_k"):
             if params.get(name) is not None:
                 body[name] = params[name]
+        if "temperature" in body:
+            body["temperature"] = min(body["temperature"], 1.0)  # OpenAI's range is 0-2, Anthropic's 0-1
         stop = params.get("stop")
         if stop:
             body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)

@@ -44,8 +44,12 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore it
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def classify_status(status: int, message: str, code: str = "") -> ErrorKind:
@@ -85,6 +89,17 @@ def loads(raw: bytes | str, provider: str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: answer is not valid JSON") from None
+
+
+def tool_arguments(raw: str | None) -> dict:
+    """An OpenAI tool call's JSON-string arguments as an object, for providers that
+    want objects. Broken JSON (e.g. a call cut by max_tokens, replayed in the
+    history) becomes {} rather than failing the request."""
+    try:
+        value = orjson.loads(raw or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class Adapter:

@@ -41,29 +41,29 @@ def mock_usage(req: ChatRequest, text: str) -> Usage:
 class MockAdapter(Adapter):
     name = "mock"
 
-    async def _prepare(self, model: ModelInfo, req: ChatRequest) -> tuple[str, float]:
+    async def _prepare(self, model: ModelInfo, req: ChatRequest) -> tuple[str, float, str]:
         opts = model.provider.options
         if random.random() < float(opts.get("failure_rate", 0)):
             raise ProviderError(ErrorKind.UNAVAILABLE, f"{model.provider.name}: simulated failure (mock)", status=503)
         await asyncio.sleep(float(opts.get("latency_ms", 0)) / 1000)
-        text = mock_reply(model, req)
-        if req.max_tokens:
-            text = " ".join(text.split()[: req.max_tokens])
+        text, finish = mock_reply(model, req), "stop"
+        if req.max_tokens and len(text.split()) > req.max_tokens:
+            text, finish = " ".join(text.split()[: req.max_tokens]), "length"
         rate = float(opts.get("tokens_per_s", 0))
-        return text, (1 / rate if rate > 0 else 0.0)
+        return text, (1 / rate if rate > 0 else 0.0), finish
 
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
-        text, per_token = await self._prepare(model, req)
+        text, per_token, finish = await self._prepare(model, req)
         await asyncio.sleep(per_token * len(text.split()))
         message = {"role": "assistant", "content": text}
         return ChatResponse(
             model=model.upstream_id,
-            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             usage=mock_usage(req, text),
         )
 
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
-        text, per_token = await self._prepare(model, req)
+        text, per_token, finish = await self._prepare(model, req)
         name = model.upstream_id
         yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         words = text.split(" ")
@@ -72,5 +72,5 @@ class MockAdapter(Adapter):
                 await asyncio.sleep(per_token)
             piece = word if i == 0 else " " + word
             yield ChatChunk(name, [{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-        yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": finish}])
         yield ChatChunk(name, [], usage=mock_usage(req, text))

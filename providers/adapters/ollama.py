@@ -11,7 +11,7 @@ import orjson
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 from .anthropic import _text
-from .base import Adapter, auth_headers, loads
+from .base import Adapter, auth_headers, loads, tool_arguments
 
 OPTION_NAMES = {
     "temperature": "temperature",
@@ -36,7 +36,7 @@ def _messages(messages: list[dict]) -> list[dict]:
             item["images"] = images
         if msg.get("tool_calls"):
             item["tool_calls"] = [
-                {"function": {"name": c["function"]["name"], "arguments": orjson.loads(c["function"].get("arguments") or "{}")}}
+                {"function": {"name": c["function"]["name"], "arguments": tool_arguments(c["function"].get("arguments"))}}
                 for c in msg["tool_calls"]
             ]
         out.append(item)
@@ -66,6 +66,8 @@ class OllamaAdapter(Adapter):
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
         params = req.params
         options = {target: params[src] for src, target in OPTION_NAMES.items() if params.get(src) is not None}
+        if isinstance(options.get("stop"), str):
+            options["stop"] = [options["stop"]]  # OpenAI allows a string; Ollama wants a list
         if req.max_tokens:
             options["num_predict"] = req.max_tokens
         body: dict[str, Any] = {"model": model.upstream_id, "messages": _messages(req.messages), "stream": stream}

@@ -6,7 +6,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from routing.config_io import dump_config, export_config
+from routing.config import dump_config, export_config
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from routing.config_io import ConfigError, import_config, load_config_text
+from routing.config import ConfigError, import_config, load_config_text
 
 
 class Command(BaseCommand):

@@ -1,0 +1,45 @@
+"""Export: the database as a config document that re-imports to the same state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models as djm
+
+from billing.models import Team
+from providers.models import ENV_REF, Provider
+from routing.models import Route, RouteTarget
+
+from .schema import MODEL_FIELDS, PROVIDER_FIELDS, ROUTE_FIELDS, TARGET_FIELDS, TEAM_FIELDS, Field
+
+
+def _export(obj: djm.Model, table: dict[str, Field], *, named: bool = True, include_secrets: bool = False) -> dict:
+    """One item, keys in table order; `named` items start with their `name`."""
+    out: dict[str, Any] = {"name": obj.name} if named else {}
+    for key, spec in table.items():
+        value = getattr(obj, key)
+        if spec.omit_empty and value in ("", None):
+            continue
+        if spec.secret and not (ENV_REF.match(value) or include_secrets):
+            continue  # a literal secret: omitted = "keep the current key" on import
+        out[key] = spec.export(value)
+    return out
+
+
+def export_config(*, include_secrets: bool = False) -> dict:
+    """The whole configuration as plain data, deterministically ordered. Provider keys
+    appear only as `env:` references unless include_secrets. Virtual keys are not
+    configuration (their secrets exist only at issue time) and are not exported."""
+    providers = []
+    for provider in Provider.objects.prefetch_related("models").order_by("name"):
+        item = _export(provider, PROVIDER_FIELDS, include_secrets=include_secrets)
+        item["models"] = [_export(m, MODEL_FIELDS) for m in sorted(provider.models.all(), key=lambda m: m.name)]
+        providers.append(item)
+    routes = []
+    targets = djm.Prefetch("targets", RouteTarget.objects.select_related("model__provider").order_by("order", "id"))
+    for route in Route.objects.prefetch_related(targets).order_by("name"):
+        item = _export(route, ROUTE_FIELDS)
+        item["targets"] = [_export(t, TARGET_FIELDS, named=False) for t in route.targets.all()]
+        routes.append(item)
+    teams = [_export(team, TEAM_FIELDS) for team in Team.objects.order_by("name")]
+    return {"providers": providers, "routes": routes, "teams": teams}

@@ -1,0 +1,243 @@
+"""The config schema: one field table per entity, the type checks they use, and errors.
+
+Each table row says how a key is checked on import and written on export, so that
+parse.py and exporter.py read the same rows and cannot drift apart (docs/config.md
+documents the same keys).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from providers.kinds import KINDS
+from providers.types import ErrorKind
+from routing.models import Strategy
+
+SECTIONS = ("providers", "routes", "teams")
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """An invalid configuration. `path`/`message` are the first problem; `errors` all
+    of them as (path, message), e.g. ("providers[upstream-a].kind", "unknown ...")."""
+
+    def __init__(self, path: str, message: str, *, more: Iterable[tuple[str, str]] = ()) -> None:
+        self.errors = [(path, message), *more]
+        super().__init__(str(self))
+
+    @property
+    def path(self) -> str:
+        return self.errors[0][0]
+
+    @property
+    def message(self) -> str:
+        return self.errors[0][1]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{path}: {message}" if path else message for path, message in self.errors)
+
+
+class Errors:
+    """Collects every problem so one ConfigError can report them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append((path, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(*self.items[0], more=self.items[1:])
+
+
+class Invalid(Exception):
+    """A value a field rejects; `where` locates it inside the value (e.g. "[2]")."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        self.message, self.where = message, where
+
+
+def type_name(value: Any) -> str:
+    names = {
+        bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
+    }
+    return "nothing (null)" if value is None else names.get(type(value), type(value).__name__)
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    """"; did you mean 'x'?" for the closest option, or "" when none is close."""
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+# --- import: value checks -------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:  # `description:` with nothing after it
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {type_name(value)}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {type_name(value)}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"expected an integer, got {type_name(value)}")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _decimal(value: Any) -> Decimal:
+    """Strings and numbers, exactly: a YAML float goes through str() (0.15, not 0.1499...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise Invalid(f"expected a number or a quoted decimal, got {type_name(value)}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Invalid(f"not a number: {str(value)!r}") from None
+    if not number.is_finite():
+        raise Invalid("must be a finite number")
+    return number
+
+
+def _json_object(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a mapping, got {type_name(value)}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise Invalid("must contain only JSON values (strings, numbers, booleans, lists, mappings)") from None
+    return value
+
+
+def _choice(known: Callable[[], Iterable[str]], what: str) -> Callable[[Any], str]:
+    """A string from `known()`, read at check time (the choices live in other modules)."""
+
+    def coerce(value: Any) -> str:
+        options = list(known())
+        if not isinstance(value, str):
+            raise Invalid(f"expected a string, got {type_name(value)}")
+        if value not in options:
+            raise Invalid(f"unknown {what} '{value}' (known: {', '.join(options)})")
+        return value
+
+    return coerce
+
+
+def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], list]:
+    def coerce(value: Any) -> list:
+        if not isinstance(value, list):
+            raise Invalid(f"expected a list, got {type_name(value)}")
+        out = []
+        for i, element in enumerate(value):
+            try:
+                out.append(item(element))
+            except Invalid as exc:
+                raise Invalid(exc.message, f"[{i}]{exc.where}") from None
+        return out
+
+    return coerce
+
+
+def _model_ref(value: Any) -> tuple[str, str]:
+    if not isinstance(value, str):
+        raise Invalid(f"expected 'provider/model', got {type_name(value)}")
+    provider, _, name = value.partition("/")
+    if not provider or not name:
+        raise Invalid(f"expected 'provider/model', got '{value}'")
+    return provider, name
+
+
+# --- export: value formats ------------------------------------------------------------
+
+
+def _decimal_str(value: Decimal) -> str:
+    return format(value.normalize(), "f")  # 30.0 -> "30", never "3E+1"
+
+
+def _money_str(value: Decimal) -> str:
+    """At least cents, no trailing zeros beyond: 0.150000 -> "0.15", 4 -> "4.00", 0.000125 stays."""
+    value = value.normalize()
+    return format(value.quantize(Decimal("0.01")) if value.as_tuple().exponent > -2 else value, "f")
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_json(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(v) for v in value]
+    return value
+
+
+# --- field tables -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    coerce: Callable[[Any], Any]
+    required: bool = False
+    export: Callable[[Any], Any] = lambda v: v
+    omit_empty: bool = False  # exported only when not "" / null
+    keep_when_absent: bool = False  # absent from the file = keep the stored value
+    secret: bool = False  # exported only as an env: reference (or with include_secrets)
+
+
+_DECIMAL = Field(_decimal, export=_decimal_str)
+_PRICE = Field(_decimal, export=_money_str)
+
+# Keys equal model field names. Absent keys take the model field's default, except
+# where `keep_when_absent` says otherwise. Table order is export order.
+PROVIDER_FIELDS: dict[str, Field] = {
+    "kind": Field(_choice(lambda: KINDS, "provider kind"), required=True),
+    "base_url": Field(_text, omit_empty=True),
+    "api_key": Field(_text, keep_when_absent=True, secret=True, omit_empty=True),
+    "timeout_s": _DECIMAL,
+    "options": Field(_json_object, export=_sorted_json),
+    "enabled": Field(_bool),
+}
+MODEL_FIELDS: dict[str, Field] = {
+    "upstream_id": Field(_text, omit_empty=True),
+    "input_price_per_mtok": _PRICE,
+    "output_price_per_mtok": _PRICE,
+    "context_window": Field(_optional_int, omit_empty=True),
+    "enabled": Field(_bool),
+}
+ROUTE_FIELDS: dict[str, Field] = {
+    "description": Field(_text, omit_empty=True),
+    "strategy": Field(_choice(lambda: Strategy.values, "strategy")),
+    "timeout_s": _DECIMAL,
+    "max_attempts": Field(_int),
+    "backoff_base_ms": Field(_int),
+    "backoff_max_ms": Field(_int),
+    "retry_after_cap_s": _DECIMAL,
+    "retry_on": Field(_list_of(_choice(lambda: [k.value for k in ErrorKind], "error kind"))),
+    "enabled": Field(_bool),
+}
+# A target's `model` is a 'provider/model' reference: parsed into a (provider, model)
+# pair that the importer resolves, exported via Model.__str__ ("provider/model").
+TARGET_FIELDS: dict[str, Field] = {
+    "model": Field(_model_ref, required=True, export=str),
+    "weight": Field(_int),
+    "enabled": Field(_bool),
+}
+TEAM_FIELDS: dict[str, Field] = {"description": Field(_text, omit_empty=True)}
