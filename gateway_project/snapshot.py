@@ -4,11 +4,14 @@ An admin edit must reach every process within a few seconds, without a database
 round trip per request: values are served from memory and re-read when older than
 `ttl`. Between `ttl` and `3 * ttl` the old value is still served while one
 background refresh runs (no request waits); beyond that a request waits for it.
+If the database cannot be read, the last good value keeps being served (the
+gateway stays up through a database blip) and the failure is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -16,6 +19,7 @@ from typing import Generic, TypeVar
 from .db import run_db
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.snapshot")
 
 
 class Snapshot(Generic[T]):
@@ -30,13 +34,9 @@ class Snapshot(Generic[T]):
         self._inflight: asyncio.Task | None = None
 
     def invalidate(self) -> None:
-        """Forget the value (used by post-save signals in the editing process)."""
+        """Force a re-read on next use (post-save signals in the editing process)."""
         self._generation += 1
-        self._value = None
-
-    def get_sync(self) -> T:
-        """For synchronous callers (admin dry runs, management commands)."""
-        return self._loader()
+        self._loaded_at = 0.0
 
     async def get(self) -> T:
         age = time.monotonic() - self._loaded_at
@@ -47,13 +47,20 @@ class Snapshot(Generic[T]):
         if value is not None and age < 3 * ttl:
             self._refresh_task()
             return value
-        return await asyncio.shield(self._refresh_task())
+        try:
+            return await asyncio.shield(self._refresh_task())
+        except Exception:
+            if value is None:
+                raise
+            log.warning("serving stale configuration: refresh failed", exc_info=True)
+            return value
 
     def _refresh_task(self) -> asyncio.Task:
         loop = asyncio.get_running_loop()
         task = self._inflight
         if task is None or task.done() or task.get_loop() is not loop:
             task = self._inflight = loop.create_task(self._refresh())
+            task.add_done_callback(_log_failure)
         return task
 
     async def _refresh(self) -> T:
@@ -65,9 +72,14 @@ class Snapshot(Generic[T]):
         return value
 
 
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("configuration refresh failed: %s", type(task.exception()).__name__)
+
+
 class KeyedCache(Generic[T]):
-    """Per-key values (e.g. virtual keys by hash) with the same freshness rule as
-    Snapshot's hard limit: an entry older than `ttl` is re-read before use."""
+    """Per-key values (e.g. virtual keys by hash): an entry older than `ttl` is
+    re-read before use; if that read fails, the last good entry is served."""
 
     def __init__(self, loader: Callable[[str], T], ttl: Callable[[], float], max_entries: int = 100_000) -> None:
         self._loader = loader
@@ -83,8 +95,14 @@ class KeyedCache(Generic[T]):
         hit = self._entries.get(key)
         if hit is not None and now - hit[0] < self._ttl():
             return hit[1]
-        value = await run_db(self._loader, key)
+        try:
+            value = await run_db(self._loader, key)
+        except Exception:
+            if hit is None:
+                raise
+            log.warning("serving stale entry: refresh failed", exc_info=True)
+            return hit[1]
         if len(self._entries) >= self._max:
-            self._entries.clear()  # crude but bounded; a flood of unknown keys cannot grow memory
+            self._entries.clear()  # crude but bounded: a flood of unknown keys cannot grow memory
         self._entries[key] = (now, value)
         return value

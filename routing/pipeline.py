@@ -229,8 +229,8 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
         outcome = (UsageRecord.Status.ERROR, 200, "internal")
         raise
     finally:
-        if call.usage is None or outcome[0] != UsageRecord.Status.SUCCESS:
-            call.usage = call.usage or call.estimated_usage()
+        if call.usage is None:  # cut or abandoned before the provider reported usage
+            call.usage = call.estimated_usage()
         await _close_quietly(rest)
         if outcome[0] == UsageRecord.Status.CLIENT_CLOSED:
             call.settle_in_background(*outcome)
