@@ -93,6 +93,9 @@ class UsageRecord(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     attempts = models.PositiveSmallIntegerField(default=1)
     attempt_log = models.JSONField(default=list, blank=True, help_text="Each attempt's target, outcome and latency.")
+    strategy = models.CharField(max_length=20, blank=True)
+    task_type = models.CharField(max_length=30, blank=True, help_text="Detected task (task strategy).")
+    candidates = models.JSONField(default=list, blank=True, help_text="The strategy's candidate order, with reasons.")
 
     class Meta:
         ordering = ["-created_at"]

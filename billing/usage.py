@@ -39,6 +39,9 @@ class UsageEntry:
     ttft_ms: int | None = None
     attempts: int = 0
     attempt_log: list = field(default_factory=list)
+    strategy: str = ""
+    task_type: str = ""
+    candidates: list = field(default_factory=list)
 
 
 def record_usage(entry: UsageEntry) -> None:

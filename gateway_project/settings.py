@@ -151,6 +151,8 @@ CELERY_TIMEZONE = "UTC"
 # change or disable them in the admin (Periodic tasks).
 CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "billing.tasks.prune_usage_records", "schedule": 24 * 3600},
+    "probe-models": {"task": "routing.tasks.probe_models", "schedule": env.int("GATEWAY_HEALTH_INTERVAL_S", default=60)},
+    "prune-health-checks": {"task": "routing.tasks.prune_health_checks", "schedule": 24 * 3600},
 }
 
 # --- gateway --------------------------------------------------------------------
@@ -162,6 +164,19 @@ GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024
 # Connection pool of the one shared upstream HTTP client per process.
 GATEWAY_HTTP_MAX_CONNECTIONS: int = env.int("GATEWAY_HTTP_MAX_CONNECTIONS", default=512)
 GATEWAY_HTTP_KEEPALIVE: int = env.int("GATEWAY_HTTP_KEEPALIVE", default=128)
+# Circuit breaker defaults (each route may override them in the admin): a target
+# opens after this many consecutive failures, or when this share of its requests in
+# the window failed (with at least the minimum number of requests); after the
+# cooldown one trial request decides whether it closes again.
+GATEWAY_BREAKER_FAILURES: int = env.int("GATEWAY_BREAKER_FAILURES", default=5)
+GATEWAY_BREAKER_FAILURE_RATE: float = env.float("GATEWAY_BREAKER_FAILURE_RATE", default=0.5)
+GATEWAY_BREAKER_WINDOW_S: float = env.float("GATEWAY_BREAKER_WINDOW_S", default=60.0)
+GATEWAY_BREAKER_MIN_REQUESTS: int = env.int("GATEWAY_BREAKER_MIN_REQUESTS", default=10)
+GATEWAY_BREAKER_COOLDOWN_S: float = env.float("GATEWAY_BREAKER_COOLDOWN_S", default=30.0)
+# Active health checks: seconds between probes of each enabled model (Celery beat),
+# and how many days of probe history to keep.
+GATEWAY_HEALTH_INTERVAL_S: int = env.int("GATEWAY_HEALTH_INTERVAL_S", default=60)
+GATEWAY_HEALTH_RETENTION_DAYS: int = env.int("GATEWAY_HEALTH_RETENTION_DAYS", default=7)
 # Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
 GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES

@@ -39,6 +39,7 @@ class ModelInfo:
     provider: ProviderInfo
     price: Price
     context_window: int | None
+    quality: int = 50
 
     @property
     def label(self) -> str:
@@ -80,6 +81,7 @@ def model_info(model: Model) -> ModelInfo:
         provider=pinfo,
         price=price,
         context_window=model.context_window,
+        quality=model.quality_score,
     )
 
 

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_cryptography.fields import encrypt
 
@@ -134,6 +134,12 @@ class Model(Timestamped):
     context_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="Tokens the model accepts (prompt + answer). Blank if unknown."
     )
+    quality_score = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MaxValueValidator(100)],
+        help_text="0-100: your judgement of answer quality. Cost-aware routes pick the cheapest model "
+        "whose score meets their minimum.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -161,3 +167,21 @@ class Model(Timestamped):
     @property
     def effective_upstream_id(self) -> str:
         return self.upstream_id or self.name
+
+
+class HealthCheck(models.Model):
+    """One active probe of a model (a minimal request sent on a schedule by Celery)."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="health_checks")
+    checked_at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+    error_kind = models.CharField(max_length=30, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=300, blank=True, help_text="Why it failed (never contains secrets).")
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["model", "-checked_at"], name="health_model_time")]
+
+    def __str__(self) -> str:
+        return f"{self.model} {'ok' if self.ok else self.error_kind} at {self.checked_at:%Y-%m-%d %H:%M:%S}"

@@ -14,6 +14,8 @@ from gateway_project.snapshot import Snapshot
 from providers.catalog import ModelInfo, load_models
 from providers.types import ErrorKind
 
+from .breaker import BreakerPolicy
+from .conditions import Rule, parse_rules
 from .models import Route, RouteTarget
 
 
@@ -22,6 +24,12 @@ class TargetInfo:
     model: ModelInfo
     order: int
     weight: int
+    task_types: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        """Identity of the target in shared state (breaker, latency): the model."""
+        return f"model:{self.model.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,12 @@ class RouteInfo:
     retry_on: frozenset[ErrorKind]
     targets: tuple[TargetInfo, ...]
     created: int  # unix time, for /v1/models
+    breaker: BreakerPolicy = BreakerPolicy()
+    try_when_all_open: bool = False
+    sticky_by: str = "none"
+    explore_rate: float = 0.1
+    min_quality: int = 0
+    rules: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,31 +59,58 @@ class RoutingTable:
     disabled: frozenset[str]  # names of routes that exist but are switched off
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
+def breaker_policy(route: Route) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=_or(route.breaker_failure_threshold, settings.GATEWAY_BREAKER_FAILURES),
+        failure_rate=float(_or(route.breaker_failure_rate, settings.GATEWAY_BREAKER_FAILURE_RATE)),
+        window_s=float(_or(route.breaker_window_s, settings.GATEWAY_BREAKER_WINDOW_S)),
+        min_requests=_or(route.breaker_min_requests, settings.GATEWAY_BREAKER_MIN_REQUESTS),
+        cooldown_s=float(_or(route.breaker_cooldown_s, settings.GATEWAY_BREAKER_COOLDOWN_S)),
+        probe_timeout_s=max(float(route.timeout_s), 1.0),
+    )
+
+
+def route_info(route: Route, targets: tuple[TargetInfo, ...]) -> RouteInfo:
+    return RouteInfo(
+        id=route.id,
+        name=route.name,
+        strategy=route.strategy,
+        timeout_s=float(route.timeout_s),
+        max_attempts=route.max_attempts,
+        backoff_base_s=route.backoff_base_ms / 1000,
+        backoff_max_s=route.backoff_max_ms / 1000,
+        retry_after_cap_s=float(route.retry_after_cap_s),
+        retry_on=frozenset(ErrorKind(k) for k in route.retry_on or [] if k in ErrorKind._value2member_map_),
+        targets=targets,
+        created=int(route.created_at.timestamp()),
+        breaker=breaker_policy(route),
+        try_when_all_open=route.when_all_open == "try_anyway",
+        sticky_by=route.sticky_by,
+        explore_rate=float(route.explore_rate),
+        min_quality=route.min_quality,
+        rules=tuple(parse_rules(route.rules or [])),
+    )
+
+
 def load_table() -> RoutingTable:
     models = load_models()
     targets: dict[int, list[TargetInfo]] = {}
     for t in RouteTarget.objects.filter(enabled=True).order_by("order", "id"):
         model = models.get(t.model_id)
         if model is not None:  # disabled models/providers simply drop out
-            targets.setdefault(t.route_id, []).append(TargetInfo(model, t.order, t.weight))
+            targets.setdefault(t.route_id, []).append(
+                TargetInfo(model, t.order, t.weight, frozenset(t.task_types or ()))
+            )
     routes, disabled = {}, set()
     for r in Route.objects.all():
         if not r.enabled:
             disabled.add(r.name)
             continue
-        routes[r.name] = RouteInfo(
-            id=r.id,
-            name=r.name,
-            strategy=r.strategy,
-            timeout_s=float(r.timeout_s),
-            max_attempts=r.max_attempts,
-            backoff_base_s=r.backoff_base_ms / 1000,
-            backoff_max_s=r.backoff_max_ms / 1000,
-            retry_after_cap_s=float(r.retry_after_cap_s),
-            retry_on=frozenset(ErrorKind(k) for k in r.retry_on or [] if k in ErrorKind._value2member_map_),
-            targets=tuple(targets.get(r.id, ())),
-            created=int(r.created_at.timestamp()),
-        )
+        routes[r.name] = route_info(r, tuple(targets.get(r.id, ())))
     return RoutingTable(routes, frozenset(disabled))
 
 

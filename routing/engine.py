@@ -1,13 +1,15 @@
-"""The routing engine: which targets to try, in what order, and what to do on failure.
+"""The routing engine: try the strategy's candidates under the route's policies.
 
-All retry and fallback decisions live here, decided on `ProviderError.kind`:
+All retry, fallback and breaker decisions live here, decided on `ProviderError.kind`:
 - kinds in the route's `retry_on` are retried on the same target (exponential
   backoff with jitter, or the provider's Retry-After up to the route's cap), then
-  the next target is tried;
+  the next candidate is tried;
 - the request's own faults (bad_request, content_policy) end the request at once,
   since another provider would refuse it too;
-- any other failure (auth, context_length, exhausted retries) moves to the next target.
-A stream may fall back only until its first chunk has arrived.
+- any other failure (auth, not_found, context_length, exhausted retries) moves on.
+Before each call the target's circuit breaker must admit it; 429s, 5xx, timeouts
+and garbled answers count against the target, the request's own faults do not.
+A stream may fall back only until its first output chunk has arrived.
 """
 
 from __future__ import annotations
@@ -25,20 +27,29 @@ from providers.adapters import adapter_for
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
 
 from . import metrics
+from .breaker import Admission, get_breaker_store
 from .catalog import RouteInfo, TargetInfo
+from .strategies import Decision
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.engine")
 TERMINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.CONTENT_POLICY})
+# Failures that say something about the provider's health (and open its breaker).
+BREAKER_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE, ErrorKind.BAD_RESPONSE})
+SKIPPED = "breaker_open"
 
 
 @dataclass(slots=True)
 class Attempt:
     target: str
-    outcome: str  # "ok" or an ErrorKind value
+    outcome: str  # "ok", an ErrorKind value, or SKIPPED (not called: breaker open)
     latency_ms: int
     status: int | None = None
     message: str = ""
+
+    @property
+    def called(self) -> bool:
+        return self.outcome != SKIPPED
 
     def as_dict(self) -> dict:
         return {"target": self.target, "outcome": self.outcome, "latency_ms": self.latency_ms, "status": self.status}
@@ -49,21 +60,20 @@ class Run:
     """What happened while serving one request; read by settlement and headers."""
 
     route: RouteInfo
+    decision: Decision
     started: float = field(default_factory=time.monotonic)
-    attempts: list[Attempt] = field(default_factory=list)
-    target: TargetInfo | None = None  # the one that answered, or was tried last
+    log: list[Attempt] = field(default_factory=list)  # calls and skips, in order
+    target: TargetInfo | None = None  # the one that answered, or was called last
+    answer_started: float | None = None  # when the successful call began
+    probe: bool = False  # the successful call was a breaker's half-open trial
 
     @property
     def deadline(self) -> float:
         return self.started + self.route.timeout_s
 
-
-def order_targets(route: RouteInfo, req: ChatRequest) -> list[TargetInfo]:
-    """Candidates in the order the route's strategy wants them tried."""
-    targets = list(route.targets)
-    if route.strategy == "single":
-        return targets[:1]
-    return targets
+    @property
+    def calls(self) -> int:
+        return sum(1 for a in self.log if a.called)
 
 
 def backoff_delay(route: RouteInfo, attempt: int) -> float:
@@ -72,7 +82,16 @@ def backoff_delay(route: RouteInfo, attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-async def _attempt(run: Run, target: TargetInfo, call: Callable[[TargetInfo, float], Awaitable[T]]) -> T:
+async def report(run: Run, target: TargetInfo, kind: ErrorKind | None, probe: bool) -> None:
+    """Tell the target's breaker how a call went (kind None = success)."""
+    if kind is not None and kind not in BREAKER_KINDS:
+        if not probe:
+            return  # the request's fault, or config: says nothing about provider health
+        kind = None  # a probe that got any real answer shows the provider is up
+    await get_breaker_store().record(target.key, run.route.breaker, success=kind is None, probe=probe)
+
+
+async def _attempt(run: Run, target: TargetInfo, probe: bool, call: Callable[[TargetInfo, float], Awaitable[T]]) -> T:
     remaining = run.deadline - time.monotonic()
     if remaining <= 0:
         raise ProviderError(ErrorKind.TIMEOUT, f"route timeout of {run.route.timeout_s:g} s reached")
@@ -85,67 +104,89 @@ async def _attempt(run: Run, target: TargetInfo, call: Callable[[TargetInfo, flo
             result = await call(target, timeout)
     except TimeoutError:
         error = ProviderError(ErrorKind.TIMEOUT, f"{label}: no answer within {timeout:.1f} s")
-        _log(run, label, t0, error)
-        raise error from None
-    except ProviderError as error:
-        _log(run, label, t0, error)
-        raise
+    except ProviderError as exc:
+        error = exc
     except Exception as exc:  # an adapter bug or an answer shape nobody foresaw
         log.exception("adapter for %s failed unexpectedly", label)
         error = ProviderError(ErrorKind.BAD_RESPONSE, f"{label}: unexpected answer ({type(exc).__name__})")
-        _log(run, label, t0, error)
-        raise error from None
-    run.attempts.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
-    metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
-    return result
+    else:
+        run.log.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
+        run.answer_started, run.probe = t0, probe
+        metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
+        await report(run, target, None, probe)
+        return result
+    run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
+    metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()
+    await report(run, target, error.kind, probe)
+    raise error
 
 
-def _log(run: Run, label: str, t0: float, error: ProviderError) -> None:
-    run.attempts.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
-    model = run.target.model if run.target else None
-    if model is not None:
-        metrics.ATTEMPTS.labels(model.provider.name, model.name, error.kind.value).inc()
+async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool) -> Admission:
+    if ignore_breaker:
+        return Admission.ALLOWED
+    admission = await get_breaker_store().admit(target.key, run.route.breaker)
+    if admission is Admission.REJECTED:
+        run.log.append(Attempt(target.model.label, SKIPPED, 0))
+    return admission
 
 
 async def execute(run: Run, req: ChatRequest, call: Callable[[TargetInfo, float], Awaitable[T]]) -> T:
-    """Try the route's candidates under its retry policy; return the first success."""
+    """Try the candidates under the route's retry policy; return the first success."""
     route = run.route
-    candidates = order_targets(route, req)
+    candidates = [c.target for c in run.decision.candidates]
     if not candidates:
         raise UpstreamFailed(
-            f"Route '{route.name}' has no enabled target (check its targets, models and providers).",
+            f"Route '{route.name}' has no enabled target that can take this request "
+            "(check its targets, models and providers, and the strategy's conditions).",
             status=503,
             code="no_available_target",
         )
     last: ProviderError | None = None
-    for target in candidates:
-        for attempt in range(1, route.max_attempts + 1):
-            try:
-                return await _attempt(run, target, call)
-            except ProviderError as error:
-                last = error
-            if last.kind in TERMINAL:
-                raise InvalidRequest(
-                    f"The provider rejected the request: {last.message}",
-                    code="content_policy_violation" if last.kind is ErrorKind.CONTENT_POLICY else "upstream_bad_request",
-                )
-            if last.kind not in route.retry_on or attempt == route.max_attempts:
+    passes = (False, True) if route.try_when_all_open else (False,)
+    for ignore_breaker in passes:
+        if ignore_breaker and run.calls:
+            break  # the second pass is only for "every breaker was open"
+        for target in candidates:
+            admission = await _admit(run, target, ignore_breaker)
+            if admission is Admission.REJECTED:
+                continue
+            probe = admission is Admission.PROBE
+            for attempt in range(1, route.max_attempts + 1):
+                try:
+                    return await _attempt(run, target, probe, call)
+                except ProviderError as error:
+                    last = error
+                if last.kind in TERMINAL:
+                    raise InvalidRequest(
+                        f"The provider rejected the request: {last.message}",
+                        code="content_policy_violation" if last.kind is ErrorKind.CONTENT_POLICY else "upstream_bad_request",
+                    )
+                if probe or last.kind not in route.retry_on or attempt == route.max_attempts:
+                    break  # a failed probe re-opened the breaker: no retry on it
+                delay = backoff_delay(route, attempt)
+                if last.retry_after is not None:
+                    if last.retry_after > route.retry_after_cap_s:
+                        break  # the provider wants a longer pause than we allow: go elsewhere
+                    delay = max(delay, last.retry_after)
+                if time.monotonic() + delay >= run.deadline:
+                    break
+                await asyncio.sleep(delay)
+            if time.monotonic() >= run.deadline:
                 break
-            delay = backoff_delay(route, attempt)
-            if last.retry_after is not None:
-                if last.retry_after > route.retry_after_cap_s:
-                    break  # the provider wants a longer pause than we allow: go elsewhere
-                delay = max(delay, last.retry_after)
-            if time.monotonic() + delay >= run.deadline:
-                break
-            await asyncio.sleep(delay)
-        if time.monotonic() >= run.deadline:
-            break
     raise _exhausted(run, last)
 
 
 def _exhausted(run: Run, last: ProviderError | None) -> GatewayError:
-    failures = [a for a in run.attempts if a.outcome != "ok"]
+    if not run.calls:
+        statuses = ", ".join(a.target for a in run.log)
+        return UpstreamFailed(
+            f"Every target of route '{run.route.name}' is failing and out of rotation (circuit breaker open: "
+            f"{statuses}). A trial request goes through after the cooldown of {run.route.breaker.cooldown_s:g} s.",
+            status=503,
+            code="circuit_open",
+            headers={"retry-after": str(max(1, int(run.route.breaker.cooldown_s)))},
+        )
+    failures = [a for a in run.log if a.called and a.outcome != "ok"]
     if failures and all(a.outcome == ErrorKind.CONTEXT_LENGTH for a in failures):
         return InvalidRequest(
             "The prompt and max_tokens exceed the context window of every target of this route.",
@@ -155,7 +196,7 @@ def _exhausted(run: Run, last: ProviderError | None) -> GatewayError:
     kind = last.kind if last else ErrorKind.TIMEOUT
     status = 504 if kind is ErrorKind.TIMEOUT else 503 if kind in (ErrorKind.UNAVAILABLE, ErrorKind.RATE_LIMITED) else 502
     detail = "; ".join(f"{a.target}: {a.message or a.outcome}" for a in failures[-5:])
-    n = len(run.attempts)
+    n = run.calls
     return UpstreamFailed(
         f"All {n} attempt{'s' if n != 1 else ''} for route '{run.route.name}' failed. {detail}",
         status=status,

@@ -21,6 +21,22 @@ def default_retry_on() -> list[str]:
 class Strategy(models.TextChoices):
     SINGLE = "single", "Single – always the first enabled target"
     FALLBACK = "fallback", "Fallback – targets in order, next one when a target fails"
+    LOADBALANCE = "loadbalance", "Load balance – weighted random split (A/B), optionally sticky per user"
+    LEAST_LATENCY = "least_latency", "Least latency – the fastest target recently, exploring the others"
+    COST = "cost", "Cost – the cheapest target good enough (quality) and big enough (context)"
+    TASK = "task", "Task – detect the task type (code, summary, ...) and use its targets"
+    CONDITIONAL = "conditional", "Conditional – rules on request metadata and parameters"
+
+
+class StickyBy(models.TextChoices):
+    NONE = "none", "Not sticky – every request draws anew"
+    KEY = "key", "Virtual key – each key always lands on the same target"
+    USER = "user", "End user – the request's `user` field (else the key) decides"
+
+
+class WhenAllOpen(models.TextChoices):
+    FAIL = "fail", "Answer 503 at once (protects failing providers)"
+    TRY_ANYWAY = "try_anyway", "Try the targets anyway"
 
 
 class Route(Timestamped):
@@ -62,6 +78,50 @@ class Route(Timestamped):
         blank=True,
         help_text=f"Error kinds retried on the same target. Choose from: {', '.join(k.value for k in ErrorKind)}.",
     )
+    # --- strategy settings (each used by one strategy; ignored by the others) ---
+    sticky_by = models.CharField(
+        max_length=10, choices=StickyBy.choices, default=StickyBy.NONE,
+        help_text="Load balance: keep each key or user on the same target, so an A/B split is stable.",
+    )
+    explore_rate = models.DecimalField(
+        max_digits=3, decimal_places=2, default=Decimal("0.10"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="Least latency: share of requests (0-1) sent to a non-fastest target to keep estimates fresh.",
+    )
+    min_quality = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Cost: only models whose quality score is at least this are used.",
+    )
+    rules = models.JSONField(
+        default=list, blank=True,
+        help_text='Conditional: ordered rules, the first that matches chooses the targets, e.g. '
+        '[{"when": "metadata.tier == \'premium\'", "targets": ["openai/gpt-4o"]}, '
+        '{"when": "max_tokens > 2000", "targets": ["anthropic/claude-sonnet"]}]. '
+        "No match: all targets in order.",
+    )
+    # --- circuit breaker (blank = the gateway-wide default from the environment) ---
+    breaker_failure_threshold = models.PositiveSmallIntegerField(
+        "open after consecutive failures", null=True, blank=True,
+        help_text="A target's breaker opens after this many failures in a row (429, 5xx, timeouts). 0 = rule off.",
+    )
+    breaker_failure_rate = models.DecimalField(
+        "open above failure rate", max_digits=3, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="...or when this share (0-1) of its recent requests failed. 0 = rule off.",
+    )
+    breaker_window_s = models.PositiveIntegerField(
+        "failure-rate window (s)", null=True, blank=True, help_text="How far back 'recent' reaches."
+    )
+    breaker_min_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The failure-rate rule waits for at least this many recent requests."
+    )
+    breaker_cooldown_s = models.PositiveIntegerField(
+        "cooldown (s)", null=True, blank=True,
+        help_text="An open breaker lets one trial request through after this long; success closes it.",
+    )
+    when_all_open = models.CharField(
+        "when every target's breaker is open", max_length=12, choices=WhenAllOpen.choices, default=WhenAllOpen.FAIL
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -71,18 +131,33 @@ class Route(Timestamped):
         return self.name
 
     def clean(self) -> None:
+        from .conditions import ConditionError, parse_rules
+
         kinds = {k.value for k in ErrorKind}
         if not isinstance(self.retry_on, list) or not all(k in kinds for k in self.retry_on):
             raise ValidationError({"retry_on": f"A list of error kinds among: {', '.join(sorted(kinds))}."})
-        if self.backoff_max_ms < self.backoff_base_ms:
+        if self.backoff_max_ms is not None and self.backoff_base_ms is not None and self.backoff_max_ms < self.backoff_base_ms:
             raise ValidationError({"backoff_max_ms": "Must be at least the base backoff."})
+        try:
+            parse_rules(self.rules)
+        except ConditionError as exc:
+            raise ValidationError({"rules": str(exc)}) from None
+        if self.strategy == Strategy.CONDITIONAL and not self.rules:
+            raise ValidationError({"rules": "A conditional route needs at least one rule."})
 
 
 class RouteTarget(Timestamped):
     route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="targets")
     model = models.ForeignKey("providers.Model", on_delete=models.PROTECT, related_name="route_targets")
     order = models.PositiveSmallIntegerField(default=0, help_text="Lower goes first.")
-    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic for load-balancing strategies.")
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Load balance: share of traffic (weights 3 and 1 split 75% / 25%). 0 = only as fallback."
+    )
+    task_types = models.JSONField(
+        default=list, blank=True,
+        help_text="Task strategy: the task types this target serves (e.g. code_generation). "
+        "Empty = a default target, used for any task without its own targets.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -93,3 +168,10 @@ class RouteTarget(Timestamped):
 
     def __str__(self) -> str:
         return f"{self.route} → {self.model}"
+
+    def clean(self) -> None:
+        from .task_detection import TaskType
+
+        known = set(TaskType.values)
+        if not isinstance(self.task_types, list) or not all(t in known for t in self.task_types):
+            raise ValidationError({"task_types": f"A list of task types among: {', '.join(sorted(known))}."})

@@ -28,8 +28,11 @@ from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ProviderError, Usage
 
 from . import engine, metrics
+from .breaker import get_breaker_store
 from .catalog import RouteInfo, routing_table
+from .health import absorb_health
 from .schemas import parse_chat_request
+from .strategies import Signals, decide
 
 log = logging.getLogger("gateway.pipeline")
 _background: set[asyncio.Task] = set()
@@ -39,8 +42,17 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+_last_table: object | None = None
+
+
 async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
+    global _last_table
     table = await routing_table.get()
+    if table is not _last_table:
+        # Each refresh of the table also picks up probe results written by the
+        # Celery worker (embedded mode; with Redis the worker feeds breakers itself).
+        _last_table = table
+        _spawn(absorb_health())
     route = table.routes.get(name)
     if route is None:
         if name in table.disabled:
@@ -105,8 +117,11 @@ class Call:
             cost_usd=self.cost,
             latency_ms=int(latency * 1000),
             ttft_ms=int(self.ttft * 1000) if self.ttft is not None else None,
-            attempts=len(self.run.attempts),
-            attempt_log=[a.as_dict() for a in self.run.attempts],
+            attempts=self.run.calls,
+            attempt_log=[a.as_dict() for a in self.run.log],
+            strategy=self.run.decision.strategy,
+            task_type=self.run.decision.task.task.value if self.run.decision.task else "",
+            candidates=[{"target": c.label, "reason": c.reason} for c in self.run.decision.candidates],
         )
 
     def estimated_usage(self) -> Usage:
@@ -118,11 +133,16 @@ class Call:
 
     async def settle(self, status: str, http_status: int, error_kind: str = "") -> None:
         """Record usage and metrics once. Nothing is recorded if no provider was tried."""
-        if self.settled or not self.run.attempts:
+        if self.settled or not self.run.calls:
             return
         self.settled = True
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
+        if status == UsageRecord.Status.SUCCESS and self.run.target and self.run.answer_started:
+            # Feeds the least-latency strategy (shared across processes with Redis).
+            await get_breaker_store().record_latency(
+                self.run.target.key, total_s=time.monotonic() - self.run.answer_started, ttft_s=self.ttft
+            )
         try:
             await run_db(record_usage, entry)
         except DatabaseError:
@@ -133,7 +153,7 @@ class Call:
     def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
         """For a cancelled request: the record must be written even though the
         request's own task is being torn down."""
-        if self.settled or not self.run.attempts:
+        if self.settled or not self.run.calls:
             return
         _spawn(self.settle(status, http_status, error_kind))
 
@@ -167,12 +187,29 @@ def _observe(entry: UsageEntry, call: Call) -> None:
         metrics.COST.labels(*labels).inc(float(entry.cost_usd))
 
 
-async def prepare(authorization: str | None, body: bytes) -> Call:
-    """Steps 1-3 of the hot path. Raises GatewayError (401/400/404/403)."""
+async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
+    """Shared state the strategy may consult: one read of breakers (and latencies)."""
+    store = get_breaker_store()
+    keys = [t.key for t in route.targets]
+    signals = Signals(task_hint=task_hint)
+    if keys:
+        signals.breakers = await store.statuses(keys, route.breaker)
+        if route.strategy == "least_latency":
+            signals.latencies = await store.latencies(keys)
+    if route.sticky_by == "user":
+        signals.sticky_id = str(req.params.get("user") or f"key:{key.id}")
+    elif route.sticky_by == "key":
+        signals.sticky_id = f"key:{key.id}"
+    return signals
+
+
+async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
+    """Steps 1-3 of the hot path, and the routing decision. Raises GatewayError."""
     key = await authenticate(authorization)
     req = parse_chat_request(body)
     route = await resolve_route(key, req.model)
-    return Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route))
+    decision = decide(route, req, await gather_signals(route, req, key, task_hint))
+    return Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route, decision))
 
 
 async def complete(call: Call) -> ChatResponse:
@@ -224,6 +261,8 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
     except ProviderError as error:
         # Headers (200) are already sent: the client sees an in-band error event.
         outcome = (UsageRecord.Status.ERROR, 200, error.kind.value)
+        if call.run.target is not None:
+            await engine.report(call.run, call.run.target, error.kind, probe=False)
         raise
     except Exception:
         outcome = (UsageRecord.Status.ERROR, 200, "internal")
@@ -261,5 +300,5 @@ async def _close_quietly(agen: AsyncIterator) -> None:
 
 
 def _error_kind(call: Call) -> str:
-    failed = [a.outcome for a in call.run.attempts if a.outcome != "ok"]
+    failed = [a.outcome for a in call.run.log if a.called and a.outcome != "ok"]
     return failed[-1] if failed else ""

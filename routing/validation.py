@@ -18,9 +18,12 @@ class TargetSpec:
     weight: int = 1
 
 
-def check_route_targets(route_name: str, route_enabled: bool, strategy: str, targets: Iterable[TargetSpec]) -> None:
+def check_route_targets(
+    route_name: str, route_enabled: bool, strategy: str, targets: Iterable[TargetSpec], rules: list | None = None
+) -> None:
     """Raise ValidationError with a readable message if the route could never serve."""
     targets = list(targets)
+    _check_rule_targets(route_name, rules or [], targets)
     models = [t.model for t in targets]
     if len({m.pk for m in models}) != len(models):
         raise ValidationError(f"Route '{route_name}' lists the same model twice.")
@@ -33,3 +36,15 @@ def check_route_targets(route_name: str, route_enabled: bool, strategy: str, tar
         raise ValidationError(f"Route '{route_name}' is enabled but has no enabled target. Add one, or disable the route.")
     if any(t.weight < 0 for t in targets):
         raise ValidationError("Weights cannot be negative.")
+
+
+def _check_rule_targets(route_name: str, rules: list, targets: list[TargetSpec]) -> None:
+    """Conditional rules may only name models that are targets of the route."""
+    labels = {str(t.model) for t in targets}
+    for i, rule in enumerate(rules):
+        for name in rule.get("targets", []) if isinstance(rule, dict) else []:
+            if name not in labels:
+                raise ValidationError(
+                    f"Route '{route_name}', rule {i + 1} names '{name}', which is not a target of this route "
+                    f"(targets: {', '.join(sorted(labels)) or 'none'})."
+                )

@@ -20,6 +20,7 @@ from gateway_project.errors import GatewayError, InternalError, InvalidRequest, 
 from providers.types import ChatChunk, ChatResponse, ProviderError
 
 from . import metrics, pipeline
+from .task_detection import HINT_HEADER as TASK_HINT_HEADER
 
 JSON = "application/json"
 log = logging.getLogger("gateway.api")
@@ -43,7 +44,13 @@ def error_response(error: GatewayError, request_id: str | None = None) -> HttpRe
 def _headers(response: HttpResponse, call: pipeline.Call) -> None:
     response["x-request-id"] = call.request_id
     response["x-gateway-route"] = call.route.name
-    response["x-gateway-attempts"] = str(len(call.run.attempts))
+    run = call.run
+    response["x-gateway-attempts"] = str(run.calls)
+    response["x-gateway-strategy"] = run.decision.strategy
+    if run.decision.task is not None:
+        response["x-gateway-task"] = run.decision.task.task.value
+    response["x-gateway-candidates"] = ",".join(run.decision.labels[:10])
+    response["x-gateway-attempt-log"] = ",".join(f"{a.target}={a.outcome}" for a in run.log[:10])
     target = call.run.target
     if target is not None:
         response["x-gateway-provider"] = target.model.provider.name
@@ -148,7 +155,9 @@ def _body(request: HttpRequest) -> bytes:
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     if (refused := _method_not_allowed(request, "POST")) is not None:
         return refused
-    call = await pipeline.prepare(request.headers.get("authorization"), _body(request))
+    call = await pipeline.prepare(
+        request.headers.get("authorization"), _body(request), request.headers.get(TASK_HINT_HEADER)
+    )
     try:
         if not call.req.stream:
             result = await pipeline.complete(call)
