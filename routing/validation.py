@@ -19,11 +19,25 @@ class TargetSpec:
 
 
 def check_route_targets(
-    route_name: str, route_enabled: bool, strategy: str, targets: Iterable[TargetSpec], rules: list | None = None
+    route_name: str,
+    route_enabled: bool,
+    strategy: str,
+    targets: Iterable[TargetSpec],
+    rules: list | None = None,
+    min_quality: int = 0,
 ) -> None:
     """Raise ValidationError with a readable message if the route could never serve."""
     targets = list(targets)
     _check_rule_targets(route_name, rules or [], targets)
+    if route_enabled and strategy == "cost" and targets:
+        good = [t for t in targets if t.enabled and t.model.quality_score >= min_quality]
+        if not good:
+            best = max(t.model.quality_score for t in targets)
+            raise ValidationError(
+                f"Route '{route_name}' uses the cost strategy with a minimum quality of {min_quality}, "
+                f"but its best enabled target scores {best}: every request would be refused. "
+                "Lower the minimum or add a better model."
+            )
     models = [t.model for t in targets]
     if len({m.pk for m in models}) != len(models):
         raise ValidationError(f"Route '{route_name}' lists the same model twice.")

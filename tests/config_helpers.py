@@ -64,9 +64,60 @@ teams:
     description: The research team.
 """ % LITERAL_SECRET
 
+# Every routing setting: one route per strategy that has settings of its own.
+ROUTING = """
+providers:
+  - name: mock
+    kind: mock
+    models:
+      - {name: fast, quality_score: 40}
+      - {name: smart, quality_score: 85}
+      - {name: coder, quality_score: 70}
+routes:
+  - name: chat-ab
+    strategy: loadbalance
+    sticky_by: user
+    targets:
+      - {model: mock/fast, weight: 3}
+      - {model: mock/smart, weight: 1}
+  - name: chat-fastest
+    strategy: least_latency
+    explore_rate: "0.25"
+    targets: [{model: mock/fast}, {model: mock/smart}]
+  - name: chat-cheap
+    strategy: cost
+    min_quality: 60
+    targets: [{model: mock/fast}, {model: mock/coder}, {model: mock/smart}]
+  - name: chat-tasks
+    strategy: task
+    targets:
+      - model: mock/coder
+        task_types: [code_generation, code_review]
+      - model: mock/smart
+  - name: chat-smart
+    strategy: conditional
+    rules:
+      - when: metadata.tier == 'premium'
+        targets: [mock/smart]
+      - when: max_tokens > 2000 and stream == true
+        targets: [mock/smart, mock/coder]
+    breaker:
+      failure_threshold: 3
+      failure_rate: 0.25
+      window_s: 120
+      min_requests: 20
+      cooldown_s: 45
+      when_all_open: try_anyway
+    targets: [{model: mock/fast}, {model: mock/smart}, {model: mock/coder}]
+"""
+
 
 def load(text: str = SCHEMA) -> dict:
     return load_config_text(text)
+
+
+def load_routing() -> dict:
+    return load_config_text(ROUTING)
 
 
 def state() -> dict:

@@ -173,7 +173,9 @@ def test_demo_file_imports_cleanly_and_serves_its_routes():
 
     assert report.updated == 0 and report.created > 0
     table = load_table()
-    assert set(table.routes) == {"chat-default", "chat-fast"}
+    assert set(table.routes) == {
+        "chat-default", "chat-fast", "chat-ab", "chat-fastest", "chat-cheap", "chat-tasks", "chat-tiered"
+    }
     assert table.disabled == {"chat-premium", "chat-local"}
     assert [t.model.label for t in table.routes["chat-default"].targets] == ["mock-flaky/mock-smart", "mock/mock-smart"]
     assert table.routes["chat-fast"].strategy == "single"

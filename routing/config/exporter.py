@@ -10,15 +10,27 @@ from billing.models import Team
 from providers.models import ENV_REF, Provider
 from routing.models import Route, RouteTarget
 
-from .schema import MODEL_FIELDS, PROVIDER_FIELDS, ROUTE_FIELDS, TARGET_FIELDS, TEAM_FIELDS, Field
+from .schema import MODEL_FIELDS, PROVIDER_FIELDS, ROUTE_FIELDS, TARGET_FIELDS, TEAM_FIELDS, Group, Table
 
 
-def _export(obj: djm.Model, table: dict[str, Field], *, named: bool = True, include_secrets: bool = False) -> dict:
-    """One item, keys in table order; `named` items start with their `name`."""
+def _export(
+    obj: djm.Model, table: Table, *, named: bool = True, include_secrets: bool = False, strategy: str = ""
+) -> dict:
+    """One item, keys in table order; `named` items start with their `name`. A Group
+    is a nested mapping, left out when none of its fields is exported. `strategy` is
+    the route's, for the settings only shown when set or read by that strategy."""
     out: dict[str, Any] = {"name": obj.name} if named else {}
     for key, spec in table.items():
-        value = getattr(obj, key)
+        if isinstance(spec, Group):
+            if nested := _export(obj, spec.fields, named=False):
+                out[key] = nested
+            continue
+        attr = spec.attr or key
+        value = getattr(obj, attr)
         if spec.omit_empty and value in ("", None):
+            continue
+        default = type(obj)._meta.get_field(attr).get_default()
+        if spec.omit_default and value == default and not (spec.used_by and spec.used_by == strategy):
             continue
         if spec.secret and not (ENV_REF.match(value) or include_secrets):
             continue  # a literal secret: omitted = "keep the current key" on import
@@ -38,8 +50,8 @@ def export_config(*, include_secrets: bool = False) -> dict:
     routes = []
     targets = djm.Prefetch("targets", RouteTarget.objects.select_related("model__provider").order_by("order", "id"))
     for route in Route.objects.prefetch_related(targets).order_by("name"):
-        item = _export(route, ROUTE_FIELDS)
-        item["targets"] = [_export(t, TARGET_FIELDS, named=False) for t in route.targets.all()]
+        item = _export(route, ROUTE_FIELDS, strategy=route.strategy)
+        item["targets"] = [_export(t, TARGET_FIELDS, named=False, strategy=route.strategy) for t in route.targets.all()]
         routes.append(item)
     teams = [_export(team, TEAM_FIELDS) for team in Team.objects.order_by("name")]
     return {"providers": providers, "routes": routes, "teams": teams}

@@ -19,7 +19,20 @@ from routing.validation import TargetSpec, check_route_targets
 
 from .parse import ConfigSpec, Entry, parse_config
 from .report import Action, ImportReport
-from .schema import MODEL_FIELDS, PROVIDER_FIELDS, ROUTE_FIELDS, TEAM_FIELDS, Errors, Field, did_you_mean
+from .schema import (
+    MODEL_FIELDS,
+    PROVIDER_FIELDS,
+    ROUTE_FIELDS,
+    TARGET_FIELDS,
+    TEAM_FIELDS,
+    Errors,
+    Table,
+    did_you_mean,
+    flat_fields,
+)
+
+# A target's settings besides its model, in the order they are compared and saved.
+TARGET_SETTINGS = [key for key in TARGET_FIELDS if key != "model"]
 
 
 def import_config(data: Any, *, prune: bool = False, dry_run: bool = False) -> ImportReport:
@@ -66,22 +79,25 @@ class _Importer:
 
     # Shared steps: assign -> full_clean -> save only if something changed, so a
     # repeated import leaves updated_at alone.
-    def _prepare(self, obj: djm.Model, entry: Entry, table: dict[str, Field]) -> bool | None:
+    def _prepare(self, obj: djm.Model, entry: Entry, table: Table) -> bool | None:
         """Apply the entry to obj and validate; return whether it changed (None = invalid)."""
-        keys = [k for k, spec in table.items() if k in entry.values or not spec.keep_when_absent]
+        fields = flat_fields(table)
+        keys = [k for k, (_, spec) in fields.items() if k in entry.values or not spec.keep_when_absent]
         before = {k: getattr(obj, k) for k in keys}
         for key in keys:
             setattr(obj, key, entry.values[key] if key in entry.values else _default(type(obj), key))
-        if not self._clean(obj, entry.path):
+        if not self._clean(obj, entry.path, {attr: key for attr, (key, _) in fields.items()}):
             return None
         return obj.pk is None or any(getattr(obj, k) != before[k] for k in keys)
 
-    def _clean(self, obj: djm.Model, path: str) -> bool:
+    def _clean(self, obj: djm.Model, path: str, keys: dict[str, str] | None = None) -> bool:
+        """full_clean, its errors reported at the file's keys (`keys`: model field -> key)."""
         try:
             obj.full_clean()
         except ValidationError as exc:
-            for key, messages in exc.message_dict.items():
-                self.errors.add(path if key == NON_FIELD_ERRORS else f"{path}.{key}", " ".join(messages))
+            for field, messages in exc.message_dict.items():
+                where = path if field == NON_FIELD_ERRORS else f"{path}.{(keys or {}).get(field, field)}"
+                self.errors.add(where, " ".join(messages))
             return False
         return True
 
@@ -143,6 +159,8 @@ class _Importer:
                     route.enabled,
                     route.strategy,
                     [TargetSpec(model, t.values["enabled"], t.values["weight"]) for t, model in resolved],
+                    rules=route.rules,  # parse.py already named any rule target that is not a target
+                    min_quality=route.min_quality,
                 )
             except ValidationError as exc:
                 self.errors.add(f"{entry.path}.targets", " ".join(exc.messages))
@@ -159,7 +177,7 @@ class _Importer:
         known = sorted("/".join(ref) for ref in (declared if declared is not None else models))
         resolved, ok = [], True
         for target in entry.children or ():
-            for key in ("weight", "enabled"):
+            for key in TARGET_SETTINGS:
                 target.values.setdefault(key, _default(RouteTarget, key))
             ref = target.values["model"]
             if ref[0] in self.failed_providers or ref in self.failed_models:
@@ -177,14 +195,16 @@ class _Importer:
         """Make the route's targets exactly the list, order = position. Return whether
         anything changed (same sequence in the same relative order = no write)."""
         current = list(route.targets.order_by("order", "id"))
-        wanted = [(model.pk, t.values["weight"], t.values["enabled"]) for t, model in resolved]
-        if [(c.model_id, c.weight, c.enabled) for c in current] == wanted:
+        wanted = [(model.pk, *(t.values[k] for k in TARGET_SETTINGS)) for t, model in resolved]
+        if [(c.model_id, *(getattr(c, k) for k in TARGET_SETTINGS)) for c in current] == wanted:
             return False
-        route.targets.exclude(model_id__in=[pk for pk, _, _ in wanted]).delete()
+        route.targets.exclude(model_id__in=[row[0] for row in wanted]).delete()
         by_model = {c.model_id: c for c in current}
         for order, (target, model) in enumerate(resolved):
             row = by_model.get(model.pk) or RouteTarget(route=route, model=model)
-            row.order, row.weight, row.enabled = order, target.values["weight"], target.values["enabled"]
+            row.order = order
+            for key in TARGET_SETTINGS:
+                setattr(row, key, target.values[key])
             if self._clean(row, target.path):
                 row.save()
         return True
@@ -200,7 +220,8 @@ class _Importer:
             targets = route.targets.select_related("model__provider")
             try:
                 check_route_targets(
-                    route.name, True, route.strategy, [TargetSpec(t.model, t.enabled, t.weight) for t in targets]
+                    route.name, True, route.strategy, [TargetSpec(t.model, t.enabled, t.weight) for t in targets],
+                    min_quality=route.min_quality,
                 )
             except ValidationError as exc:
                 self.errors.add(

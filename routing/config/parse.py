@@ -18,8 +18,9 @@ from .schema import (
     TEAM_FIELDS,
     ConfigError,
     Errors,
-    Field,
+    Group,
     Invalid,
+    Table,
     did_you_mean,
     type_name,
 )
@@ -28,8 +29,9 @@ from .schema import (
 @dataclass
 class Entry:
     """One item of the document: its path for messages, name, and coerced values
-    (only the keys the file sets). `children` are a provider's models or a route's
-    targets; None when the key is absent."""
+    (only the keys the file sets, by model field: `breaker.cooldown_s` is
+    `breaker_cooldown_s`). `children` are a provider's models or a route's targets;
+    None when the key is absent."""
 
     path: str
     name: str
@@ -82,10 +84,9 @@ def _items(raw: Any, path: str, errors: Errors, *, named: bool = True) -> list[t
     return out
 
 
-def _values(
-    item: dict, path: str, table: dict[str, Field], errors: Errors, *, named: bool = True, children: str = ""
-) -> dict:
-    """The coerced values of the keys `item` sets; unknown keys and bad values are errors."""
+def _values(item: dict, path: str, table: Table, errors: Errors, *, named: bool = True, children: str = "") -> dict:
+    """The coerced values of the keys `item` sets, by model field; unknown keys and bad
+    values are errors. A Group key holds a nested mapping of its own fields."""
     allowed = ["name"] * named + [*table] + [children] * bool(children)
     for key in item:
         if key not in allowed:
@@ -93,14 +94,35 @@ def _values(
     values = {}
     for key, spec in table.items():
         if key not in item:
-            if spec.required:
+            if not isinstance(spec, Group) and spec.required:
                 errors.add(f"{path}.{key}", "required")
             continue
+        if isinstance(spec, Group):
+            nested = {} if item[key] is None else item[key]
+            if isinstance(nested, dict):
+                values.update(_values(nested, f"{path}.{key}", spec.fields, errors, named=False))
+            else:
+                errors.add(f"{path}.{key}", f"expected a mapping, got {type_name(nested)}")
+            continue
         try:
-            values[key] = spec.coerce(item[key])
+            values[spec.attr or key] = spec.coerce(item[key])
         except Invalid as exc:
             errors.add(f"{path}.{key}{exc.where}", exc.message)
     return values
+
+
+def _check_rule_targets(route: Entry, errors: Errors) -> None:
+    """Each model a conditional rule names must be one of the route's targets (the
+    file's target list is the route's whole target list)."""
+    labels = ["/".join(t.values["model"]) for t in route.children or ()]
+    for i, rule in enumerate(route.values.get("rules", ())):
+        for name in rule["targets"]:
+            if name not in labels:
+                errors.add(
+                    f"{route.path}.rules",
+                    f"rule {i + 1} names '{name}', which is not a target of this route "
+                    f"(targets: {', '.join(labels) or 'none'}){did_you_mean(name, labels)}",
+                )
 
 
 def parse_config(data: Any) -> ConfigSpec:
@@ -128,6 +150,7 @@ def parse_config(data: Any) -> ConfigSpec:
     for path, name, item in _items(data.get("routes"), "routes", errors):
         entry = Entry(path, name, _values(item, path, ROUTE_FIELDS, errors, children="targets"), children=[])
         first_use: dict[tuple[str, str], int] = {}
+        before = len(errors.items)
         for i, (tpath, _, t) in enumerate(_items(item.get("targets"), f"{path}.targets", errors, named=False)):
             target = Entry(tpath, "", _values(t, tpath, TARGET_FIELDS, errors, named=False))
             ref = target.values.get("model")
@@ -136,6 +159,8 @@ def parse_config(data: Any) -> ConfigSpec:
             elif ref:
                 first_use[ref] = i
             entry.children.append(target)
+        if len(errors.items) == before:  # else the target list is not known for sure
+            _check_rule_targets(entry, errors)
         routes.append(entry)
 
     teams = [

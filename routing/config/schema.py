@@ -16,7 +16,9 @@ from typing import Any
 
 from providers.kinds import KINDS
 from providers.types import ErrorKind
-from routing.models import Strategy
+from routing.conditions import ConditionError, parse_rules
+from routing.models import StickyBy, Strategy, WhenAllOpen
+from routing.task_detection import TaskType
 
 SECTIONS = ("providers", "routes", "teams")
 
@@ -105,6 +107,10 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else _int(value)
 
 
+def _optional_decimal(value: Any) -> Decimal | None:
+    return None if value is None else _decimal(value)
+
+
 def _decimal(value: Any) -> Decimal:
     """Strings and numbers, exactly: a YAML float goes through str() (0.15, not 0.1499...)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
@@ -138,7 +144,7 @@ def _choice(known: Callable[[], Iterable[str]], what: str) -> Callable[[Any], st
         if not isinstance(value, str):
             raise Invalid(f"expected a string, got {type_name(value)}")
         if value not in options:
-            raise Invalid(f"unknown {what} '{value}' (known: {', '.join(options)})")
+            raise Invalid(f"unknown {what} '{value}' (known: {', '.join(options)}){did_you_mean(value, options)}")
         return value
 
     return coerce
@@ -157,6 +163,30 @@ def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], list]:
         return out
 
     return coerce
+
+
+RULE_KEYS = ("when", "targets")
+
+
+def _rules(value: Any) -> list:
+    """Conditional rules, checked by routing.conditions.parse_rules (the engine's own
+    parser); whether their targets are targets of the route is checked in parse.py."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list of rules ({{when: ..., targets: [...]}}), got {type_name(value)}")
+    for i, rule in enumerate(value):
+        if not isinstance(rule, dict):
+            raise Invalid(f"rule {i + 1}: expected a mapping with keys when, targets, got {type_name(rule)}")
+        for key in rule:
+            if key not in RULE_KEYS:
+                hint = did_you_mean(str(key), list(RULE_KEYS))
+                raise Invalid(f"rule {i + 1}: unknown key '{key}' (allowed: {', '.join(RULE_KEYS)}){hint}")
+    try:
+        parse_rules(value)
+    except ConditionError as exc:
+        raise Invalid(str(exc)) from None
+    return value
 
 
 def _model_ref(value: Any) -> tuple[str, str]:
@@ -181,6 +211,10 @@ def _money_str(value: Decimal) -> str:
     return format(value.quantize(Decimal("0.01")) if value.as_tuple().exponent > -2 else value, "f")
 
 
+def _rules_out(rules: list) -> list:
+    return [{key: rule[key] for key in RULE_KEYS if key in rule} for rule in rules]
+
+
 def _sorted_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _sorted_json(value[k]) for k in sorted(value)}
@@ -200,13 +234,45 @@ class Field:
     omit_empty: bool = False  # exported only when not "" / null
     keep_when_absent: bool = False  # absent from the file = keep the stored value
     secret: bool = False  # exported only as an env: reference (or with include_secrets)
+    omit_default: bool = False  # exported only when not the model field's default...
+    used_by: str = ""  # ...or when the route's strategy is this one (it reads the setting)
+    attr: str = ""  # the model field, when it is not the key
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A nested mapping of fields (a route's `breaker:`). Absent, null or partial: the
+    missing fields take their defaults; exported only when some field is exported."""
+
+    fields: dict[str, Field]
+
+
+Table = dict[str, Field | Group]
+
+
+def flat_fields(table: Table) -> dict[str, tuple[str, Field]]:
+    """Model field -> (key path in the item, e.g. "breaker.cooldown_s", its Field)."""
+    out: dict[str, tuple[str, Field]] = {}
+    for key, spec in table.items():
+        if isinstance(spec, Group):
+            out.update({f.attr or sub: (f"{key}.{sub}", f) for sub, f in spec.fields.items()})
+        else:
+            out[spec.attr or key] = (key, spec)
+    return out
 
 
 _DECIMAL = Field(_decimal, export=_decimal_str)
 _PRICE = Field(_decimal, export=_money_str)
 
-# Keys equal model field names. Absent keys take the model field's default, except
-# where `keep_when_absent` says otherwise. Table order is export order.
+
+def _setting(coerce: Callable[[Any], Any], strategy: Strategy, **kw: Any) -> Field:
+    """A setting one strategy reads: exported for that strategy's routes, or when set."""
+    return Field(coerce, omit_default=True, used_by=strategy, **kw)
+
+
+# Keys equal model field names (unless `attr` names the field). Absent keys take the
+# model field's default, except where `keep_when_absent` says otherwise. Table order is
+# export order.
 PROVIDER_FIELDS: dict[str, Field] = {
     "kind": Field(_choice(lambda: KINDS, "provider kind"), required=True),
     "base_url": Field(_text, omit_empty=True),
@@ -220,9 +286,21 @@ MODEL_FIELDS: dict[str, Field] = {
     "input_price_per_mtok": _PRICE,
     "output_price_per_mtok": _PRICE,
     "context_window": Field(_optional_int, omit_empty=True),
+    "quality_score": Field(_int, omit_default=True),
     "enabled": Field(_bool),
 }
-ROUTE_FIELDS: dict[str, Field] = {
+# Circuit breaker of a route: null/absent = the gateway-wide default (GATEWAY_BREAKER_*).
+BREAKER_FIELDS: dict[str, Field] = {
+    "failure_threshold": Field(_optional_int, omit_default=True, attr="breaker_failure_threshold"),
+    "failure_rate": Field(_optional_decimal, export=_decimal_str, omit_default=True, attr="breaker_failure_rate"),
+    "window_s": Field(_optional_int, omit_default=True, attr="breaker_window_s"),
+    "min_requests": Field(_optional_int, omit_default=True, attr="breaker_min_requests"),
+    "cooldown_s": Field(_optional_int, omit_default=True, attr="breaker_cooldown_s"),
+    "when_all_open": Field(_choice(lambda: WhenAllOpen.values, "when_all_open value"), omit_default=True),
+}
+# Strategy settings are exported when the route's strategy reads them or when they are
+# not the default, so a route that does not use them reads as before.
+ROUTE_FIELDS: Table = {
     "description": Field(_text, omit_empty=True),
     "strategy": Field(_choice(lambda: Strategy.values, "strategy")),
     "timeout_s": _DECIMAL,
@@ -231,6 +309,11 @@ ROUTE_FIELDS: dict[str, Field] = {
     "backoff_max_ms": Field(_int),
     "retry_after_cap_s": _DECIMAL,
     "retry_on": Field(_list_of(_choice(lambda: [k.value for k in ErrorKind], "error kind"))),
+    "sticky_by": _setting(_choice(lambda: StickyBy.values, "sticky_by value"), Strategy.LOADBALANCE),
+    "explore_rate": _setting(_decimal, Strategy.LEAST_LATENCY, export=_decimal_str),
+    "min_quality": _setting(_int, Strategy.COST),
+    "rules": _setting(_rules, Strategy.CONDITIONAL, export=_rules_out),
+    "breaker": Group(BREAKER_FIELDS),
     "enabled": Field(_bool),
 }
 # A target's `model` is a 'provider/model' reference: parsed into a (provider, model)
@@ -238,6 +321,7 @@ ROUTE_FIELDS: dict[str, Field] = {
 TARGET_FIELDS: dict[str, Field] = {
     "model": Field(_model_ref, required=True, export=str),
     "weight": Field(_int),
+    "task_types": _setting(_list_of(_choice(lambda: TaskType.values, "task type")), Strategy.TASK),
     "enabled": Field(_bool),
 }
 TEAM_FIELDS: dict[str, Field] = {"description": Field(_text, omit_empty=True)}
