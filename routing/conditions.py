@@ -54,7 +54,13 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
     "not in": lambda a, b: a not in b,
     "contains": _contains,
 }
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(==|!=|>=|<=|>|<|not in|in|contains)\s*(.+?)\s*$")
+_FIELD = r"([A-Za-z_][\w.-]*)"
+_CLAUSE = re.compile(rf"^\s*{_FIELD}\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
+_WORD_CLAUSE = re.compile(rf"^\s*{_FIELD}\s+(not\s+in|in|contains)\s+(.+?)\s*$")
+# " and " outside quotes (an even number of quote characters follows it).
+_AND = re.compile(r"\s+and\s+(?=(?:[^'\"]*['\"][^'\"]*['\"])*[^'\"]*$)")
+# A JSON "string" (kept) or a 'single-quoted' one (converted).
+_STRINGS = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'((?:[^'\\]|\\.)*)'")
 _EXISTS = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s+exists\s*$")
 
 
@@ -65,13 +71,15 @@ class Clause:
     value: Any = None
 
     def lookup(self, req: ChatRequest) -> Any:
+        """The field's value, or _MISSING; null counts as missing everywhere."""
         head, _, rest = self.field.partition(".")
         if head == "metadata" and rest:
-            return req.metadata.get(rest, _MISSING)
-        if head == "params" and rest:
-            return req.params.get(rest, _MISSING)
-        getter = FIELDS.get(self.field)
-        value = getter(req) if getter else _MISSING
+            value = req.metadata.get(rest)
+        elif head == "params" and rest:
+            value = req.params.get(rest)
+        else:
+            getter = FIELDS.get(self.field)
+            value = getter(req) if getter else None
         return _MISSING if value is None else value
 
     def holds(self, req: ChatRequest) -> bool:
@@ -80,6 +88,8 @@ class Clause:
             return actual is not _MISSING
         if actual is _MISSING:
             return False
+        if self.op in ("==", "!=", ">", ">=", "<", "<=") and isinstance(actual, bool) != isinstance(self.value, bool):
+            return self.op == "!="  # true is not 1: booleans and numbers never compare equal
         try:
             return bool(OPS[self.op](actual, self.value))
         except TypeError:  # e.g. "abc" > 3: a non-match, not an error
@@ -97,8 +107,8 @@ class Rule:
 
 
 def _value(raw: str) -> Any:
-    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        raw = json.dumps(raw[1:-1])
+    # 'single' quotes, also inside lists, become JSON strings; "double" ones stay.
+    raw = _STRINGS.sub(lambda m: m.group(0) if m.group(1) is None else json.dumps(m.group(1).replace("\\'", "'")), raw)
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
@@ -108,8 +118,8 @@ def _value(raw: str) -> Any:
 def parse_clause(text: str) -> Clause:
     if m := _EXISTS.match(text):
         field, op, value = m.group(1), "exists", None
-    elif m := _CLAUSE.match(text):
-        field, op, value = m.group(1), m.group(2), _value(m.group(3))
+    elif m := (_CLAUSE.match(text) or _WORD_CLAUSE.match(text)):
+        field, op, value = m.group(1), " ".join(m.group(2).split()), _value(m.group(3))
     else:
         raise ConditionError(f"cannot read {text.strip()!r}: expected '<field> <op> <value>', e.g. max_tokens > 2000")
     head, _, rest = field.partition(".")
@@ -129,15 +139,18 @@ def parse_rules(rules: Any) -> list[Rule]:
     parsed = []
     for i, rule in enumerate(rules):
         where = f"rule {i + 1}"
-        if not isinstance(rule, dict) or set(rule) - {"when", "targets"}:
+        if not isinstance(rule, dict):
             raise ConditionError(f'{where}: expected {{"when": "...", "targets": ["provider/model", ...]}}')
+        if extra := sorted(set(rule) - {"when", "targets"}):
+            raise ConditionError(f"{where}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
+                                 "(a rule has only 'when' and 'targets')")
         when, targets = rule.get("when"), rule.get("targets")
         if not isinstance(when, str) or not when.strip():
             raise ConditionError(f"{where}: 'when' must be a condition such as metadata.tier == 'premium'")
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
             raise ConditionError(f"{where}: 'targets' must be a non-empty list of provider/model names")
         try:
-            clauses = tuple(parse_clause(part) for part in re.split(r"\s+and\s+", when))
+            clauses = tuple(parse_clause(part) for part in _AND.split(when))
         except ConditionError as exc:
             raise ConditionError(f"{where}: {exc}") from None
         parsed.append(Rule(when.strip(), clauses, tuple(targets)))

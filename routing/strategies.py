@@ -9,6 +9,7 @@ records and the admin's "Test this route".
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,8 +80,15 @@ def fallback(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decision:
 
 
 def _unit(seed: str) -> float:
-    """A stable number in [0, 1) from a string: the same user always draws the same."""
-    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2**64
+    """A stable number in (0, 1) from a string: the same user always draws the same."""
+    return (int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") + 1) / (2**64 + 2)
+
+
+def _sticky_pick(route: RouteInfo, pool: list[TargetInfo], sticky_id: str) -> TargetInfo:
+    """Weighted rendezvous hashing: each target scores -weight / ln(u) with u a hash
+    of (user, target); the best score wins. Shares follow the weights, and when a
+    target leaves the pool (breaker open) only its own users move."""
+    return max(pool, key=lambda t: -t.weight / math.log(_unit(f"{route.name}|{sticky_id}|{t.model.id}")))
 
 
 def loadbalance(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decision:
@@ -90,15 +98,20 @@ def loadbalance(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decisio
     pool = healthy or [t for t in route.targets if t.weight > 0]
     total = sum(t.weight for t in pool)
     if not pool or total <= 0:
-        return fallback(route, req, signals)
+        decision = fallback(route, req, signals)
+        decision.strategy = "loadbalance"
+        return decision
     sticky = route.sticky_by != "none" and signals.sticky_id
-    point = (_unit(f"{route.name}|{signals.sticky_id}") if sticky else signals.rng.random()) * total
-    chosen = pool[-1]
-    for target in pool:
-        point -= target.weight
-        if point < 0:
-            chosen = target
-            break
+    if sticky:
+        chosen = _sticky_pick(route, pool, signals.sticky_id)
+    else:
+        point = signals.rng.random() * total
+        chosen = pool[-1]
+        for target in pool:
+            point -= target.weight
+            if point < 0:
+                chosen = target
+                break
     share = f"weight {chosen.weight} of {total} ({chosen.weight / total:.0%})"
     how = f"sticky by {route.sticky_by}" if sticky else "random draw"
     first = Candidate(chosen, f"load-balanced arm: {share}, {how}")
