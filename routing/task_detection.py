@@ -11,18 +11,21 @@ Order of decision, first match wins:
    tools offered -> tool_use, JSON response_format -> extraction (or classification
    when the text asks to classify);
 3. the wording of the last user message, read with USER_RULES in table order;
-4. the system prompt, read with the stricter SYSTEM_RULES;
+4. the system prompt, read with the stricter SYSTEM_RULES in table order;
 5. otherwise general chat.
 
-Rules are rows of a table (task, compiled regex, reason template), not branches, so
-adding or reordering one is a one-line change that the tests and the docs can follow.
-Only the last user message and the system prompt are scanned, each clipped to its
-first and last few thousand characters: this runs on every task-routed request.
+Rules are rows of a table, not branches: adding or moving one is a one-line change.
+This runs on every task-routed request, so it is built for speed: only the last user
+message and the system prompt are read, each clipped to its head and tail; a row's
+regex runs only when one of its trigger words occurs in the text (a set lookup); and
+each trigger gets its own regex starting with the literal word, which the regex
+engine finds with a fast substring search instead of trying every position.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +36,12 @@ from providers.types import ChatRequest
 
 HINT_HEADER = "x-gateway-task"
 
-# Long messages are scanned on their head and tail only: requests usually put the
+# Long messages are read on their head and tail only: requests usually put the
 # instruction before or after the pasted material, and the cost stays bounded.
 HEAD_CHARS = 4000
 TAIL_CHARS = 2000
 QUOTE_CHARS = 40
+USER, SYSTEM = "last user message", "system prompt"  # the {where} of a rule's reason
 
 
 class TaskType(models.TextChoices):
@@ -62,53 +66,165 @@ class TaskDecision:
     reason: str  # one plain-English sentence, shown to operators as is
 
 
+# --- text preparation -------------------------------------------------------------------
+# Curly quotes read as straight ones, so "what’s" matches a rule written "what's".
+# One character for one, so positions in the lowered text are positions in the original.
+_STRAIGHTEN = str.maketrans("‘’“”", "''\"\"")
+# Characters that separate words when collecting trigger words (besides whitespace).
+_SEPARATORS = str.maketrans({c: " " for c in string.punctuation + "‘’“”«»–—…•·→"})
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A message as the rules read it: clipped, lowercased, and its set of words."""
+
+    original: str
+    lowered: str
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Text:
+        if len(text) > HEAD_CHARS + TAIL_CHARS:
+            text = f"{text[:HEAD_CHARS]}\n{text[-TAIL_CHARS:]}"
+        lowered = text.lower().translate(_STRAIGHTEN)
+        return cls(text, lowered, frozenset(lowered.translate(_SEPARATORS).split()))
+
+
+# --- rules ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One row: when `pattern` (and `requires`, if set) matches the lowercased text, it is `task`.
+    """One row: the text is `task` when a trigger occurs as whole words and `then`
+    matches right after it (and `requires` matches somewhere in the text).
 
-    `reason` is a sentence template; `{where}` becomes "last user message" or
-    "system prompt" and `{match}` the words that triggered the rule.
+    Rows without triggers are a bare `pattern` instead, run only when the text holds
+    one of `gate_chars`. `reason` is a sentence template: `{where}` becomes "last user
+    message" or "system prompt", `{match}` the words that triggered the rule.
     """
 
     task: TaskType
-    pattern: re.Pattern[str]
     reason: str
+    triggers: tuple[str, ...]
+    # (gate word, regex) per trigger; a gate word of "" means "run the regex regardless"
+    searches: tuple[tuple[str, re.Pattern[str]], ...]
+    gate_words: frozenset[str]
+    gate_chars: str = ""
     requires: re.Pattern[str] | None = None
 
+    def search(self, text: Text) -> re.Match[str] | None:
+        if self.gate_words:
+            if self.gate_words.isdisjoint(text.words):
+                return None
+        elif not any(c in text.lowered for c in self.gate_chars):
+            return None
+        for word, regex in self.searches:
+            if word and word not in text.words:
+                continue
+            m = regex.search(text.lowered)
+            if m is not None and (self.requires is None or self.requires.search(text.lowered) is not None):
+                return m
+        return None
 
-def _rule(task: TaskType, pattern: str, reason: str, *, requires: str | None = None) -> Rule:
-    # Texts are lowercased once before matching: cheaper than re.IGNORECASE on every rule.
-    return Rule(task, re.compile(pattern), reason, re.compile(requires) if requires else None)
+
+def _gate_word(trigger: str) -> str:
+    """The word of `trigger` looked up in a text's word set before any regex runs: the
+    longest one, usually the rarest ("many" in "how many")."""
+    return max(trigger.translate(_SEPARATORS).split(), key=len)
+
+
+def _phrase(trigger: str) -> str:
+    return r"\s+".join(re.escape(word) for word in trigger.split(" "))
+
+
+def _trigger_regex(trigger: str, then: str) -> str:
+    """`trigger` as whole words, then `then`. The regex starts with the trigger's literal
+    first word (the fast path); the word boundary before it is a look-behind placed after it."""
+    first, _, rest = trigger.partition(" ")
+    regex = re.escape(first)
+    if re.match(r"\w", first):
+        regex += rf"(?<!\w.{{{len(first)}}})"
+    if rest:
+        regex += r"\s+" + _phrase(rest)
+    if re.search(r"\w$", trigger):
+        regex += r"(?!\w)"
+    return regex + then
+
+
+def rule(
+    task: TaskType,
+    triggers: tuple[str, ...] | str,
+    reason: str,
+    *,
+    before: str = "",
+    then: str = "",
+    requires: str | None = None,
+) -> Rule:
+    """A row fired by trigger words (plain lowercase words or phrases).
+
+    Without `before`, each trigger gets its own regex, run only when the trigger's gate
+    word is in the text. With `before` (context that must precede the trigger), the row
+    is one regex, run when any gate word is in the text.
+    """
+    triggers = (triggers,) if isinstance(triggers, str) else triggers
+    if before:
+        regex = before + _alt(*(_phrase(t) for t in triggers)) + r"(?!\w)" + then
+        searches: tuple[tuple[str, re.Pattern[str]], ...] = (("", re.compile(regex)),)
+    else:
+        searches = tuple((_gate_word(t), re.compile(_trigger_regex(t, then))) for t in triggers)
+    gate_words = frozenset(_gate_word(t) for t in triggers)
+    return Rule(task, reason, triggers, searches, gate_words, requires=_compile(requires))
+
+
+def pattern_rule(task: TaskType, pattern: str, reason: str, *, gate_chars: str) -> Rule:
+    """A row with no trigger word. `pattern` should start with a literal or a small
+    character set, and `gate_chars` list characters without which it cannot match."""
+    return Rule(task, reason, (), (("", re.compile(pattern)),), frozenset(), gate_chars=gate_chars)
+
+
+def _compile(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
 
 
 def _alt(*words: str) -> str:
     return "(?:" + "|".join(words) + ")"
 
 
-# --- vocabulary ---------------------------------------------------------------------
-LANGUAGES = _alt(
+def _preceded_by(words: tuple[str, ...], trigger: str) -> str:
+    """Look-behinds (placed after `trigger`): the word before the trigger is one of `words`."""
+    return _alt(*(rf"(?<=\b{w} {trigger})" for w in words))
+
+
+# --- vocabulary -------------------------------------------------------------------------------
+LANGUAGE_NAMES = (
     "english", "french", "spanish", "german", "italian", "portuguese", "dutch", "russian", "ukrainian", "polish",
     "czech", "slovak", "swedish", "norwegian", "danish", "finnish", "icelandic", "greek", "turkish", "arabic",
     "hebrew", "persian", "farsi", "hindi", "urdu", "bengali", "punjabi", "tamil", "chinese", "mandarin", "cantonese",
     "japanese", "korean", "vietnamese", "thai", "indonesian", "malay", "tagalog", "filipino", "swahili", "romanian",
     "hungarian", "bulgarian", "serbian", "croatian", "catalan", "basque", "latin", "esperanto",
-) + r"\b"  # fmt: skip
-# Programming languages and stacks that make a request about code. "go", "c" and "r"
-# are left out: as plain words they are too common.
+)  # fmt: skip
+LANGUAGES = _alt(*LANGUAGE_NAMES) + r"\b"
+# Programming languages and stacks. Those that are also everyday words ("swift",
+# "rust", "ruby", "java", "bash", "react", ...) count only after "in"/"using"/"with";
+# "go", "c" and "r" not at all.
+CLEAR_CODE_LANGS = (
+    "python", "javascript", "typescript", "golang", r"c\+\+", "c#", "kotlin", "php", "haskell", "powershell", "sql",
+    "postgresql", "mysql", r"node\.?js", "django", "numpy", "terraform", "html", "css",
+)  # fmt: skip
 CODE_LANGS = _alt(
-    "python", "javascript", "typescript", "java", "rust", "golang", r"c\+\+", "c#", "kotlin", "swift", "ruby", "php",
-    "scala", "haskell", "bash", "powershell", "sql", "postgresql", "mysql", "perl", "elixir", "lua", "dart",
-    r"node\.?js", "react", "django", "flask", "pandas", "numpy", "terraform", "kubernetes yaml",
+    *CLEAR_CODE_LANGS, "java", "rust", "swift", "ruby", "scala", "bash", "perl", "elixir", "lua", "dart", "react",
+    "flask", "pandas",
 ) + r"(?![\w+#])"  # fmt: skip
+# Not a discount code, a QR code or a code of conduct.
+_CODE = "".join(f"(?<!{w} )" for w in ("discount", "promo", "coupon", "qr", "zip", "postal", "area", "dress", "morse"))
+_CODE += r"code(?!\s+of\b)"
 CODE_NOUNS = _alt(
-    "functions?", "methods?", r"class(?:es)?(?!\s+(?:schedule|plan|notes|trip|reunion|syllabus|list))",
+    "functions?", "methods?", r"class(?:es)?(?!\s+(?:schedule|plan|notes|trip|reunion|syllabus|list|presentation))",
     # "a script for my youtube video" is a screenplay, "a script to rename files" is code.
     r"scripts?(?![^.?!\n]{0,40}\b(?:video|youtube|tiktok|ad|advert|commercial|play|movie|film|scene|skit|podcast"
     r"|episode|presentation|speech|wedding|sketch|comedy)\b)",
     "modules?", r"quer(?:y|ies)(?!\s+letters?)", "regex(?:es)?", "regular expressions?", "unit tests?",
-    "test cases?", "test suites?", "endpoints?", "snippets?", r"code(?!\s+of\b)", "codebase", "algorithms?",
-    "components?", "dockerfiles?", "makefiles?", "apis?", "cli", "decorators?", "structs?", "lambdas?", "html",
-    "css", "stored procedures?", "migrations?", "(?:in|using) " + CODE_LANGS, CODE_LANGS,
+    "test cases?", "test suites?", "endpoints?", "snippets?", _CODE, "codebase", "algorithms?", "components?",
+    "dockerfiles?", "makefiles?", "apis?", "cli", "decorators?", "structs?", "lambdas?", "stored procedures?",
+    r"(?:in|using)\s+" + CODE_LANGS, *CLEAR_CODE_LANGS,
 ) + r"(?:\b|(?<=[+#]))"  # fmt: skip
 # Words that, between a verb and a code word, mean prose about code rather than code:
 # "write a poem about functions", "give me a summary of this python article".
@@ -117,262 +233,392 @@ PROSE = _alt(
     "essays?", "letters?", "emails?", r"speech(?:es)?", "blog", "articles?", "novels?", "jokes?", "summary",
     "summaries", "overview", "explanation", "history", "translation", "tweets?", "posts?",
 ) + r"\b"  # fmt: skip
+# A story, but not "the story of ...", a user story or a success story.
+_STORY = r"(?<!the )(?<!user )(?<!success )stor(?:y|ies)"
 CREATIVE_NOUNS = _alt(
     "poems?", "poetry", "haikus?", "limericks?", "sonnets?", "lyrics", "songs?", "raps?", "verses?", "ballads?",
-    "odes?", "screenplays?", r"scripts? for (?:a|an|my|the)", r"(?<!user )(?<!success )stor(?:y|ies)", "fables?",
-    "fairy ?tales?", "monologues?", "jokes?", "riddles?", "novels?", "chapters?", "plot twists?", "plots?",
-) + r"\b"  # fmt: skip
+    "odes?", "screenplays?", r"scripts? for (?:a|an|my|the)", _STORY, "fables?", "fairy ?tales?", "monologues?",
+    "jokes?", "riddles?", "chapters?", "plot twists?",
+) + r"\b(?!\s+(?:recommendations?|suggestions?|playlists?|lists?|titles?|names?|analysis|meaning|summary))"  # fmt: skip
+# What "my ..." or "this ..." must be for a question to be about code: "why does my
+# script fail", not "why did my blood test fail".
+CODE_THINGS = _alt(
+    "code", "functions?", "methods?", "scripts?", r"quer(?:y|ies)", "programs?", "loops?", "unit tests?",
+    "test suite", "regex", "build", "components?", "endpoints?", "pipeline", "container", "app", "snippet", "sql",
+    "compiler", "ci",
+)  # fmt: skip
+# At most one word between "my"/"this" and the code thing, and only a language or a
+# small adjective: "my python script", "this new endpoint".
+_CODE_QUALIFIER = r"(?:(?:" + CODE_LANGS + r"|own|new|simple|little|current|old)\s+)?"
+ERROR_NAMES = (
+    "traceback", "stack trace", "stacktrace", "segmentation fault", "segfault", "core dumped", "uncaught",
+    "exception in thread", "undefined is not a function", "cannot read properties of", "cannot read property",
+    "typeerror", "valueerror", "keyerror", "indexerror", "attributeerror", "nameerror", "importerror",
+    "modulenotfounderror", "syntaxerror", "indentationerror", "zerodivisionerror", "runtimeerror", "recursionerror",
+    "filenotfounderror", "referenceerror", "rangeerror", "nullpointerexception", "illegalargumentexception",
+    "illegalstateexception", "classnotfoundexception", "indexoutofboundsexception",
+    "arrayindexoutofboundsexception", "numberformatexception", "concurrentmodificationexception",
+    "stackoverflowerror", "outofmemoryerror",
+)  # fmt: skip
+PROBLEM_WORDS = (
+    "error", "errors", "exception", "exceptions", "crash", "crashes", "crashed", "crashing", "bug", "bugs", "fail",
+    "fails", "failing", "failed", "broken", "doesn't work", "doesnt work", "does not work", "not working",
+    "wrong output", "unexpected", "throws", "throw", "warning", "warnings",
+)  # fmt: skip
+CODE_VERBS = (
+    "write", "implement", "create", "generate", "build", "code", "refactor", "rewrite", "optimize", "optimise",
+    "port", "convert", "translate", "make", "give me", "show me",
+)  # fmt: skip
+FENCE = "```"  # a Markdown code block
 
-
-def _gap(words: int) -> str:
-    """Up to `words` words between two parts of a phrase, none of them prose words."""
-    return rf"(?:\W+(?!{PROSE})\w+){{0,{words}}}?\W+"
-
-
-FENCE = r"```"  # a Markdown code block somewhere in the message
-
-# --- rules for the last user message, in priority order -----------------------------
+# --- rules for the last user message, in priority order --------------------------------------
 USER_RULES: tuple[Rule, ...] = (
     # Code review / debugging: an error trace, or a request to fix, review or explain code.
-    _rule(
+    rule(TaskType.CODE_REVIEW, ERROR_NAMES, "The {where} contains an error trace or exception ('{match}')."),
+    pattern_rule(
         TaskType.CODE_REVIEW,
-        r"\b(?:traceback|stack ?traces?|stacktrace|segmentation fault|segfault|core dumped|nullpointerexception"
-        r"|undefined is not a function|cannot read propert(?:y|ies) of|uncaught \w+|exception in thread"
-        r"|[a-z_.]*[a-z](?:error|exception):)",
-        "The {where} contains an error trace or exception ('{match}').",
+        r"error(?<=[a-z_]error):|exception(?<=[a-z_.]exception):",  # SomethingError: / SomeException:
+        "The {where} contains an error message ('{match}').",
+        gate_chars=":",
     ),
-    _rule(
+    rule(
         TaskType.CODE_REVIEW,
-        r"\bdebug(?:ging)?\b|\bfind (?:the |a |any )?bugs?\b|\bis there a bug\b"
-        r"|\bfix (?:this|the|my|a|that|these|our)\s+(?:\w+\s+){0,2}?(?:bugs?|code|errors?|functions?|methods?"
-        r"|scripts?|tests?|quer(?:y|ies)|crash(?:es)?|exceptions?|regex|class|build|compil\w*|loop|memory leak"
-        r"|race condition|deadlock)\b",
-        "The {where} asks for help fixing or debugging code ('{match}').",
+        ("debug", "debugging", "is there a bug"),
+        "The {where} asks for help debugging code ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.CODE_REVIEW,
-        r"\bwhy\b[^.?!\n]{0,30}?\b(?:this|my|our)\s+(?:\w+\s+){0,2}?(?:code|functions?|methods?|scripts?|quer(?:y|ies)"
-        r"|programs?|loops?|tests?|regex|class|build|components?|endpoints?|pipeline|container)\b",
+        ("fix", "find"),
+        "The {where} asks for help fixing code ('{match}').",
+        then=r"\s+(?:this|the|my|a|any|that|these|our)\s+(?:\w+\s+){0,2}?(?:bugs?|code|error|functions?|methods?"
+        r"|scripts?|unit\s+tests?|failing\s+tests?|test\s+suite|quer(?:y|ies)|crash(?:es)?|exceptions?|regex|build"
+        r"|compil\w*|loop|memory\s+leak|race\s+condition|deadlock)\b",
+    ),
+    rule(
+        TaskType.CODE_REVIEW,
+        "why",
         "The {where} asks why some code misbehaves ('{match}').",
+        then=r"[^.?!\n]{0,30}?\b(?:this|my|our)\s+" + _CODE_QUALIFIER + CODE_THINGS + r"\b",
     ),
-    _rule(
+    rule(
         TaskType.CODE_REVIEW,
-        r"\b(?:review|audit|critique|check)\s+(?:this|my|the|our|following|the following)\s+(?:\w+\s+){0,2}?"
-        r"(?:code|pr|pull request|diff|patch|function|implementation|commit|class|module|script|query|sql|regex)\b"
-        r"|\bcode review\b",
+        ("review", "audit", "critique", "check"),
         "The {where} asks for a code review ('{match}').",
+        then=r"\s+(?:this|my|the|our|following|the\s+following)\s+" + _CODE_QUALIFIER
+        + r"(?:code|pr|pull\s+request|diff|patch|function|commit|query|sql|regex|snippet)\b",
     ),
-    _rule(
+    rule(
         TaskType.CODE_REVIEW,
-        r"\b(?:explain|walk me through)\s+(?:this|the following|my|the|what this)\s+(?:\w+\s+)?(?:code|function"
-        r"|snippet|script|regex|query|sql|stack trace|error)\b"
-        r"|\bwhat does this (?:\w+\s+)?(?:code|function|snippet|script|regex|query|line|method) do\b"
-        r"|\bwhat'?s wrong with (?:this|my|the) (?:\w+\s+)?(?:code|function|script|query|regex|sql|implementation)\b",
-        "The {where} asks to explain or find problems in code ('{match}').",
+        "code review",
+        "The {where} asks for a code review ('{match}').",
+        then=r"(?!\s+(?:meeting|process|culture|guidelines|checklist|training))",
     ),
-    _rule(
+    rule(
         TaskType.CODE_REVIEW,
-        r"\b(?:errors?|exceptions?|crash\w*|bugs?|fails?|failing|failed|broken|doesn'?t work|does not work"
-        r"|not working|wrong output|unexpected|throws?|warnings?)\b",
+        ("explain", "walk me through"),
+        "The {where} asks to explain some code ('{match}').",
+        then=r"\s+(?:this|the\s+following|my|what\s+this)\s+" + _CODE_QUALIFIER
+        + r"(?:code|function|snippet|script|regex|query|sql|stack\s+trace|error)\b",
+    ),
+    rule(
+        TaskType.CODE_REVIEW,
+        ("what's wrong with", "whats wrong with", "what is wrong with", "what does this"),
+        "The {where} asks what a piece of code does or gets wrong ('{match}').",
+        then=r"\s+(?:(?:this|my|the)\s+)?" + _CODE_QUALIFIER + CODE_THINGS + r"\b",
+    ),
+    rule(
+        TaskType.CODE_REVIEW,
+        PROBLEM_WORDS,
         "The {where} contains a code block and mentions a problem ('{match}').",
         requires=FENCE,
     ),
     # Code generation: a request to write code, or how to do something in a programming language.
-    _rule(
+    rule(
         TaskType.CODE_GENERATION,
-        r"\b(?:write|implement|create|generate|build|code|refactor|rewrite|optimi[sz]e|port|convert|translate"
-        r"|make|give me|show me)\b" + _gap(4) + CODE_NOUNS,
+        CODE_VERBS,
         "The {where} asks to write code ('{match}').",
+        then=rf"(?:\W+(?!{PROSE})\w+){{0,4}}?\W+(?:(?:in|using)\s+)?{CODE_NOUNS}",
     ),
-    _rule(
+    rule(
         TaskType.CODE_GENERATION,
-        r"\b(?:how (?:do|can|would|should) (?:i|you|we)|how to)\b[^.?!\n]{0,80}?\b(?:in|using|with) " + CODE_LANGS,
+        "how",
         "The {where} asks how to do something in a programming language ('{match}').",
+        then=r"\s+(?:(?:do|can|would|should)\s+(?:i|you|we)|to)\b[^.?!\n]{0,80}?\b(?:in|using|with)\s+" + CODE_LANGS,
     ),
-    _rule(
+    rule(TaskType.CODE_GENERATION, ("refactor", "refactoring"), "The {where} asks to refactor code ('{match}')."),
+    rule(
         TaskType.CODE_GENERATION,
-        r"\brefactor(?:ing)?\b",
-        "The {where} asks to refactor code ('{match}').",
-    ),
-    _rule(
-        TaskType.CODE_GENERATION,
-        r"\b(?:write|implement|complete|finish|add|extend|rewrite|convert|port|optimi[sz]e|generate|create"
-        r"|modify|update)\b",
+        ("write", "implement", "complete", "finish", "add", "extend", "rewrite", "convert", "port", "optimize",
+         "optimise", "generate", "create", "modify", "update"),  # fmt: skip
         "The {where} contains a code block and asks to write or change code ('{match}').",
         requires=FENCE,
     ),
     # Translation.
-    _rule(
+    rule(
         TaskType.TRANSLATION,
-        r"\btranslate\b|\btranslation (?:of|into|to|for|from)\b",
+        ("translate", "translation of", "translation into", "translation to", "translation from"),
         "The {where} asks for a translation ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.TRANSLATION,
-        # "into French" after an object ("put this into French") or at the start, but
-        # not "I'm getting into French cooking".
-        r"(?:^|[^\w\s]\s*|\b(?:this|it|text|sentence|paragraph|following|phrase|words?|that|them|these|message"
-        r"|email|letter|document|page|below|above|language)\s+)into " + LANGUAGES
-        + r"|\b" + LANGUAGES + r" (?:to|into|->|→) " + LANGUAGES,
+        "into",
         "The {where} asks for text in another language ('{match}').",
+        # "put this into French", not "I'm getting into French cooking".
+        then=_alt(
+            _preceded_by(
+                ("this", "it", "text", "sentence", "sentences", "paragraph", "following", "phrase", "word", "words",
+                 "that", "them", "these", "message", "email", "letter", "document", "page", "below", "above",
+                 "everything", "back"),  # fmt: skip
+                "into",
+            ),
+            r"(?<=[^\w\s] into)",
+            r"(?<=[^\w\s]into)",
+        )
+        + r"\s+"
+        + LANGUAGES,
     ),
-    _rule(
+    rule(
         TaskType.TRANSLATION,
-        r"\bhow (?:do|would|can|to|does one) (?:you |i |we |one )?(?:say|write|spell)\b[^.?!\n]{0,60}?\bin "
-        + LANGUAGES + r"|\bwhat(?:'s| is| does)\s+[\"'“‘][^\"'”’\n]{1,60}[\"'”’]\s+(?:mean\s+)?in " + LANGUAGES,
+        LANGUAGE_NAMES,
+        "The {where} asks for text in another language ('{match}').",
+        then=r"\s+(?:to|into|->|→)\s+" + LANGUAGES,
+    ),
+    rule(
+        TaskType.TRANSLATION,
+        "how",
         "The {where} asks how to say something in another language ('{match}').",
+        then=r"\s+(?:do|would|can|to|does\s+one)\s+(?:you\s+|i\s+|we\s+|one\s+)?(?:say|write|spell)\b[^.?!\n]{0,60}?"
+        r"\bin\s+" + LANGUAGES,
+    ),
+    rule(
+        TaskType.TRANSLATION,
+        "what",
+        "The {where} asks what something means in another language ('{match}').",
+        then=r"(?:'s|\s+is|\s+does)\s+[\"'][^\"'\n]{1,60}[\"']\s+(?:mean\s+)?in\s+" + LANGUAGES,
     ),
     # Summarization.
-    _rule(
+    rule(
         TaskType.SUMMARIZATION,
-        r"\bsummari[sz]e[sd]?\b|\bsummary\b(?!\s+(?:judge?ment|statistics?|stats|table|execution|offen[cs]e"
-        r"|dismissal|field|card))|\btl;? ?dr\b|\bcondense\b|\brecap\b|\bgist\b|\bboil (?:this|it) down\b",
+        ("summarize", "summarise", "sum up", "tl;dr", "tldr", "condense", "recap", "gist", "boil this down",
+         "boil it down"),  # fmt: skip
         "The {where} asks for a summary ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.SUMMARIZATION,
-        r"\b(?:key|main) (?:points|takeaways|ideas|findings)\s+(?:of|from|in)\b",
+        "summary",
+        "The {where} asks for a summary ('{match}').",
+        then=r"(?!\s+(?:judge?ment|statistics?|stats|table|execution|offen[cs]e|dismissal|field|card))",
+    ),
+    rule(
+        TaskType.SUMMARIZATION,
+        ("key points", "key takeaways", "key findings", "main points", "main ideas", "main takeaways"),
         "The {where} asks for the key points of a text ('{match}').",
+        then=r"\s+(?:of|from|in)\b",
     ),
     # Classification.
-    _rule(
+    rule(
         TaskType.CLASSIFICATION,
-        r"\bclassify\b|\bclassification of\b|\bcategori[sz]e\b|\bcategori[sz]ation of\b"
-        r"|\b(?:label|tag)\s+(?:each|every|this|these|the following|them|it|all)\b"
-        r"|\bwhich (?:category|categories|label|bucket|intent|department)\b"
-        r"|\b(?:one of|choose from|pick from) (?:these|the following) (?:categories|labels|classes|options)\b",
-        "The {where} asks to classify or label something ('{match}').",
+        ("classify", "categorize", "categorise", "classification of", "categorization of", "categorisation of"),
+        "The {where} asks to classify something ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.CLASSIFICATION,
-        r"\bsentiment (?:of|analysis|score|label)\b|\b(?:the|its|overall) sentiment\b"
-        r"|\bpositive,? (?:negative,? )?or (?:negative|neutral)\b|\bspam or (?:not|ham)\b",
-        "The {where} asks for a sentiment or yes/no label ('{match}').",
+        ("label", "tag"),
+        "The {where} asks to label something ('{match}').",
+        then=r"\s+(?:each|every|this|these|the\s+following|them|it|all)\b",
+    ),
+    rule(
+        TaskType.CLASSIFICATION,
+        "which",
+        "The {where} asks which category something belongs to ('{match}').",
+        then=r"\s+(?:category|categories|label|bucket|intent|department)\b",
+    ),
+    rule(
+        TaskType.CLASSIFICATION,
+        ("choose from", "pick from", "one of"),
+        "The {where} asks to pick one of a set of categories ('{match}').",
+        then=r"\s+(?:these|the\s+following)\s+(?:categories|labels|classes)\b",
+    ),
+    rule(
+        TaskType.CLASSIFICATION,
+        ("sentiment of", "sentiment analysis", "sentiment score", "sentiment label", "the sentiment",
+         "its sentiment", "overall sentiment"),  # fmt: skip
+        "The {where} asks for the sentiment of a text ('{match}').",
+    ),
+    rule(
+        TaskType.CLASSIFICATION,
+        ("positive", "spam"),
+        "The {where} asks for a yes/no or positive/negative label ('{match}').",
+        then=r",?\s+(?:(?:negative,?\s+)?or\s+(?:negative|neutral)|or\s+(?:not|ham))\b",
     ),
     # Extraction.
-    _rule(
+    rule(
         TaskType.EXTRACTION,
-        r"\bextract(?:ing)?\s+(?:(?:all|the|every|each|any|only|just|key|relevant|important|these|those|this|them"
-        r"|it|its|their|my|out|structured)\b|[^.?!\n]{0,60}?\bfrom\b)",
+        ("extract", "extracting", "pull out"),
         "The {where} asks to extract information ('{match}').",
+        then=r"\s+(?:(?:all|the|every|each|any|only|just|key|relevant|important|these|those|this|them|it|its|their"
+        r"|my|out|structured)\b|[^.?!\n]{0,60}?\bfrom\b)",
     ),
-    _rule(
+    rule(
         TaskType.EXTRACTION,
-        r"\b(?:parse|convert|turn|return|output|format|give)\b[^.?!\n]{0,60}?\b(?:into|as|in|to) (?:valid |a |an "
-        r"|strict |structured )?(?:json|csv|yaml|xml|table)\b",
+        ("parse", "convert", "turn", "return", "output", "format", "give"),
         "The {where} asks to turn text into structured data ('{match}').",
+        then=r"[^.?!\n]{0,60}?\b(?:into|as|in|to)\s+(?:valid\s+|a\s+|an\s+|strict\s+|structured\s+)?"
+        r"(?:json|csv|yaml|xml|table)\b",
     ),
-    _rule(
+    rule(
         TaskType.EXTRACTION,
-        r"\b(?:list|find|get|pull out|identify|give me|highlight) (?:(?:all|every|each)\s+)?(?:of\s+)?(?:the\s+)?"
-        r"(?:\w+\s+)?(?:names|dates|emails?|email addresses|phone numbers|urls|links|entities|addresses|people"
-        r"|persons|companies|organi[sz]ations|amounts|prices|numbers|locations|places|skills|keywords|mentions"
-        r"|references|citations)\b[^.?!\n]{0,60}?\b(?:mentioned|appearing|in (?:this|the|these)|from (?:this|the)"
-        r"|below|above|following)\b",
+        ("list", "find", "get", "pull out", "identify", "give me", "highlight"),
         "The {where} asks to list specific items found in a text ('{match}').",
+        then=r"\s+(?:(?:all|every|each)\s+)?(?:of\s+)?(?:the\s+)?(?:\w+\s+)?(?:names|dates|emails?|email\s+addresses"
+        r"|phone\s+numbers|urls|links|entities|addresses|people|persons|companies|organi[sz]ations|amounts|prices"
+        r"|numbers|locations|places|skills|keywords|mentions|references|citations)\b[^.?!\n]{0,60}?"
+        r"\b(?:mentioned|appearing|in\s+(?:this|the|these)|from\s+(?:this|the)|below|above|following)\b",
     ),
     # Reasoning / math.
-    _rule(
+    pattern_rule(
         TaskType.REASONING,
-        r"\b\d+(?:\.\d+)?\s*[a-z](?:\^\d+|²)?\s*[-+*/]\s*\w|\b[a-z](?:\^\d+|²)?\s*[-+*/]\s*\d+(?:\.\d+)?\s*=\s*-?\d"
-        r"|\d+(?:\.\d+)?\s*(?:[+*×÷^]\s*|\s[-/]\s+)\d+(?:\.\d+)?|\b\d+(?:\.\d+)?\s*% of \d+",
+        # 3x + 5 | x^2 - 4 = 0 | 17 * 23 | 2^10 | 15% of 80. A bare "-" or "/" between numbers does
+        # not count: "2024-05-01", "3/4 cup", "cook 5 - 10 minutes".
+        r"[0-9](?:[0-9]*(?:\.[0-9]+)?\s*[a-z](?:\^[0-9]+|²)?\s*[-+*/=]\s*\w|\s*=\s*-?[0-9]"
+        r"|[0-9]*(?:\.[0-9]+)?\s*[+*×÷^]\s*[0-9]+|[0-9]*(?:\.[0-9]+)?\s*% of [0-9]+)",
         "The {where} contains a math expression or equation ('{match}').",
+        gate_chars="0123456789",
     ),
-    _rule(
+    rule(
         TaskType.REASONING,
-        r"\bcalculate\b|\bcompute (?:the|a|an|how)\b|\bsolve for\b|\bsolve (?:this|the|these|following|an?|my)\s+"
-        r"(?:\w+\s+){0,2}?(?:equations?|inequalit(?:y|ies)|integrals?|riddles?|puzzles?|system|sudoku|math|maths"
-        r"|word problem|limit)\b|\bprove (?:that|the|this)\b|\b(?:derivative|integral|limit) of\b"
-        r"|\bprobability (?:of|that)\b|\bexpected value\b|\bsimplify (?:the |this )?(?:expression|fraction|equation)\b",
+        ("what is", "what's", "whats"),
+        "The {where} asks for the result of a calculation ('{match}').",
+        then=r"\s+-?[0-9][0-9.,]*\s*(?:[-+*/x×÷^]|plus|minus|times|divided\s+by|multiplied\s+by)\s*-?[0-9]",
+    ),
+    rule(
+        TaskType.REASONING,
+        ("calculate", "solve for", "prove that", "prove the", "prove this", "derivative of", "integral of",
+         "probability of", "probability that", "expected value"),  # fmt: skip
         "The {where} asks to solve, prove or calculate something ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.REASONING,
-        r"\bstep[- ]by[- ]step\b|\bshow (?:your|the) (?:work|reasoning)\b|\breason (?:carefully|through)\b",
+        ("solve", "compute", "simplify"),
+        "The {where} asks to solve, prove or calculate something ('{match}').",
+        then=r"\s+(?:(?:this|the|these|following|an?|my|how)\s+)?(?:\w+\s+){0,2}?(?:equations?|inequalit(?:y|ies)"
+        r"|integrals?|riddles?|puzzles?|system|sudoku|math|maths|word\s+problem|expression|fraction|sum|product"
+        r"|average|mean|many|much|total)\b",
+    ),
+    rule(
+        TaskType.REASONING,
+        ("step by step", "step-by-step", "show your work", "show the work", "show your reasoning", "reason through",
+         "reason carefully"),  # fmt: skip
         "The {where} asks for step-by-step reasoning ('{match}').",
     ),
-    _rule(
+    rule(
         TaskType.REASONING,
-        r"\bhow (?:many|much|long|far|fast|old)\b",
+        ("how many", "how much", "how long", "how far", "how fast", "how old"),
         "The {where} is a word problem with numbers ('{match}').",
-        requires=r"\d(?:[^\d.,]|[.,](?!\d))+\d",  # at least two separate numbers
+        requires=r"[0-9](?:[^0-9.,]|[.,](?![0-9]))+[0-9]",  # at least two separate numbers
     ),
     # Creative writing.
-    _rule(
+    rule(
         TaskType.CREATIVE_WRITING,
-        r"\b(?:write|compose|create|generate|craft|pen|make up|tell|draft|come up with|give me)\b"
-        r"(?:\W+(?!about\b)\w+){0,4}?\W+" + CREATIVE_NOUNS
-        + r"|\b(?:an? )(?:haiku|limerick|sonnet|poem|ode|short story|bedtime story|ballad|song)\s+(?:about|on|for)\b"
-        r"|\bonce upon a time\b",
+        ("write", "compose", "create", "generate", "craft", "pen", "make up", "draft", "come up with", "give me"),
         "The {where} asks for a poem, story or other creative writing ('{match}').",
+        then=r"(?:\W+(?!about\b)\w+){0,4}?\W+" + CREATIVE_NOUNS,
     ),
+    rule(
+        TaskType.CREATIVE_WRITING,
+        "tell",
+        "The {where} asks for a story or a joke ('{match}').",
+        then=r"(?:\W+(?!about\b)\w+){0,3}?\W+(?:" + _STORY + r"|jokes?|fables?|fairy ?tales?|riddles?)\b",
+    ),
+    rule(
+        TaskType.CREATIVE_WRITING,
+        ("haiku", "limerick", "sonnet", "poem", "ode", "short story", "bedtime story", "ballad", "song"),
+        "The {where} asks for a poem, story or other creative writing ('{match}').",
+        then=r"\s+(?:about|on|for)\s+(?!the\b|this\b|that\b)",
+    ),
+    rule(TaskType.CREATIVE_WRITING, "once upon a time", "The {where} starts a story ('{match}')."),
 )
 
 
-def _system_rule(task: TaskType, verbs: str, roles: str, reason: str) -> Rule:
-    """A system-prompt rule: an instruction ("Translate ...", "Your task is to translate",
-    "You translate ...") or a role ("You are a professional translator").
+# A system prompt sentence that starts with an instruction: "Translate ...", "You will
+# translate ...", "Your task is to translate ...", "Please translate ...".
+INSTRUCTION = (
+    r"[\n.!?:;]\s*(?:(?:you(?:\s+(?:will|should|must|always|only))?|your\s+(?:job|task|role|goal|purpose)\s+is\s+to"
+    r"|please)\s+)?"
+)
+# ... or sets a role: "You are a professional translator", "You are an assistant that translates".
+ROLE = r"[\n.!?:;]\s*you\s+are\s+(?:[^.!?\n]{0,60}?\s)?"
 
-    Only sentence-initial instructions count, so "If the user asks you to translate, ..."
-    in a general-purpose system prompt does not make every request a translation.
+
+def system_rules(
+    task: TaskType, instructions: tuple[str, ...], roles: tuple[str, ...], reason: str
+) -> tuple[Rule, Rule]:
+    """The two system-prompt rows of a task: an instruction, or a role.
+
+    Only sentence starts count, so "If the user asks you to translate, ..." in a general
+    assistant's system prompt does not make every request a translation.
     """
-    instruction = (
-        r"(?:^|[.!?:;\n]\s*|\byou(?: will| should| must| always| only)?\s+|\b(?:job|task|role|goal|purpose) is to\s+)"
-        rf"(?:please\s+)?{verbs}\b"
-    )
-    role = rf"\byou are (?:an? |the )?(?:[\w-]+\s+){{0,3}}?{roles}\b"
-    return _rule(task, f"{instruction}|{role}", reason)
+    return rule(task, instructions, reason, before=INSTRUCTION), rule(task, roles, reason, before=ROLE)
 
 
-# --- rules for the system prompt, read only when the last user message matched nothing --
+# --- rules for the system prompt, read only when the last user message matched none ---------
 SYSTEM_RULES: tuple[Rule, ...] = (
-    _system_rule(
+    *system_rules(
         TaskType.CODE_REVIEW,
-        r"(?:review|audit|debug) (?:the |their |the user's |submitted )?(?:code|pull requests?|diffs?|patches)",
-        _alt("code reviewer", "debugger", "debugging assistant"),
+        ("review code", "review the code", "review the user's code", "review pull requests", "review diffs",
+         "audit code", "debug code", "debug the code"),
+        ("code reviewer", "debugger", "debugging assistant", "that reviews code", "who reviews code"),
         "The {where} sets the assistant up to review or debug code ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.CODE_GENERATION,
-        r"(?:write|generate) (?:only )?(?:the )?code",
-        _alt("programmer", "software engineer", "software developer", "developer", "coding assistant", "coder"),
+        ("write code", "write only code", "write the code", "generate code"),
+        ("programmer", "software engineer", "software developer", "developer", "coding assistant", "coder",
+         "that writes code", "who writes code"),
         "The {where} sets the assistant up to write code ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.TRANSLATION,
-        "translate",
-        _alt("translator", "interpreter", "translation (?:assistant|engine|tool|model)"),
+        ("translate",),
+        ("translator", "interpreter", "translation assistant", "translation engine", "translation tool",
+         "translation model", "translation bot", "that translates", "who translates"),
         "The {where} sets the assistant up to translate ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.SUMMARIZATION,
-        _alt(r"summari[sz]e", "condense"),
-        _alt(r"summari[sz]er", r"summari[sz]ation (?:assistant|engine|tool|model|bot)"),
+        ("summarize", "summarise", "condense"),
+        ("summarizer", "summariser", "summarization assistant", "summarisation assistant", "summarization tool",
+         "summarization model", "that summarizes", "that summarises", "who summarizes", "who summarises",
+         "that condenses"),
         "The {where} sets the assistant up to summarize ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.CLASSIFICATION,
-        _alt("classify", r"categori[sz]e", r"label (?:each|every|the|it)", r"tag (?:each|every|the|it)"),
-        _alt("classifier", "classification (?:assistant|engine|tool|model|bot)", "sentiment analy[sz]er"),
+        ("classify", "categorize", "categorise", "label each", "label every", "label the", "tag each", "tag every",
+         "tag the"),
+        ("classifier", "classification assistant", "classification model", "sentiment analyzer",
+         "sentiment analyser", "that classifies", "who classifies", "that categorizes", "that categorises"),
         "The {where} sets the assistant up to classify ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.EXTRACTION,
-        _alt("extract", "parse"),
-        _alt("extractor", r"(?:data |information |entity )?extraction (?:assistant|engine|tool|model|bot)", "parser"),
+        ("extract", "parse"),
+        ("extractor", "extraction assistant", "extraction tool", "extraction model", "extraction engine", "parser",
+         "that extracts", "who extracts", "that parses"),
         "The {where} sets the assistant up to extract data ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.REASONING,
-        r"solve (?:math|maths|the math)",
-        _alt("mathematician", r"math(?:s|ematics)? (?:tutor|teacher|expert|assistant)", "logician"),
+        ("solve math", "solve maths", "solve the math"),
+        ("mathematician", "math tutor", "maths tutor", "math teacher", "maths teacher", "mathematics tutor",
+         "mathematics teacher", "math expert", "math assistant", "logician"),
         "The {where} sets the assistant up for math or reasoning ('{match}').",
     ),
-    _system_rule(
+    *system_rules(
         TaskType.CREATIVE_WRITING,
-        r"write (?:poems|stories|poetry|song lyrics|lyrics|fiction)",
-        _alt("poet", "novelist", "storyteller", "songwriter", "lyricist", "screenwriter", "playwright",
-             "creative writer", "fiction writer", "creative writing assistant"),  # fmt: skip
+        ("write poems", "write stories", "write poetry", "write song lyrics", "write lyrics", "write fiction"),
+        ("poet", "novelist", "storyteller", "songwriter", "lyricist", "screenwriter", "playwright",
+         "creative writer", "fiction writer", "creative writing assistant"),
         "The {where} sets the assistant up for creative writing ('{match}').",
     ),
 )
@@ -381,7 +627,7 @@ _CLASSIFY_USER = tuple(r for r in USER_RULES if r.task == TaskType.CLASSIFICATIO
 _CLASSIFY_SYSTEM = tuple(r for r in SYSTEM_RULES if r.task == TaskType.CLASSIFICATION)
 JSON_FORMATS = frozenset({"json_object", "json_schema"})
 
-# --- hints ------------------------------------------------------------------------------
+# --- hints ------------------------------------------------------------------------------------
 HINT_ALIASES: dict[str, TaskType] = {
     "general": TaskType.CHAT,
     "default": TaskType.CHAT,
@@ -420,7 +666,7 @@ def parse_hint(value: Any) -> TaskType | None:
     return _HINTS.get(value.strip().lower().replace("-", "_").replace(" ", "_"))
 
 
-# --- detection ----------------------------------------------------------------------------
+# --- detection ----------------------------------------------------------------------------------
 def detect_task(req: ChatRequest, hint: str | None = None, *, long_context_tokens: int = 16000) -> TaskDecision:
     """Decide the task of `req`. `hint` is the x-gateway-task header, if the client sent one.
 
@@ -428,8 +674,7 @@ def detect_task(req: ChatRequest, hint: str | None = None, *, long_context_token
     unrecognised hint is ignored (the rules decide) and the reason says so.
     """
     ignored: list[str] = []
-    candidates = ((hint, f"{HINT_HEADER} header"), ((req.metadata or {}).get("task"), "metadata.task"))
-    for value, via in candidates:
+    for value, via in ((hint, f"{HINT_HEADER} header"), ((req.metadata or {}).get("task"), "metadata.task")):
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         task = parse_hint(value)
@@ -440,7 +685,8 @@ def detect_task(req: ChatRequest, hint: str | None = None, *, long_context_token
         return TaskDecision(task, "hint", _with_ignored(reason, ignored))
     decision = _detect(req, long_context_tokens)
     if ignored:
-        return TaskDecision(decision.task, decision.source, _with_ignored(decision.reason.removesuffix("."), ignored))
+        reason = _with_ignored(decision.reason.removesuffix("."), ignored)
+        return TaskDecision(decision.task, decision.source, reason)
     return decision
 
 
@@ -450,48 +696,62 @@ def _detect(req: ChatRequest, long_context_tokens: int) -> TaskDecision:
         return TaskDecision(TaskType.VISION, "rules", "A user message contains an image.")
     tokens = estimate_prompt_tokens(messages)
     if tokens >= long_context_tokens:
-        return TaskDecision(
-            TaskType.LONG_CONTEXT,
-            "rules",
-            f"The prompt is about {tokens:,} tokens long, at or above the {long_context_tokens:,}-token long-context threshold.",
-        )
+        limit = f"{long_context_tokens:,}"
+        reason = f"The prompt is about {tokens:,} tokens long, at or above the long-context threshold of {limit}."
+        return TaskDecision(TaskType.LONG_CONTEXT, "rules", reason)
     params = req.params or {}
     tools = params.get("tools") or params.get("functions")
     if tools and params.get("tool_choice") != "none":
         n = len(tools) if isinstance(tools, list) else 1
-        return TaskDecision(TaskType.TOOL_USE, "rules", f"The request offers the model {n} tool{'s' if n != 1 else ''} to call.")
+        reason = f"The request offers the model {n} tool{'' if n == 1 else 's'} to call."
+        return TaskDecision(TaskType.TOOL_USE, "rules", reason)
 
-    user = _clipped(_last_user_text(messages))
-    system = _clipped("\n".join(message_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")))
+    user = Text.of(_last_user_text(messages))
     response_format = params.get("response_format")
     fmt = response_format.get("type") if isinstance(response_format, dict) else None
     if fmt in JSON_FORMATS:
-        hit = _first_match(_CLASSIFY_USER, user, "last user message") or _first_match(_CLASSIFY_SYSTEM, system, "system prompt")
+        hit = _first_match(_CLASSIFY_USER, user, USER) or _first_match(_CLASSIFY_SYSTEM, _system_text(messages), SYSTEM)
         if hit is not None:
-            return TaskDecision(hit.task, "rules", f"The request asks for JSON output, but {hit.reason[0].lower()}{hit.reason[1:]}")
-        return TaskDecision(TaskType.EXTRACTION, "rules", f"The request asks for the answer as JSON (response_format {fmt}).")
+            reason = f"The request asks for JSON output, but {hit.reason[0].lower()}{hit.reason[1:]}"
+            return TaskDecision(hit.task, "rules", reason)
+        reason = f"The request asks for the answer as JSON (response_format {fmt})."
+        return TaskDecision(TaskType.EXTRACTION, "rules", reason)
 
-    hit = _first_match(USER_RULES, user, "last user message") or _first_match(SYSTEM_RULES, system, "system prompt")
+    hit = _first_match(USER_RULES, user, USER) or _first_match(SYSTEM_RULES, _system_text(messages), SYSTEM)
     if hit is not None:
         return hit
     return TaskDecision(TaskType.CHAT, "default", "No rule matched, so the request is treated as general chat.")
 
 
-def _first_match(rules: tuple[Rule, ...], text: tuple[str, str], where: str) -> TaskDecision | None:
-    original, lowered = text
-    if not lowered:
+def _first_match(rules: tuple[Rule, ...], text: Text, where: str) -> TaskDecision | None:
+    if not text.lowered:
         return None
-    for rule in rules:
-        m = rule.pattern.search(lowered)
-        if m is not None and (rule.requires is None or rule.requires.search(lowered) is not None):
-            # Quote the client's own spelling when lowercasing kept the positions.
-            source = original if len(original) == len(lowered) else lowered
-            return TaskDecision(rule.task, "rules", rule.reason.format(where=where, match=_quote(source[m.start() : m.end()])))
+    for r in rules:
+        m = r.search(text)
+        if m is not None:
+            # Quote whole words ("MyAppError:", not "Error:") in the client's own spelling
+            # (lowercasing rarely changes a text's length).
+            start = m.start()
+            while start > 0 and _in_word(text.lowered, start) and _in_word(text.lowered, start - 1):
+                start -= 1
+            source = text.original if len(text.original) == len(text.lowered) else text.lowered
+            reason = r.reason.format(where=where, match=_quote(source[start : m.end()]))
+            return TaskDecision(r.task, "rules", reason)
     return None
+
+
+def _in_word(text: str, i: int) -> bool:
+    return text[i].isalnum() or text[i] == "_"
 
 
 def _has_image(content: Any) -> bool:
     return isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content)
+
+
+def _system_text(messages: list[dict[str, Any]]) -> Text:
+    prompt = "\n".join(message_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+    # The leading newline makes the prompt's first sentence a sentence start like the others.
+    return Text.of("\n" + prompt if prompt else "")
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -499,13 +759,6 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
         if m.get("role") == "user":
             return message_text(m.get("content"))
     return ""
-
-
-def _clipped(text: str) -> tuple[str, str]:
-    """(text, lowercased text), long texts cut to their head and tail."""
-    if len(text) > HEAD_CHARS + TAIL_CHARS:
-        text = f"{text[:HEAD_CHARS]}\n{text[-TAIL_CHARS:]}"
-    return text, text.lower()
 
 
 def _quote(text: str) -> str:
@@ -517,4 +770,5 @@ def _quote(text: str) -> str:
 def _with_ignored(reason: str, ignored: list[str]) -> str:
     if not ignored:
         return f"{reason}."
-    return f"{reason}; the {' and the '.join(ignored)} {'was' if len(ignored) == 1 else 'were'} not recognised as a task, so ignored."
+    verb = "was" if len(ignored) == 1 else "were"
+    return f"{reason}; the {' and the '.join(ignored)} {verb} not recognised as a task, so ignored."
