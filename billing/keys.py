@@ -70,7 +70,7 @@ def revoke_key(key: VirtualKey) -> None:
 class KeyInfo:
     """What the hot path knows about a key; cached in process for a few seconds."""
 
-    id: int
+    id: int | None  # None: the admin's test calls (no virtual key)
     key_hash: str
     prefix: str
     name: str

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from providers.models import Timestamped, validate_name
 
 
+LIMIT_HELP = "Blank = no limit."
+
+
 class Team(Timestamped):
     name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     description = models.TextField(blank=True)
+    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, help_text="For the whole team. " + LIMIT_HELP)
+    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, help_text="For the whole team. " + LIMIT_HELP)
 
     class Meta:
         ordering = ["name"]
@@ -35,7 +44,14 @@ class VirtualKey(Timestamped):
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Blank = never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    metadata = models.JSONField(default=dict, blank=True)
+    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, help_text=LIMIT_HELP)
+    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, help_text=LIMIT_HELP)
+    replaced_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        help_text="Set when the key was rotated: the new key. The old one works until its expiry (grace period).",
+    )
+    metadata = models.JSONField(default=dict, blank=True, help_text="Free-form data for your tools (JSON object).")
+    tags = models.JSONField(default=list, blank=True, help_text='Labels for reports and filtering, e.g. ["prod", "search"].')
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,6 +67,122 @@ class VirtualKey(Timestamped):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class Budget(Timestamped):
+    """A spending cap for a key, a team, or the whole gateway, per day, month or ever."""
+
+    class Scope(models.TextChoices):
+        KEY = "key", "One virtual key"
+        TEAM = "team", "A team (all its keys)"
+        GLOBAL = "global", "The whole gateway"
+
+    class Period(models.TextChoices):
+        DAY = "day", "Per day (UTC)"
+        MONTH = "month", "Per calendar month (UTC)"
+        TOTAL = "total", "In total (never resets)"
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "Block requests that would exceed it (429)"
+        ALERT = "alert", "Alert only (requests continue)"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    key = models.ForeignKey(VirtualKey, null=True, blank=True, on_delete=models.CASCADE, related_name="budgets")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="budgets")
+    amount_usd = models.DecimalField(
+        "amount (USD)", max_digits=14, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
+    )
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.BLOCK)
+    alert_threshold_pct = models.PositiveSmallIntegerField(
+        "alert at (%)", default=80, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Send an alert when spend crosses this share of the budget (and again at 100%).",
+    )
+    alert_emails = models.TextField(blank=True, help_text="Comma-separated addresses for alerts.")
+    webhook_url = models.URLField(blank=True, help_text="Optional: alerts are also POSTed here as JSON.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["scope", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="budget_scope_matches_owner",
+                condition=(
+                    models.Q(scope="key", key__isnull=False, team__isnull=True)
+                    | models.Q(scope="team", team__isnull=False, key__isnull=True)
+                    | models.Q(scope="global", key__isnull=True, team__isnull=True)
+                ),
+            ),
+        ]
+        indexes = [models.Index(fields=["scope", "enabled"], name="budget_scope_enabled")]
+
+    def __str__(self) -> str:
+        owner = self.key or self.team or "gateway"
+        return f"{owner}: ${self.amount_usd} per {self.period}"
+
+    def clean(self) -> None:
+        if self.scope == self.Scope.KEY and not self.key_id:
+            raise ValidationError({"key": "Choose the key this budget applies to."})
+        if self.scope == self.Scope.TEAM and not self.team_id:
+            raise ValidationError({"team": "Choose the team this budget applies to."})
+        if self.scope != self.Scope.KEY and self.key_id:
+            raise ValidationError({"key": "Only key budgets name a key."})
+        if self.scope != self.Scope.TEAM and self.team_id:
+            raise ValidationError({"team": "Only team budgets name a team."})
+
+
+class BudgetAlert(models.Model):
+    """A threshold crossing, recorded once per budget, period and threshold."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_key = models.CharField(max_length=20, help_text="e.g. 2026-11 for a monthly budget")
+    threshold_pct = models.PositiveSmallIntegerField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=10)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered = models.JSONField(default=dict, blank=True, help_text="What was sent where (log, email, webhook).")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_key", "threshold_pct"], name="budget_alert_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} crossed {self.threshold_pct}% in {self.period_key}"
+
+
+class CostRollup(models.Model):
+    """Spend per day x team x key x route x model x provider, recomputed from the
+    ledger (idempotent). Reports read these rows, not the ledger."""
+
+    day = models.DateField()
+    team_id = models.BigIntegerField(default=0)  # 0 = no team (NULLs would defeat the unique key)
+    team_name = models.CharField(max_length=100, blank=True)
+    key_id = models.BigIntegerField(default=0)
+    key_prefix = models.CharField(max_length=20, blank=True)
+    route_name = models.CharField(max_length=100)
+    provider_name = models.CharField(max_length=100, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    baseline_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "team_id", "key_id", "route_name", "provider_name", "model_name"],
+                name="cost_rollup_unique_cell",
+            ),
+        ]
+        indexes = [models.Index(fields=["day", "team_id"], name="rollup_day_team")]
+        permissions = [("view_finance_reports", "Can view finance reports")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.team_name or '-'} {self.route_name} {self.model_name}: ${self.cost_usd}"
 
 
 class UsageRecord(models.Model):
@@ -89,6 +221,10 @@ class UsageRecord(models.Model):
     input_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     output_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    baseline_cost_usd = models.DecimalField(
+        max_digits=18, decimal_places=10, default=0,
+        help_text="What the same tokens would have cost on the route's first target (savings report).",
+    )
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     attempts = models.PositiveSmallIntegerField(default=1)

@@ -112,7 +112,10 @@ class ProviderForm(forms.ModelForm):
 
 class ModelInline(admin.TabularInline):
     model = Model
-    fields = ["name", "upstream_id", "input_price_per_mtok", "output_price_per_mtok", "context_window", "enabled"]
+    fields = [
+        "name", "upstream_id", "input_price_per_mtok", "output_price_per_mtok", "context_window", "quality_score",
+        "enabled",
+    ]
     extra = 0
     show_change_link = True
 
@@ -205,6 +208,7 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         "input_price_per_mtok",
         "output_price_per_mtok",
         "context_window",
+        "quality_score",
         "enabled",
     ]
     list_editable = ["enabled"]
@@ -218,9 +222,10 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         (
             "Prices and limits",
             {
-                "fields": ["input_price_per_mtok", "output_price_per_mtok", "context_window"],
+                "fields": ["input_price_per_mtok", "output_price_per_mtok", "context_window", "quality_score"],
                 "description": "Prices are USD per million tokens, as on provider price pages. "
-                "They are copied into each usage record, so changes apply to new requests only.",
+                "They are copied into each usage record, so changes apply to new requests only. "
+                "The quality score is used by cost-aware routes.",
             },
         ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),

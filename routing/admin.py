@@ -1,4 +1,5 @@
-"""Admin for routes: the public model names clients call and where they lead.
+"""Admin for routes (the public model names clients call and where they lead) and the
+model health page (circuit breakers, latency and probe history per model).
 
 A route and its targets are checked as a whole (routing.validation) before anything
 is saved, so an editor cannot switch on a route that could never answer.
@@ -6,35 +7,31 @@ is saved, so an editor cannot switch on a route that could never answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
 from django.dispatch import receiver
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.utils.safestring import mark_safe
 
 from providers.models import Model, Provider
 from providers.signals import edited_in_admin
 from providers.types import ErrorKind
 
+from . import admin_views as views
+from .admin_views import ERROR_KIND_LABELS
+from .conditions import ConditionError, parse_rules
 from .engine import TERMINAL
 from .models import Route, RouteTarget
+from .task_detection import TaskType
 from .validation import TargetSpec, check_route_targets
-
-# What each error kind means to someone choosing what to retry.
-ERROR_KIND_LABELS: dict[ErrorKind, str] = {
-    ErrorKind.RATE_LIMITED: "Rate limited – the provider asked us to slow down (HTTP 429, overloaded)",
-    ErrorKind.TIMEOUT: "Timeout – no answer in time",
-    ErrorKind.UNAVAILABLE: "Unavailable – server error (5xx) or connection refused",
-    ErrorKind.BAD_RESPONSE: "Bad response – malformed or cut-off answer",
-    ErrorKind.AUTH: "Auth – the provider refused our API key (401/403); retrying rarely helps",
-    ErrorKind.BAD_REQUEST: "Bad request – the provider rejected the request itself (400/404/422)",
-    ErrorKind.CONTEXT_LENGTH: "Context length – prompt too long for the model; retrying the same model cannot help",
-    ErrorKind.CONTENT_POLICY: "Content policy – refused by the provider's safety system",
-}
 
 
 def retry_choices() -> list[tuple[str, str]]:
@@ -47,6 +44,55 @@ def retry_choices() -> list[tuple[str, str]]:
     return choices
 
 
+# Settings each used by one strategy (the change form hides the others' with JavaScript).
+STRATEGY_SETTINGS = ["sticky_by", "explore_rate", "min_quality", "rules"]
+STRATEGY_HELP = mark_safe(
+    "How the gateway chooses among this route's targets for each request. Each setting below "
+    "belongs to one strategy and is ignored by the others: <em>sticky by</em> (load balance), "
+    "<em>explore rate</em> (least latency), <em>minimum quality</em> (cost), <em>rules</em> "
+    "(conditional). The task strategy uses the task types ticked on each target below. "
+    "Use “Test this route” (top right) to see what a sample request would do."
+)
+RULES_HELP = mark_safe(
+    "Conditional strategy: a JSON list of rules, checked in order; the first rule whose "
+    "<code>when</code> holds sends the request to its <code>targets</code> (which must be targets of "
+    "this route). No rule matches: all targets in order. Example:<pre>[\n"
+    '  {"when": "metadata.tier == \'premium\'", "targets": ["openai/gpt-4o"]},\n'
+    '  {"when": "max_tokens > 2000 and stream == true", "targets": ["anthropic/claude-sonnet"]}\n'
+    "]</pre>Conditions compare <code>metadata.&lt;name&gt;</code>, <code>params.&lt;name&gt;</code>, "
+    "max_tokens, temperature, stream, user, messages, prompt_tokens or tools with == != &gt; &gt;= &lt; "
+    "&lt;= in, not in, contains, or test <code>&lt;field&gt; exists</code>; join clauses with "
+    "<code>and</code>."
+)
+BREAKER_HELP = (
+    "A circuit breaker takes a failing model out of rotation for a while, so requests go straight "
+    "to the next target instead of waiting on one that keeps failing; after the cooldown one trial "
+    "request is let through, and its success puts the model back. Leave a box blank to use the "
+    "gateway-wide default shown under it."
+)
+# Route field -> the gateway-wide setting used when the field is blank.
+BREAKER_DEFAULTS = {
+    "breaker_failure_threshold": "GATEWAY_BREAKER_FAILURES",
+    "breaker_failure_rate": "GATEWAY_BREAKER_FAILURE_RATE",
+    "breaker_window_s": "GATEWAY_BREAKER_WINDOW_S",
+    "breaker_min_requests": "GATEWAY_BREAKER_MIN_REQUESTS",
+    "breaker_cooldown_s": "GATEWAY_BREAKER_COOLDOWN_S",
+}
+# Strategy settings with a default: left blank (or not sent at all) they keep it.
+DEFAULTED = ("sticky_by", "explore_rate", "min_quality", "when_all_open")
+
+
+class RulesField(forms.JSONField):
+    """JSON in a textarea; a list of rules is shown one rule per line, as in the example."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value  # what the editor typed, to correct it
+        if isinstance(value, list) and value:
+            return "[\n" + ",\n".join(f"  {json.dumps(rule, ensure_ascii=False)}" for rule in value) + "\n]"
+        return json.dumps(value, ensure_ascii=False)
+
+
 class RouteForm(forms.ModelForm):
     retry_on = forms.MultipleChoiceField(
         label="Retry on the same target when",
@@ -57,10 +103,36 @@ class RouteForm(forms.ModelForm):
         "Any other failure moves straight on to the next target (fallback strategy). "
         "Tick none to never retry the same target.",
     )
+    rules = RulesField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 90, "class": "vLargeTextField"}),
+        help_text=RULES_HELP,
+    )
 
     class Meta:
         model = Route
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
+        for name, setting in BREAKER_DEFAULTS.items():
+            if name in self.fields:
+                field = self.fields[name]
+                field.help_text = f"{field.help_text} Blank = gateway default: {getattr(settings, setting):g}."
+
+    def clean_rules(self) -> list:
+        rules = self.cleaned_data.get("rules")
+        return [] if rules in (None, "") else rules
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in DEFAULTED:
+            if name in self.fields and cleaned.get(name) in (None, ""):
+                cleaned[name] = Route._meta.get_field(name).get_default()
+        return cleaned
 
 
 class TargetModelField(forms.ModelChoiceField):
@@ -73,8 +145,31 @@ class TargetModelField(forms.ModelChoiceField):
         return label
 
 
+class RouteTargetForm(forms.ModelForm):
+    task_types = forms.MultipleChoiceField(
+        label="task types (task strategy)",
+        choices=TaskType.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tasks this target serves. None ticked: a default target, used for any task.",
+    )
+
+    class Meta:
+        model = RouteTarget
+        fields = "__all__"
+
+
 def target_specs(targets: Iterable[RouteTarget]) -> list[TargetSpec]:
     return [TargetSpec(model=t.model, enabled=t.enabled, weight=t.weight) for t in targets]
+
+
+def _valid_rules(rules) -> list | None:
+    """The rules, if they parse (else Route.clean already reports them on the field)."""
+    try:
+        parse_rules(rules)
+    except ConditionError:
+        return None
+    return rules
 
 
 class RouteTargetFormSet(BaseInlineFormSet):
@@ -90,22 +185,20 @@ class RouteTargetFormSet(BaseInlineFormSet):
             model = form.cleaned_data.get("model")
             if model is None:  # an untouched extra row
                 continue
-            specs.append(
-                TargetSpec(
-                    model=model,
-                    enabled=form.cleaned_data.get("enabled", False),
-                    weight=form.cleaned_data.get("weight", 1),
-                )
-            )
-        route = self.instance  # already carries the submitted name/enabled/strategy
-        check_route_targets(route.name or "(unnamed)", route.enabled, route.strategy, specs)
+            data = form.cleaned_data
+            specs.append(TargetSpec(model=model, enabled=data.get("enabled", False), weight=data.get("weight", 1)))
+        route = self.instance  # already carries the submitted name/enabled/strategy/rules
+        check_route_targets(
+            route.name or "(unnamed)", route.enabled, route.strategy, specs, rules=_valid_rules(route.rules)
+        )
         super().clean()
 
 
 class RouteTargetInline(admin.TabularInline):
     model = RouteTarget
+    form = RouteTargetForm
     formset = RouteTargetFormSet
-    fields = ["model", "order", "weight", "enabled"]
+    fields = ["model", "order", "weight", "task_types", "enabled"]
     extra = 0
     verbose_name = "target"
     verbose_name_plural = "targets (tried in order, lowest first)"
@@ -134,20 +227,31 @@ class RouteAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.ALWAYS
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "strategy", "timeout_s", "enabled"]}),
+        (None, {"fields": ["name", "description", "enabled"]}),
+        ("Strategy", {"description": STRATEGY_HELP, "fields": ["strategy", *STRATEGY_SETTINGS]}),
         (
-            "Retry policy",
+            "Retries",
             {
                 "classes": ["collapse"],
                 "description": "How hard the gateway tries before giving up. Each target is tried up to "
                 "'attempts per target' times for the ticked errors, waiting a little longer before each "
-                "retry; then the next target is tried. The overall timeout above bounds everything. "
+                "retry; then the next target is tried. The overall timeout bounds everything. "
                 "The defaults suit most routes.",
-                "fields": ["max_attempts", "backoff_base_ms", "backoff_max_ms", "retry_after_cap_s", "retry_on"],
+                "fields": ["timeout_s", "max_attempts", "backoff_base_ms", "backoff_max_ms", "retry_after_cap_s",
+                           "retry_on"],
             },
         ),
+        ("Circuit breaker", {"classes": ["collapse"], "description": BREAKER_HELP,
+                             "fields": [*BREAKER_DEFAULTS, "when_all_open"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_urls(self):
+        test = path("<path:object_id>/test/", self.admin_site.admin_view(self.test_view), name="routing_route_test")
+        return [test, *super().get_urls()]
+
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return views.test_route_view(self, request, object_id)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Route]:
         targets = RouteTarget.objects.select_related("model__provider").order_by("order", "id")
@@ -203,3 +307,6 @@ def warn_after_provider_edit(sender, request: HttpRequest, instance, **kwargs) -
     else:
         return
     warn_unservable_routes(request, routes.distinct())
+
+
+from . import admin_health  # noqa: E402,F401 - registers the Model health page

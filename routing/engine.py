@@ -91,7 +91,9 @@ async def report(run: Run, target: TargetInfo, kind: ErrorKind | None, probe: bo
     await get_breaker_store().record(target.key, run.route.breaker, success=kind is None, probe=probe)
 
 
-async def _attempt(run: Run, target: TargetInfo, probe: bool, call: Callable[[TargetInfo, float], Awaitable[T]]) -> T:
+async def _attempt(
+    run: Run, target: TargetInfo, probe: bool, call: Callable[[TargetInfo, float], Awaitable[T]], defer_success: bool
+) -> T:
     remaining = run.deadline - time.monotonic()
     if remaining <= 0:
         raise ProviderError(ErrorKind.TIMEOUT, f"route timeout of {run.route.timeout_s:g} s reached")
@@ -113,7 +115,8 @@ async def _attempt(run: Run, target: TargetInfo, probe: bool, call: Callable[[Ta
         run.log.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
         run.answer_started, run.probe = t0, probe
         metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
-        await report(run, target, None, probe)
+        if not defer_success:
+            await report(run, target, None, probe)
         return result
     run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()
@@ -130,8 +133,13 @@ async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool) -> Admissio
     return admission
 
 
-async def execute(run: Run, req: ChatRequest, call: Callable[[TargetInfo, float], Awaitable[T]]) -> T:
-    """Try the candidates under the route's retry policy; return the first success."""
+async def execute(
+    run: Run, req: ChatRequest, call: Callable[[TargetInfo, float], Awaitable[T]], defer_success: bool = False
+) -> T:
+    """Try the candidates under the route's retry policy; return the first success.
+
+    With `defer_success` (streams) the caller reports the success to the breaker
+    once the answer is complete: a stream that breaks later is a failure, not both."""
     route = run.route
     candidates = [c.target for c in run.decision.candidates]
     if not candidates:
@@ -153,7 +161,7 @@ async def execute(run: Run, req: ChatRequest, call: Callable[[TargetInfo, float]
             probe = admission is Admission.PROBE
             for attempt in range(1, route.max_attempts + 1):
                 try:
-                    return await _attempt(run, target, probe, call)
+                    return await _attempt(run, target, probe, call, defer_success)
                 except ProviderError as error:
                     last = error
                 if last.kind in TERMINAL:
@@ -243,4 +251,4 @@ async def open_stream(run: Run, req: ChatRequest) -> tuple[list[ChatChunk], Asyn
             raise
         return head, chunks
 
-    return await execute(run, req, call)
+    return await execute(run, req, call, defer_success=True)

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from providers.models import Timestamped, validate_name
+from providers.models import Model, Timestamped, validate_name
 from providers.types import ErrorKind
 
 RETRYABLE_DEFAULT = [ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE, ErrorKind.BAD_RESPONSE]
@@ -175,3 +175,12 @@ class RouteTarget(Timestamped):
         known = set(TaskType.values)
         if not isinstance(self.task_types, list) or not all(t in known for t in self.task_types):
             raise ValidationError({"task_types": f"A list of task types among: {', '.join(sorted(known))}."})
+
+
+class TargetHealth(Model):
+    """Every model with its live health (breaker, latency, probes), for a read-only
+    admin page. A proxy: no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "model health"

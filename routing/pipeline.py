@@ -25,7 +25,7 @@ from billing.usage import UsageEntry, record_usage
 from gateway_project.db import run_db
 from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
-from providers.types import ChatChunk, ChatRequest, ChatResponse, ProviderError, Usage
+from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 
 from . import engine, metrics
 from .breaker import get_breaker_store
@@ -205,7 +205,11 @@ async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_
 
 async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
     """Steps 1-3 of the hot path, and the routing decision. Raises GatewayError."""
-    key = await authenticate(authorization)
+    return await prepare_for_key(await authenticate(authorization), body, task_hint)
+
+
+async def prepare_for_key(key: KeyInfo, body: bytes, task_hint: str | None = None) -> Call:
+    """prepare() for an already known caller (e.g. the admin's test call)."""
     req = parse_chat_request(body)
     route = await resolve_route(key, req.model)
     decision = decide(route, req, await gather_signals(route, req, key, task_hint))
@@ -261,8 +265,6 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
     except ProviderError as error:
         # Headers (200) are already sent: the client sees an in-band error event.
         outcome = (UsageRecord.Status.ERROR, 200, error.kind.value)
-        if call.run.target is not None:
-            await engine.report(call.run, call.run.target, error.kind, probe=False)
         raise
     except Exception:
         outcome = (UsageRecord.Status.ERROR, 200, "internal")
@@ -271,10 +273,26 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
         if call.usage is None:  # cut or abandoned before the provider reported usage
             call.usage = call.estimated_usage()
         await _close_quietly(rest)
+        verdict = _stream_verdict(call, outcome[2])
         if outcome[0] == UsageRecord.Status.CLIENT_CLOSED:
+            # Our task is being torn down: finish the bookkeeping in the background.
             call.settle_in_background(*outcome)
+            if verdict is not None:
+                _spawn(verdict)
         else:
+            if verdict is not None:
+                await verdict
             await call.settle(*outcome)
+
+
+def _stream_verdict(call: Call, error_kind: str):
+    """The stream's report to the target's breaker (deferred until it ended): a cut
+    is a failure; a finished or client-abandoned stream shows a working provider."""
+    target = call.run.target
+    if target is None or error_kind == "internal":
+        return None
+    kind = ErrorKind(error_kind) if error_kind in ErrorKind._value2member_map_ else None
+    return engine.report(call.run, target, kind, call.run.probe)
 
 
 def _account(call: Call, chunk: ChatChunk) -> None:
