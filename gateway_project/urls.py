@@ -13,5 +13,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("", include("django_prometheus.urls")),  # /metrics
+    path("api/", include("billing.api.urls")),
+    path("reports/", include("billing.reports.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,3 @@
+"""Management REST API (/api/...)."""
+
+urlpatterns: list = []

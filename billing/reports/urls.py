@@ -1,0 +1,3 @@
+"""Finance report pages (/reports/...)."""
+
+urlpatterns: list = []
