@@ -35,6 +35,7 @@ class UsageEntry:
     input_price_per_mtok: Decimal = Decimal(0)
     output_price_per_mtok: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)
+    baseline_cost_usd: Decimal = Decimal(0)
     latency_ms: int = 0
     ttft_ms: int | None = None
     attempts: int = 0
@@ -52,4 +53,5 @@ def record_usage(entry: UsageEntry) -> None:
     """
     fields = {name: getattr(entry, name) for name in entry.__dataclass_fields__}
     fields["cost_usd"] = Decimal(entry.cost_usd).quantize(COST_PLACES)
+    fields["baseline_cost_usd"] = Decimal(entry.baseline_cost_usd).quantize(COST_PLACES)
     UsageRecord.objects.bulk_create([UsageRecord(created_at=timezone.now(), **fields)], ignore_conflicts=True)

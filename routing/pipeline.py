@@ -92,6 +92,9 @@ class Call:
         usage = self.usage or Usage()
         if model is not None:
             self.cost = model.price.cost(usage)
+        # What the same tokens would have cost on the route's first target: the
+        # savings report compares routing decisions against "always the default".
+        baseline = self.route.targets[0].model.price.cost(usage) if self.route.targets else self.cost
         latency = time.monotonic() - self.run.started
         return UsageEntry(
             request_id=self.request_id,
@@ -115,6 +118,7 @@ class Call:
             input_price_per_mtok=model.price.input_per_mtok if model else Decimal(0),
             output_price_per_mtok=model.price.output_per_mtok if model else Decimal(0),
             cost_usd=self.cost,
+            baseline_cost_usd=baseline,
             latency_ms=int(latency * 1000),
             ttft_ms=int(self.ttft * 1000) if self.ttft is not None else None,
             attempts=self.run.calls,
