@@ -160,6 +160,8 @@ async def execute(
                 continue
             probe = admission is Admission.PROBE
             for attempt in range(1, route.max_attempts + 1):
+                if attempt > 1 and await _admit(run, target, ignore_breaker) is Admission.REJECTED:
+                    break  # our own failures (or other requests') opened its breaker meanwhile
                 try:
                     return await _attempt(run, target, probe, call, defer_success)
                 except ProviderError as error:

@@ -96,7 +96,9 @@ _absorbed: dict[int, int] = {}  # model id -> id of the last probe result fed
 
 
 def new_checks_since(absorbed: dict[int, int]) -> list[HealthCheck]:
-    latest = HealthCheck.objects.values("model_id").annotate(last=Max("id"))
+    # Only recent results: a gateway starting up must not act on yesterday's failure.
+    recent = timezone.now() - timedelta(seconds=3 * settings.GATEWAY_HEALTH_INTERVAL_S)
+    latest = HealthCheck.objects.filter(checked_at__gte=recent).values("model_id").annotate(last=Max("id"))
     ids = [row["last"] for row in latest if row["last"] > absorbed.get(row["model_id"], 0)]
     return list(HealthCheck.objects.filter(id__in=ids))
 
