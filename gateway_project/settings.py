@@ -155,6 +155,9 @@ CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "billing.tasks.prune_usage_records", "schedule": 24 * 3600},
     "probe-models": {"task": "routing.tasks.probe_models", "schedule": env.int("GATEWAY_HEALTH_INTERVAL_S", default=60)},
     "prune-health-checks": {"task": "routing.tasks.prune_health_checks", "schedule": 24 * 3600},
+    # Finance reports read cost rollups: they lag the ledger by at most this interval.
+    "rollup-costs": {"task": "billing.tasks.rollup_costs", "schedule": 10 * 60},
+    "check-budgets": {"task": "billing.tasks.check_budgets", "schedule": 5 * 60},
 }
 
 # --- gateway --------------------------------------------------------------------
@@ -179,6 +182,10 @@ GATEWAY_BREAKER_COOLDOWN_S: float = env.float("GATEWAY_BREAKER_COOLDOWN_S", defa
 # and how many days of probe history to keep.
 GATEWAY_HEALTH_INTERVAL_S: int = env.int("GATEWAY_HEALTH_INTERVAL_S", default=60)
 GATEWAY_HEALTH_RETENTION_DAYS: int = env.int("GATEWAY_HEALTH_RETENTION_DAYS", default=7)
+# Completion tokens a budget reservation assumes when a request sets no max_tokens
+# (bounded by the model's context window). Higher = safer budgets, fewer admitted
+# requests near the limit.
+GATEWAY_RESERVE_COMPLETION_TOKENS: int = env.int("GATEWAY_RESERVE_COMPLETION_TOKENS", default=4096)
 # Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
 GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import DatabaseError
 
+from billing import admission
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, record_usage
@@ -81,6 +83,7 @@ class Call:
     ttft: float | None = None
     completion_text: list[str] = field(default_factory=list)
     settled: bool = False
+    admission: admission.Admission | None = None
 
     @property
     def route(self) -> RouteInfo:
@@ -136,7 +139,9 @@ class Call:
         )
 
     async def settle(self, status: str, http_status: int, error_kind: str = "") -> None:
-        """Record usage and metrics once. Nothing is recorded if no provider was tried."""
+        """Release the budget reservation and rate-limit estimate (always), and record
+        usage and metrics once (only if a provider was tried)."""
+        await self.settle_admission()
         if self.settled or not self.run.calls:
             return
         self.settled = True
@@ -154,10 +159,19 @@ class Call:
             # background (idempotent by request id, so a late success cannot double count).
             _spawn(_record_later(entry))
 
+    async def settle_admission(self) -> None:
+        if self.admission is None or self.admission.settled:
+            return
+        usage = self.usage or Usage()
+        cost = Decimal(0)
+        if self.run.calls and self.run.target is not None:
+            cost = self.run.target.model.price.cost(usage)
+        await admission.settle(self.admission, usage.total_tokens, cost)
+
     def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
-        """For a cancelled request: the record must be written even though the
-        request's own task is being torn down."""
-        if self.settled or not self.run.calls:
+        """For a cancelled request: the record must be written (and the reservation
+        released) even though the request's own task is being torn down."""
+        if self.settled or (not self.run.calls and (self.admission is None or self.admission.settled)):
             return
         _spawn(self.settle(status, http_status, error_kind))
 
@@ -217,7 +231,25 @@ async def prepare_for_key(key: KeyInfo, body: bytes, task_hint: str | None = Non
     req = parse_chat_request(body)
     route = await resolve_route(key, req.model)
     decision = decide(route, req, await gather_signals(route, req, key, task_hint))
-    return Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route, decision))
+    call = Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route, decision))
+    tokens, cost = reservation_estimate(req, decision)
+    call.admission = await admission.admit(key, tokens, cost)
+    return call
+
+
+def reservation_estimate(req: ChatRequest, decision) -> tuple[int, Decimal]:
+    """The most the request may use: prompt estimate plus max_tokens (or the configured
+    reserve, bounded by the context window), at the priciest candidate."""
+    prompt = estimate_prompt_tokens(req.messages)
+    costs = [Decimal(0)]
+    completion_for_rate = req.max_tokens or 0
+    for candidate in decision.candidates:
+        model = candidate.target.model
+        completion = req.max_tokens or settings.GATEWAY_RESERVE_COMPLETION_TOKENS
+        if model.context_window:
+            completion = max(0, min(completion, model.context_window - prompt))
+        costs.append(model.price.cost(Usage(prompt, completion)))
+    return prompt + completion_for_rate, max(costs)
 
 
 async def complete(call: Call) -> ChatResponse:

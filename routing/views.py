@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 
+from billing.admission import rate_headers
 from billing.keys import authenticate
 from billing.models import UsageRecord
 from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
@@ -43,6 +44,9 @@ def error_response(error: GatewayError, request_id: str | None = None) -> HttpRe
 
 def _headers(response: HttpResponse, call: pipeline.Call) -> None:
     response["x-request-id"] = call.request_id
+    if call.admission is not None:
+        for name, value in rate_headers(call.admission.rate).items():
+            response[name] = value
     response["x-gateway-route"] = call.route.name
     run = call.run
     response["x-gateway-attempts"] = str(run.calls)

@@ -136,14 +136,22 @@ def gateway(_live_gateway, transactional_db):
 @pytest.fixture(autouse=True)
 def _fresh_config_caches():
     """Each test starts from what is in the database, not a previous test's cache."""
+    from billing.admission import budgets
     from billing.keys import key_cache
+    from billing.limits import reset_limit_store_for_tests
+    from routing.breaker import reset_breaker_store_for_tests
     from routing.catalog import routing_table
 
-    routing_table.invalidate()
-    key_cache.clear()
+    def fresh():
+        routing_table.invalidate()
+        budgets.invalidate()
+        key_cache.clear()
+        reset_limit_store_for_tests()
+        reset_breaker_store_for_tests()
+
+    fresh()
     yield
-    routing_table.invalidate()
-    key_cache.clear()
+    fresh()
 
 
 # --- data builders ------------------------------------------------------------------

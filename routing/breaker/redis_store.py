@@ -198,7 +198,10 @@ class RedisBreakerStore(BreakerStore):
         if conn is None:
             for stale in [other for other in self._conns if other.is_closed()]:
                 del self._conns[stale]  # its connections died with their loop
-            client = aioredis.Redis.from_url(self.url, decode_responses=True)
+            # Blocking pool: a burst beyond it waits for a connection instead of failing
+            # (the default pool raises past its limit under high concurrency).
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=50, timeout=10)
+            client = aioredis.Redis.from_pool(pool)
             scripts = (client.register_script(s) for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY))
             conn = self._conns[loop] = _Conn(client, *scripts)
         return conn

@@ -1,0 +1,247 @@
+"""Admission on the hot path: rate limits and budget reservations, then settlement.
+
+    admit()   before any provider call: rpm/tpm of the key and its team (atomic,
+              all or nothing), then a budget reservation of the request's estimated
+              maximum cost against every budget that applies (key, team, global);
+              raises RateLimited / BudgetExceeded (429) and nothing goes upstream.
+    settle()  after the call, however it ended: tokens adjusted to the actual count,
+              the reservation released and the actual cost added to spend.
+
+Accepted spend can exceed a budget only by what in-flight reservations underestimated
+(requests without max_tokens reserve GATEWAY_RESERVE_COMPLETION_TOKENS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from gateway_project.db import run_db
+from gateway_project.errors import GatewayError
+from gateway_project.snapshot import Snapshot
+
+from .keys import KeyInfo
+from .limits import BudgetSlot, RateDecision, RateLimit, from_units, get_limit_store, to_units
+from .models import Budget, UsageRecord
+
+log = logging.getLogger("gateway.billing")
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetInfo:
+    id: int
+    scope: str
+    key_id: int | None
+    team_id: int | None
+    amount: Decimal
+    period: str
+    blocking: bool
+    threshold_pct: int
+
+    def applies_to(self, key: KeyInfo) -> bool:
+        if self.scope == Budget.Scope.GLOBAL:
+            return True
+        if self.scope == Budget.Scope.KEY:
+            return key.id is not None and self.key_id == key.id
+        return key.team_id is not None and self.team_id == key.team_id
+
+
+def load_budgets() -> tuple[BudgetInfo, ...]:
+    return tuple(
+        BudgetInfo(b.id, b.scope, b.key_id, b.team_id, b.amount_usd, b.period, b.action == Budget.Action.BLOCK,
+                   b.alert_threshold_pct)
+        for b in Budget.objects.filter(enabled=True)
+    )
+
+
+budgets: Snapshot[tuple[BudgetInfo, ...]] = Snapshot(load_budgets, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
+
+
+def period_start(period: str, now: datetime) -> datetime | None:
+    if period == Budget.Period.DAY:
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == Budget.Period.MONTH:
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return None
+
+
+def period_key(period: str, now: datetime) -> str:
+    if period == Budget.Period.DAY:
+        return now.strftime("%Y-%m-%d")
+    if period == Budget.Period.MONTH:
+        return now.strftime("%Y-%m")
+    return "total"
+
+
+_SLOT_TTL = {Budget.Period.DAY: 3 * 86400, Budget.Period.MONTH: 40 * 86400, Budget.Period.TOTAL: None}
+
+
+def slot_for(budget: BudgetInfo, now: datetime) -> BudgetSlot:
+    return BudgetSlot(
+        key=f"budget:{budget.id}:{period_key(budget.period, now)}",
+        limit=to_units(budget.amount),
+        blocking=budget.blocking,
+        ttl_s=_SLOT_TTL.get(budget.period),
+    )
+
+
+def spent_from_ledger(budget: BudgetInfo, now: datetime) -> Decimal:
+    """The ledger is the source of truth; the store is seeded from it once per period."""
+    qs = UsageRecord.objects.all()
+    start = period_start(budget.period, now)
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    if budget.scope == Budget.Scope.KEY:
+        qs = qs.filter(key_id=budget.key_id)
+    elif budget.scope == Budget.Scope.TEAM:
+        qs = qs.filter(team_id=budget.team_id)
+    return qs.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+
+
+def rate_limits(key: KeyInfo) -> list[RateLimit]:
+    limits = []
+    if key.id is not None and (key.rpm_limit or key.tpm_limit):
+        limits.append(RateLimit(f"key:{key.id}", key.rpm_limit, key.tpm_limit))
+    if key.team_id is not None and (key.team_rpm_limit or key.team_tpm_limit):
+        limits.append(RateLimit(f"team:{key.team_id}", key.team_rpm_limit, key.team_tpm_limit))
+    return limits
+
+
+@dataclass(slots=True)
+class Admission:
+    limits: list[RateLimit] = field(default_factory=list)
+    rate: RateDecision | None = None
+    estimated_tokens: int = 0
+    slots: list[BudgetSlot] = field(default_factory=list)
+    slot_budgets: dict[str, BudgetInfo] = field(default_factory=dict)
+    reserved: int = 0
+    settled: bool = False
+
+
+async def admit(key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal) -> Admission:
+    """Rate limits, then budget reservation. Raises RateLimited or BudgetExceeded."""
+    store = get_limit_store()
+    adm = Admission(limits=rate_limits(key), estimated_tokens=estimated_tokens)
+    if adm.limits:
+        adm.rate = await store.hit(adm.limits, estimated_tokens)
+        if not adm.rate.allowed:
+            raise _rate_error(adm.rate)
+    now = timezone.now()
+    applicable = [b for b in await budgets.get() if b.applies_to(key)]
+    if applicable:
+        adm.slots = [slot_for(b, now) for b in applicable]
+        adm.slot_budgets = {s.key: b for s, b in zip(adm.slots, applicable)}
+
+        async def load(slot_key: str) -> int:
+            return to_units(await run_db(spent_from_ledger, adm.slot_budgets[slot_key], now))
+
+        await store.ensure_seeded(adm.slots, load)
+        reservation = await store.reserve(adm.slots, to_units(estimated_cost))
+        if not reservation.ok:
+            if adm.limits and adm.rate is not None:  # the request never happened: give its tokens back
+                await store.adjust_tokens(adm.limits, adm.rate.bucket, -estimated_tokens)
+            raise _budget_error(adm.slot_budgets[reservation.refused], key)
+        adm.reserved = reservation.amount
+    return adm
+
+
+async def settle(adm: Admission, actual_tokens: int, actual_cost: Decimal) -> None:
+    """Exactly once per admitted request, whatever happened to it."""
+    if adm.settled:
+        return
+    adm.settled = True
+    store = get_limit_store()
+    if adm.limits and adm.rate is not None and actual_tokens != adm.estimated_tokens:
+        await store.adjust_tokens(adm.limits, adm.rate.bucket, actual_tokens - adm.estimated_tokens)
+    if adm.slots:
+        usage = await store.settle(adm.slots, adm.reserved, to_units(actual_cost))
+        crossed = [
+            adm.slot_budgets[k] for k, u in usage.items()
+            if _crossed(adm.slot_budgets[k], from_units(u.spent), actual_cost)
+        ]
+        if crossed:
+            # Rare: hand delivery (email, webhook) to Celery; the broker write is
+            # blocking I/O, so it goes to a thread.
+            await asyncio.to_thread(_enqueue_budget_check, [b.id for b in crossed])
+
+
+def _enqueue_budget_check(budget_ids: list[int]) -> None:
+    try:
+        from .tasks import check_budgets
+
+        check_budgets.delay()
+        log.info("budget threshold crossed: %s; alert check queued", budget_ids)
+    except Exception:  # noqa: BLE001 - the periodic check will catch up
+        log.exception("could not queue the budget alert check for %s", budget_ids)
+
+
+def _crossed(budget: BudgetInfo, spent: Decimal, added: Decimal) -> bool:
+    """Did this request push spend over the alert threshold or the budget itself?"""
+    before = spent - added
+    marks = (budget.amount * budget.threshold_pct / 100, budget.amount)
+    return any(before < mark <= spent for mark in marks)
+
+
+def _reset_text(seconds: float | None) -> str:
+    """OpenAI's x-ratelimit-reset-* format: '1s', '6m0s', '250ms'."""
+    if seconds is None:
+        return "0s"
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def rate_headers(decision: RateDecision | None) -> dict[str, str]:
+    if decision is None:
+        return {}
+    headers = {}
+    if decision.limit_requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(decision.limit_requests)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, decision.remaining_requests or 0))
+        headers["x-ratelimit-reset-requests"] = _reset_text(decision.reset_requests_s)
+    if decision.limit_tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(decision.limit_tokens)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, decision.remaining_tokens or 0))
+        headers["x-ratelimit-reset-tokens"] = _reset_text(decision.reset_tokens_s)
+    return headers
+
+
+def _rate_error(decision: RateDecision) -> RateLimited:
+    kind = decision.refused_kind or "requests"
+    who = "this key" if (decision.refused_scope or "").startswith("key:") else "this key's team"
+    wait = max(1, int(decision.retry_after_s + 0.999))
+    error = RateLimited(
+        f"Rate limit reached for {who}: too many {kind} per minute. Try again in {wait} s.",
+        headers={"retry-after": str(wait), **rate_headers(decision)},
+    )
+    error.type = kind
+    return error
+
+
+def _budget_error(budget: BudgetInfo, key: KeyInfo) -> BudgetExceeded:
+    owner = {"key": "this key", "team": f"team '{key.team_name}'", "global": "the gateway"}[budget.scope]
+    period = {"day": "today", "month": "this month", "total": "in total"}[budget.period]
+    return BudgetExceeded(
+        f"The budget of ${budget.amount} for {owner} ({period}) would be exceeded by this request.",
+        code=f"{budget.scope}_budget_exceeded",
+    )

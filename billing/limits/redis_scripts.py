@@ -1,0 +1,166 @@
+"""The Lua scripts of the Redis limit store; they mirror base.py and memory.py.
+
+Rate-limit keys ``gw:rl:<scope>`` are hashes with fields ``r<bucket>`` and
+``t<bucket>`` (requests and tokens counted in that unix second); dead fields are
+dropped whenever a script reads the hash, and each write refreshes a TTL of about
+two windows. Budget keys ``gw:bud:<slot key>`` are hashes ``spent`` / ``reserved``.
+
+Lua numbers are doubles, exact only below 2**53 units (about $900k), so money never
+passes through them: Redis adds the decimal strings as 64-bit integers (HINCRBY), and
+comparisons split each string into 9-digit halves that stay exact (``over``).
+"""
+
+from __future__ import annotations
+
+from .base import NEVER, WINDOW_S
+
+_CLOCK = f"""
+if redis.replicate_commands then redis.replicate_commands() end  -- TIME before writes (Redis < 5)
+local W, NEVER = {WINDOW_S}, {NEVER}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])  -- ARGV[1]: test-only offset
+local cur = math.floor(now)
+"""
+
+# KEYS windows; ARGV offset, tokens, ttl, then rpm_i, tpm_i ('' = None) per key
+# -> {current bucket, now, {requests, tokens, oldest_r, oldest_t, free_r, free_t} per key}
+# (-1 = none; free_* is set only when that kind refuses)
+HIT = _CLOCK + """
+local tokens = tonumber(ARGV[2])
+-- the live buckets {bucket, requests, tokens} of a window, oldest first; drops dead fields
+local function live(key)
+  local flat = redis.call('HGETALL', key)
+  local rows, by, dead = {}, {}, {}
+  for i = 1, #flat, 2 do
+    local b = tonumber(string.sub(flat[i], 2))
+    if b > cur - W and b <= cur then
+      local row = by[b]
+      if not row then
+        row = {b, 0, 0}
+        by[b], rows[#rows + 1] = row, row
+      end
+      local col = (string.sub(flat[i], 1, 1) == 'r') and 2 or 3
+      row[col] = tonumber(flat[i + 1])
+    else
+      dead[#dead + 1] = flat[i]
+    end
+  end
+  if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+  table.sort(rows, function(a, b) return a[1] < b[1] end)
+  return rows
+end
+local function view(rows, rpm, tpm)
+  local req, tok, oldr, oldt = 0, 0, -1, -1
+  for _, row in ipairs(rows) do
+    req, tok = req + row[2], tok + row[3]
+    if oldr < 0 and row[2] > 0 then oldr = row[1] end
+    if oldt < 0 and row[3] > 0 then oldt = row[1] end
+  end
+  local function free_at(col, need)
+    local freed = 0
+    for _, row in ipairs(rows) do
+      freed = freed + row[col]
+      if freed >= need then return row[1] end
+    end
+    return NEVER
+  end
+  local fr, ft = -1, -1
+  if rpm and req + 1 > rpm then fr = free_at(2, req + 1 - rpm) end
+  if tpm and tok + tokens > tpm then ft = free_at(3, tok + tokens - tpm) end
+  return {req, tok, oldr, oldt, fr, ft}
+end
+local views, refused = {}, false
+for i, key in ipairs(KEYS) do
+  local v = view(live(key), tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i]))
+  if v[5] ~= -1 or v[6] ~= -1 then refused = true end
+  views[i] = v
+end
+if not refused then
+  for _, key in ipairs(KEYS) do
+    redis.call('HINCRBY', key, 'r' .. cur, 1)
+    redis.call('HINCRBY', key, 't' .. cur, ARGV[2])
+    redis.call('EXPIRE', key, ARGV[3])
+  end
+end
+return {cur, string.format('%.17g', now), views}
+"""
+
+# KEYS windows; ARGV offset, bucket, delta, ttl
+ADJUST = _CLOCK + """
+local b = tonumber(ARGV[2])
+if b <= cur - W or b > cur then return 0 end  -- already out of the window
+local field = 't' .. ARGV[2]
+for _, key in ipairs(KEYS) do
+  local n = math.max(0, tonumber(redis.call('HGET', key, field) or '0') + tonumber(ARGV[3]))
+  redis.call('HSET', key, field, string.format('%d', n))
+  redis.call('EXPIRE', key, ARGV[4])
+end
+return 1
+"""
+
+_MONEY = """
+local HALF = 1000000000  -- 9 digits: a half of any int64 and sums of a few stay exact
+local function split(s)  -- a non-negative decimal string (or false: absent) -> hi, lo
+  if not s then return 0, 0 end
+  local n = #s
+  if n <= 9 then return 0, tonumber(s) end
+  return tonumber(string.sub(s, 1, n - 9)), tonumber(string.sub(s, n - 8))
+end
+local function over(a, b, c, limit)  -- a + b + c > limit, exactly
+  local ah, al = split(a)
+  local bh, bl = split(b)
+  local ch, cl = split(c)
+  local lh, ll = split(limit)
+  local lo = al + bl + cl
+  local hi = ah + bh + ch + math.floor(lo / HALF)
+  lo = lo % HALF
+  return hi > lh or (hi == lh and lo > ll)
+end
+local function expire(key, ttl)
+  if ttl ~= '' then redis.call('EXPIRE', key, ttl) end
+end
+"""
+
+# KEYS slots; ARGV amount, then limit_i, blocking_i ('1'/'0'), ttl_i ('' = keep) per key
+# -> {1, 0} reserved, or {0, i}: slot i would be exceeded
+RESERVE = _MONEY + """
+local amount = ARGV[1]
+for i, key in ipairs(KEYS) do
+  if ARGV[3 * i] == '1' then
+    local v = redis.call('HMGET', key, 'spent', 'reserved')
+    if over(v[1], v[2], amount, ARGV[3 * i - 1]) then return {0, i} end
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'reserved', amount)
+  expire(key, ARGV[3 * i + 1])
+end
+return {1, 0}
+"""
+
+# KEYS slots; ARGV reserved, actual, then ttl_i per key -> {spent, reserved} per key
+SETTLE = _MONEY + """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then  -- a forgotten or expired slot is re-seeded from the ledger
+    local v = redis.call('HMGET', key, 'spent', 'reserved')
+    if over(ARGV[1], '0', '0', v[2] or '0') then
+      redis.call('HSET', key, 'reserved', '0')
+    elseif ARGV[1] ~= '0' then
+      redis.call('HINCRBY', key, 'reserved', '-' .. ARGV[1])
+    end
+    if v[1] then redis.call('HINCRBY', key, 'spent', ARGV[2]) end  -- only a seeded spent grows
+    expire(key, ARGV[2 + i])
+  end
+  out[i] = redis.call('HMGET', key, 'spent', 'reserved')
+end
+return out
+"""
+
+# KEYS slots; ARGV spent_i, ttl_i per key: SETNX semantics for each slot's spent
+SEED = _MONEY + """
+for i, key in ipairs(KEYS) do
+  if redis.call('HSETNX', key, 'spent', ARGV[2 * i - 1]) == 1 then expire(key, ARGV[2 * i]) end
+end
+return 1
+"""

@@ -1,0 +1,168 @@
+"""Redis limit store: rate limits and budgets exact across every gateway process.
+
+Every decision is one Lua script (redis_scripts.py, loaded once, called by EVALSHA),
+so it is atomic across processes; time comes from Redis (TIME inside the script), so
+the clocks of the processes do not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from . import redis_scripts
+from .base import (
+    WINDOW_S,
+    BudgetSlot,
+    LimitStore,
+    RateDecision,
+    RateLimit,
+    Reservation,
+    SlotUsage,
+    WindowView,
+    check_units,
+    decide,
+)
+
+RATE_PREFIX = "gw:rl:"
+BUDGET_PREFIX = "gw:bud:"
+RATE_TTL_S = 2 * WINDOW_S  # a window outlives its last hit by one more window
+POOL_TIMEOUT_S = 10.0  # waiting longer than this for a connection means Redis is in trouble
+
+
+@dataclass(slots=True)
+class _Conn:
+    """A loop's client (its own connection pool) and its scripts."""
+
+    client: aioredis.Redis
+    hit: AsyncScript
+    adjust: AsyncScript
+    reserve: AsyncScript
+    settle: AsyncScript
+    seed: AsyncScript
+
+
+def _opt(value: int | None) -> int | str:
+    return "" if value is None else value
+
+
+def _view(row: list) -> WindowView:
+    requests, tokens, oldest_r, oldest_t, free_r, free_t = (int(x) for x in row)
+    return WindowView(
+        requests=requests,
+        tokens=tokens,
+        oldest_requests=None if oldest_r == -1 else oldest_r,
+        oldest_tokens=None if oldest_t == -1 else oldest_t,
+        requests_free_at=None if free_r == -1 else free_r,
+        tokens_free_at=None if free_t == -1 else free_t,
+    )
+
+
+def _usage(row: list) -> SlotUsage:
+    spent, reserved = row
+    return SlotUsage(spent=int(spent or 0), reserved=int(reserved or 0))
+
+
+class RedisLimitStore(LimitStore):
+    def __init__(self, url: str, *, time_offset_s: float = 0.0, max_connections: int = 50) -> None:
+        self.url = url
+        self.max_connections = max_connections
+        # Test-only: added to Redis TIME, so tests move windows on without sleeping.
+        # Every process sharing the keys must use the same offset (0 in production).
+        self.time_offset_s = time_offset_s
+        self._conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = weakref.WeakKeyDictionary()
+
+    def _conn(self) -> _Conn:
+        # redis.asyncio connections are bound to the loop that opened them.
+        loop = asyncio.get_running_loop()
+        conn = self._conns.get(loop)
+        if conn is None:
+            for stale in [other for other in self._conns if other.is_closed()]:
+                del self._conns[stale]  # its connections died with their loop
+            # Blocking: a burst beyond the pool waits for a free connection instead of
+            # failing (the default pool raises at 100 in-flight commands). Scripts run
+            # one at a time on the server anyway, so a bigger pool would not be faster.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=self.max_connections, timeout=POOL_TIMEOUT_S
+            )
+            client = aioredis.Redis.from_pool(pool)
+            sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
+                       redis_scripts.SEED)
+            conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
+        return conn
+
+    async def aclose(self) -> None:
+        """Close the running loop's connection pool (tests, shutdown)."""
+        conn = self._conns.pop(asyncio.get_running_loop(), None)
+        if conn is not None:
+            await conn.client.aclose()
+
+    # --- rate limits -------------------------------------------------------------
+    async def hit(self, limits: list[RateLimit], tokens: int) -> RateDecision:
+        check_units("tokens", tokens)
+        args: list = [repr(float(self.time_offset_s)), tokens, RATE_TTL_S]
+        for limit in limits:
+            args += [_opt(limit.requests_per_minute), _opt(limit.tokens_per_minute)]
+        current, now, rows = await self._conn().hit([RATE_PREFIX + limit.scope for limit in limits], args)
+        return decide(limits, [_view(row) for row in rows], tokens, int(current), float(now))
+
+    async def adjust_tokens(self, limits: list[RateLimit], bucket: int, delta: int) -> None:
+        if not limits or not delta:
+            return
+        args = [repr(float(self.time_offset_s)), int(bucket), int(delta), RATE_TTL_S]
+        await self._conn().adjust([RATE_PREFIX + limit.scope for limit in limits], args)
+
+    # --- budgets -----------------------------------------------------------------
+    async def ensure_seeded(self, slots: list[BudgetSlot], load_spent: Callable[[str], Awaitable[int]]) -> None:
+        if not slots:
+            return
+        conn = self._conn()
+        async with conn.client.pipeline(transaction=False) as pipe:
+            for slot in slots:
+                pipe.hexists(BUDGET_PREFIX + slot.key, "spent")
+            seeded = await pipe.execute()
+        missing = [slot for slot, done in zip(slots, seeded, strict=True) if not done]
+        if not missing:
+            return
+        args: list = []
+        for slot in missing:
+            spent = await load_spent(slot.key)
+            check_units("spent", spent)
+            args += [spent, _opt(slot.ttl_s)]
+        await conn.seed([BUDGET_PREFIX + slot.key for slot in missing], args)
+
+    async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
+        check_units("amount", amount)
+        args: list = [amount]
+        for slot in slots:
+            args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
+        ok, index = await self._conn().reserve([BUDGET_PREFIX + slot.key for slot in slots], args)
+        if ok:
+            return Reservation(ok=True, refused=None, amount=amount)
+        return Reservation(ok=False, refused=slots[int(index) - 1].key, amount=0)
+
+    async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
+        check_units("reserved", reserved)
+        check_units("actual", actual)
+        if not slots:
+            return {}
+        args = [reserved, actual, *(_opt(slot.ttl_s) for slot in slots)]
+        rows = await self._conn().settle([BUDGET_PREFIX + slot.key for slot in slots], args)
+        return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
+
+    async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
+        if not slots:
+            return {}
+        async with self._conn().client.pipeline(transaction=False) as pipe:
+            for slot in slots:
+                pipe.hmget(BUDGET_PREFIX + slot.key, "spent", "reserved")
+            rows = await pipe.execute()
+        return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
+
+    async def reset_slot(self, key: str) -> None:
+        await self._conn().client.delete(BUDGET_PREFIX + key)
