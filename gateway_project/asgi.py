@@ -1,9 +1,10 @@
-"""ASGI entry point: HTTP (Django, async views) and websockets (Channels).
+"""ASGI entry point: HTTP and websockets (Channels).
 
-API paths (/v1, probes) go to a Django handler without the middleware stack: the
-admin's middlewares (sessions, CSRF, auth, messages, ...) are MiddlewareMixin
-classes, and under ASGI each of them costs a thread hop per request. The API
-authenticates with virtual keys and needs none of them.
+- /v1/*: the OpenAI-compatible API, a lean ASGI app (routing.api) outside Django's
+  request cycle, which would cost thread hops per request.
+- /healthz, /readyz: Django without the middleware stack (the admin's middlewares are
+  MiddlewareMixin classes: under ASGI each costs a thread hop per request).
+- everything else (admin, reports, management API, /metrics): Django as usual.
 """
 
 import os
@@ -19,9 +20,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from routing.api import app as v1_api  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
-API_PREFIXES = ("/v1/", "/healthz", "/readyz")
+PROBES = ("/healthz", "/readyz")
 
 
 class APIHandler(ASGIHandler):
@@ -39,8 +41,13 @@ api_http = APIHandler()
 
 
 async def http(scope, receive, send):
-    handler = api_http if scope["path"].startswith(API_PREFIXES) else django_http
-    await handler(scope, receive, send)
+    path = scope["path"]
+    if path.startswith("/v1/"):
+        await v1_api(scope, receive, send)  # the hot path: plain ASGI, no Django request cycle
+    elif path in PROBES:
+        await api_http(scope, receive, send)
+    else:
+        await django_http(scope, receive, send)
 
 
 application = ProtocolTypeRouter(

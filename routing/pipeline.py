@@ -13,6 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
+
+import orjson
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -68,6 +70,12 @@ async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
 async def allowed_routes(key: KeyInfo) -> list[RouteInfo]:
     table = await routing_table.get()
     return [r for r in table.routes.values() if key.may_use(r.id)]
+
+
+def models_body(routes: list[RouteInfo], single: bool = False) -> bytes:
+    """GET /v1/models (or /v1/models/{id}) in OpenAI's shape: routes are the models."""
+    data = [{"id": r.name, "object": "model", "created": r.created, "owned_by": "gateway"} for r in routes]
+    return orjson.dumps(data[0] if single else {"object": "list", "data": data})
 
 
 @dataclass(slots=True)

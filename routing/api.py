@@ -1,0 +1,168 @@
+"""The OpenAI-compatible REST API (/v1) as a lean ASGI application.
+
+Django's request cycle costs several thread hops per request under ASGI (sync
+signal receivers, response.close(), per-request thread-sensitive context); the /v1
+hot path needs none of it, so this module speaks ASGI directly: read the body,
+call the pipeline, send bytes. A client that disconnects cancels the handler, and
+with it the upstream call (the pipeline still settles the request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from billing.keys import authenticate
+from billing.models import UsageRecord
+from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
+
+from . import pipeline
+from .render import Headers, call_headers, completion_body, error_body, error_headers, sse
+from .task_detection import HINT_HEADER
+
+log = logging.getLogger("gateway.api")
+JSON = [("content-type", "application/json")]
+SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
+class Disconnected(Exception):
+    pass
+
+
+async def app(scope, receive, send) -> None:
+    """ASGI entry for /v1/*."""
+    try:
+        body = await _read_body(receive)
+    except Disconnected:
+        return
+    except GatewayError as error:
+        await _error(send, error)
+        return
+    handler = asyncio.ensure_future(_dispatch(scope, body, send))
+    watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+    done, _ = await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if handler in done:
+        watcher.cancel()
+        handler.result()
+        return
+    handler.cancel()  # the client left: stop the work, and the upstream call with it
+    try:
+        await handler
+    except asyncio.CancelledError:
+        pass
+
+
+async def _read_body(receive) -> bytes:
+    chunks, size, limit = [], 0, settings.GATEWAY_MAX_BODY_BYTES
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequest("The request body is too large.", code="request_too_large", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _wait_for_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _dispatch(scope, body: bytes, send) -> None:
+    path, method = scope["path"], scope["method"]
+    try:
+        if path == "/v1/chat/completions":
+            _allow(method, "POST")
+            await chat_completions(scope, body, send)
+        elif path == "/v1/models":
+            _allow(method, "GET")
+            await _respond(send, 200, [], await list_models(scope))
+        elif path.startswith("/v1/models/"):
+            _allow(method, "GET")
+            await _respond(send, 200, [], await retrieve_model(scope, path.removeprefix("/v1/models/")))
+        else:
+            raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
+    except GatewayError as error:
+        await _error(send, error)
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+        await _error(send, unexpected(exc, None))
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        error = InvalidRequest(f"Method {method} is not allowed here; use {allowed}.", code="method_not_allowed", status=405)
+        error.headers["allow"] = allowed
+        raise error
+
+
+async def chat_completions(scope, body: bytes, send) -> None:
+    call = await pipeline.prepare(_header(scope, b"authorization"), body, _header(scope, HINT_HEADER.encode()))
+    try:
+        if not call.req.stream:
+            result = await pipeline.complete(call)
+            headers = call_headers(call) + [("x-gateway-cost-usd", f"{call.cost:f}")]
+            await _respond(send, 200, headers, completion_body(call, result))
+            return
+        chunks = await pipeline.open_stream(call)
+    except GatewayError as error:
+        await _error(send, error, call_headers(call))
+        return
+    except Exception as exc:  # noqa: BLE001
+        await call.settle(UsageRecord.Status.ERROR, 500, "internal")
+        await _error(send, unexpected(exc, call.request_id), call_headers(call))
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": _encode(SSE + call_headers(call))})
+    async with aclosing(sse(call, chunks)) as events:  # closes the stream (and upstream) on cancel
+        async for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def list_models(scope) -> bytes:
+    key = await authenticate(_header(scope, b"authorization"))
+    routes = await pipeline.allowed_routes(key)
+    return pipeline.models_body(routes)
+
+
+async def retrieve_model(scope, name: str) -> bytes:
+    key = await authenticate(_header(scope, b"authorization"))
+    return pipeline.models_body([await pipeline.resolve_route(key, name)], single=True)
+
+
+def unexpected(exc: Exception, request_id: str | None) -> GatewayError:
+    if isinstance(exc, DatabaseError):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("The gateway cannot reach its database; try again shortly.")
+    log.exception("request %s failed unexpectedly", request_id or "-")
+    return InternalError(f"The gateway failed unexpectedly (request {request_id or '-'}); this is a bug, not your fault.")
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _respond(send, status: int, headers: Headers, body: bytes) -> None:
+    headers = JSON + headers + [("content-length", str(len(body)))]
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send, error: GatewayError, extra: Headers | None = None) -> None:
+    request_id = next((v for k, v in extra or [] if k == "x-request-id"), None)
+    headers = [h for h in extra or [] if h[0] != "x-request-id"] + error_headers(error, request_id)
+    await _respond(send, error.status, headers, error_body(error))
