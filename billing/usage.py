@@ -1,11 +1,21 @@
-"""The usage ledger's one write path: exactly one row per request id."""
+"""The usage ledger's one write path: exactly one row per request id.
+
+`write_usage` is what the hot path awaits: rows of concurrent requests are written
+together (group commit: one INSERT and one commit for all that queued while the
+previous batch was being written), so the ledger costs one transaction per batch,
+not per request, yet every request's row is committed before its response ends.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils import timezone
+
+from gateway_project.db import run_db
 
 from .models import UsageRecord
 
@@ -46,12 +56,66 @@ class UsageEntry:
 
 
 def record_usage(entry: UsageEntry) -> None:
-    """Write the entry unless a row with its request id already exists.
+    record_usages([entry])
+
+
+def record_usages(entries: list[UsageEntry]) -> None:
+    """Write the entries, skipping any whose request id already has a row.
 
     Idempotent by construction (unique request_id + ignore_conflicts), so a retried
     settlement can never double count.
     """
+    now = timezone.now()
+    UsageRecord.objects.bulk_create([_row(entry, now) for entry in entries], ignore_conflicts=True)
+
+
+def _row(entry: UsageEntry, now) -> UsageRecord:
     fields = {name: getattr(entry, name) for name in entry.__dataclass_fields__}
     fields["cost_usd"] = Decimal(entry.cost_usd).quantize(COST_PLACES)
     fields["baseline_cost_usd"] = Decimal(entry.baseline_cost_usd).quantize(COST_PLACES)
-    UsageRecord.objects.bulk_create([UsageRecord(created_at=timezone.now(), **fields)], ignore_conflicts=True)
+    return UsageRecord(created_at=now, **fields)
+
+
+class _GroupCommit:
+    """Per event loop: entries queue while a batch is being written."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[UsageEntry, asyncio.Future]] = []
+        self.flushing = False
+
+    async def write(self, entry: UsageEntry) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((entry, future))
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await asyncio.shield(future)  # a cancelled request must not cancel its row
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await run_db(record_usages, [entry for entry, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each waiter decides what to do
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self.flushing = False
+
+
+_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit]" = weakref.WeakKeyDictionary()
+
+
+async def write_usage(entry: UsageEntry) -> None:
+    """Commit the entry's row (batched with concurrent ones); raises on DB errors."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = _GroupCommit()
+    await writer.write(entry)

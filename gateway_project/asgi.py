@@ -7,6 +7,7 @@
 - everything else (admin, reports, management API, /metrics): Django as usual.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -56,3 +57,10 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+# Everything imported so far lives as long as the process: move it out of the
+# garbage collector's view, so full collections stop scanning Django's object graph
+# (they otherwise stall the event loop for tens of milliseconds: p99 latency).
+gc.collect()
+gc.freeze()

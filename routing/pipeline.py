@@ -25,8 +25,7 @@ from django.db import DatabaseError
 from billing import admission
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
-from billing.usage import UsageEntry, record_usage
-from gateway_project.db import run_db
+from billing.usage import UsageEntry, write_usage
 from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
@@ -161,7 +160,7 @@ class Call:
                 self.run.target.key, total_s=time.monotonic() - self.run.answer_started, ttft_s=self.ttft
             )
         try:
-            await run_db(record_usage, entry)
+            await write_usage(entry)
         except DatabaseError:
             # The client still gets its answer; the record is retried in the
             # background (idempotent by request id, so a late success cannot double count).
@@ -194,7 +193,7 @@ async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 
     for delay in delays:
         await asyncio.sleep(delay)
         try:
-            await run_db(record_usage, entry)
+            await write_usage(entry)
             return
         except DatabaseError:
             continue
