@@ -1,7 +1,22 @@
-"""Virtual keys: issue, revoke, and authenticate (the hot path's first step).
+"""Virtual keys: issue, update, rotate, revoke, and authenticate (the hot path's first step).
 
 Keys are 256-bit random secrets; only their SHA-256 hash is stored (a slow hash
-adds nothing for secrets of this entropy and would cost every request).
+adds nothing for secrets of this entropy and would cost every request). Every entry
+point (admin, management API, `manage.py issue_key`) changes keys through the
+functions here.
+
+Timing: unknown, revoked and expired keys take the same path in `authenticate`:
+hash, cache lookup, one constant-time comparison, every check evaluated, then one
+decision. What is equalised:
+- the cache keeps negative results (unknown hashes) for the same TTL as keys, so a
+  repeated guess is served from memory exactly like a known key;
+- a cold lookup runs the same three queries by hash whether or not the key exists
+  (key, its routes, its budgets), so the first lookup of an unknown key hits the
+  database like the first lookup of a known one.
+What is not: the queries return rows for a known key and none for an unknown one
+(microseconds), and the error *code* differs on purpose (`invalid_api_key`,
+`revoked_api_key`, `expired_api_key`): it tells a legitimate client why, and
+reveals nothing to someone who does not already hold the key.
 """
 
 from __future__ import annotations
@@ -11,29 +26,61 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from gateway_project.errors import AuthenticationFailed
 from gateway_project.snapshot import KeyedCache
 
-from .models import Team, VirtualKey
+from .budgets import copy_key_budgets, set_key_budget
+from .models import Budget, Team, VirtualKey
 
 KEY_PREFIX = "sk-gw-"
 DISPLAY_CHARS = 12
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+MAX_TAGS, MAX_TAG_CHARS = 20, 50
+UNSET: Any = object()  # "not given" (None means "no limit" / "never")
 
 
 def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class KeyStateError(Exception):
+    """The key cannot be rotated in its current state (revoked, expired, already rotated)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
     key: VirtualKey
     secret: str  # shown once, never stored
+
+
+def normalize_tags(value: str | Iterable[str] | None) -> list[str]:
+    """Tags from a list or a comma-separated string: stripped, de-duplicated, in order."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(t, str) for t in items):
+        raise ValidationError({"tags": "Tags must be strings."})
+    tags = list(dict.fromkeys(t.strip() for t in items if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise ValidationError({"tags": f"At most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters each."})
+    return tags
+
+
+def _check(key: VirtualKey) -> None:
+    if not isinstance(key.metadata, dict):
+        raise ValidationError({"metadata": "Metadata must be a JSON object."})
+    key.tags = normalize_tags(key.tags)
+    key.full_clean(validate_unique=False)  # key_hash uniqueness: the database says it
 
 
 @transaction.atomic
@@ -44,20 +91,124 @@ def issue_key(
     routes: Iterable = (),
     expires_at: datetime | None = None,
     metadata: dict | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    tags: Iterable[str] | None = None,
+    budget_usd: Decimal | None = None,
+    budget_period: str = Budget.Period.MONTH,
+    budget_action: str = Budget.Action.BLOCK,
 ) -> IssuedKey:
+    """Create a key and return it with its secret (shown once). `budget_usd` gives it
+    a budget per `budget_period` (blocking by default). Raises ValidationError on bad values."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = VirtualKey.objects.create(
+    key = VirtualKey(
         name=name,
         key_hash=hash_key(secret),
         prefix=secret[:DISPLAY_CHARS],
         team=team,
         expires_at=expires_at,
-        metadata=metadata or {},
+        metadata={} if metadata is None else metadata,
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
+        tags=list(tags or ()),
     )
+    _check(key)
+    key.save()
     routes = list(routes)
     if routes:
         key.allowed_routes.set(routes)
+    if budget_usd is not None:
+        set_key_budget(key, budget_usd, budget_period, action=budget_action)
     return IssuedKey(key, secret)
+
+
+@transaction.atomic
+def update_key(
+    key: VirtualKey,
+    *,
+    name: str = UNSET,
+    team: Team | None = UNSET,
+    routes: Iterable = UNSET,
+    expires_at: datetime | None = UNSET,
+    rpm_limit: int | None = UNSET,
+    tpm_limit: int | None = UNSET,
+    metadata: dict = UNSET,
+    tags: Iterable[str] = UNSET,
+) -> VirtualKey:
+    """Change what is given (UNSET = leave alone). A past `expires_at` expires the key now."""
+    changes = {
+        "name": name, "team": team, "expires_at": expires_at, "rpm_limit": rpm_limit,
+        "tpm_limit": tpm_limit, "metadata": metadata, "tags": tags,
+    }
+    for field, value in changes.items():
+        if value is not UNSET:
+            setattr(key, field, list(value) if field == "tags" else value)
+    _check(key)
+    key.save()
+    if routes is not UNSET:
+        key.allowed_routes.set(list(routes))
+    return key
+
+
+def update_key_limits(key: VirtualKey, *, rpm: int | None = UNSET, tpm: int | None = UNSET) -> VirtualKey:
+    """Requests/minute and tokens/minute of one key (None = no limit)."""
+    return update_key(key, rpm_limit=rpm, tpm_limit=tpm)
+
+
+@transaction.atomic
+def rotate_key(key: VirtualKey, grace_seconds: int, *, expires_at: datetime | None = None) -> IssuedKey:
+    """Issue a replacement for `key` and let the old one expire after `grace_seconds`
+    (0 = at once; an earlier existing expiry is kept).
+
+    The new key copies the name, team, allowed routes, limits, metadata, tags and key
+    budgets (fresh copies: spend is counted per budget). Its expiry is `expires_at`,
+    not the old key's. Raises KeyStateError for revoked, expired or already rotated keys.
+    """
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) or not (
+        0 <= grace_seconds <= MAX_GRACE_SECONDS
+    ):
+        raise ValidationError({"grace_seconds": f"Must be a whole number from 0 to {MAX_GRACE_SECONDS}."})
+    old = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    if old.is_revoked:
+        raise KeyStateError("A revoked key cannot be rotated; issue a new key instead.")
+    if old.replaced_by_id is not None:
+        raise KeyStateError(f"This key was already rotated; rotate its replacement (key {old.replaced_by_id}).")
+    if old.is_expired:
+        raise KeyStateError("An expired key cannot be rotated; issue a new key instead.")
+    issued = issue_key(
+        old.name,
+        team=old.team,
+        routes=list(old.allowed_routes.all()),
+        expires_at=expires_at,
+        metadata=old.metadata,
+        rpm_limit=old.rpm_limit,
+        tpm_limit=old.tpm_limit,
+        tags=old.tags,
+    )
+    copy_key_budgets(old, issued.key)
+    grace_end = timezone.now() + timedelta(seconds=grace_seconds)
+    old.replaced_by = issued.key
+    old.expires_at = grace_end if old.expires_at is None else min(old.expires_at, grace_end)
+    old.save(update_fields=["replaced_by", "expires_at", "updated_at"])
+    key.replaced_by, key.expires_at = old.replaced_by, old.expires_at
+    return issued
+
+
+KEY_STATUSES = ("active", "expired", "revoked")
+
+
+def with_status(keys: QuerySet[VirtualKey], status: str) -> QuerySet[VirtualKey]:
+    """The keys of a status: active (usable now, rotated keys in their grace period
+    included), expired (not revoked, past expiry) or revoked."""
+    now = timezone.now()
+    live = keys.filter(revoked_at__isnull=True)
+    if status == "active":
+        return live.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    if status == "expired":
+        return live.filter(expires_at__lte=now)
+    if status == "revoked":
+        return keys.filter(revoked_at__isnull=False)
+    raise ValueError(f"unknown key status {status!r}")
 
 
 def revoke_key(key: VirtualKey) -> None:
@@ -79,6 +230,11 @@ class KeyInfo:
     allowed_route_ids: frozenset[int]  # empty = every route
     expires_at: datetime | None
     revoked: bool
+    rpm_limit: int | None = None  # None = no limit
+    tpm_limit: int | None = None
+    team_rpm_limit: int | None = None
+    team_tpm_limit: int | None = None
+    budget_ids: frozenset[int] = frozenset()  # enabled key + team budgets (global ones: elsewhere)
 
     def may_use(self, route_id: int) -> bool:
         return not self.allowed_route_ids or route_id in self.allowed_route_ids
@@ -86,22 +242,39 @@ class KeyInfo:
 
 def load_key(key_hash: str) -> KeyInfo | None:
     key = VirtualKey.objects.select_related("team").filter(key_hash=key_hash).first()
+    # The follow-up reads select by hash too and run whether or not the key exists:
+    # a cold lookup of an unknown key does the same database work as a known one.
+    route_ids = VirtualKey.allowed_routes.through.objects.filter(virtualkey__key_hash=key_hash)
+    budgets = Budget.objects.filter(enabled=True).filter(
+        Q(scope=Budget.Scope.KEY, key__key_hash=key_hash) | Q(scope=Budget.Scope.TEAM, team__keys__key_hash=key_hash)
+    )
+    allowed_route_ids = frozenset(route_ids.values_list("route_id", flat=True))
+    budget_ids = frozenset(budgets.values_list("id", flat=True))
     if key is None:
         return None
+    team = key.team
     return KeyInfo(
         id=key.id,
         key_hash=key.key_hash,
         prefix=key.prefix,
         name=key.name,
         team_id=key.team_id,
-        team_name=key.team.name if key.team else "",
-        allowed_route_ids=frozenset(key.allowed_routes.values_list("id", flat=True)),
+        team_name=team.name if team else "",
+        allowed_route_ids=allowed_route_ids,
         expires_at=key.expires_at,
         revoked=key.revoked_at is not None,
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        team_rpm_limit=team.rpm_limit if team else None,
+        team_tpm_limit=team.tpm_limit if team else None,
+        budget_ids=budget_ids,
     )
 
 
 key_cache: KeyedCache[KeyInfo | None] = KeyedCache(load_key, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
+
+# Compared against when the hash is unknown, so that case runs the same comparison.
+_NO_KEY_HASH = "0" * 64
 
 
 def bearer_token(header: str | None) -> str:
@@ -119,18 +292,22 @@ def bearer_token(header: str | None) -> str:
 async def authenticate(header: str | None) -> KeyInfo:
     """Bearer header -> KeyInfo, or AuthenticationFailed (401).
 
-    Unknown, revoked and expired keys take the same path (hash, cache lookup,
-    constant-time compare), so timing does not tell them apart.
+    Unknown, revoked and expired keys take the same path (hash, cache lookup that
+    also caches misses, one constant-time compare, all checks evaluated before the
+    one decision); see the module docstring for what is and is not equalised.
     """
     token = bearer_token(header)
     digest = hash_key(token)
     info = await key_cache.get(digest)
     # The lookup is by hash; the constant-time comparison guards against any index
     # or cache behaviour that could leak partial matches.
-    if info is None or not hmac.compare_digest(info.key_hash, digest):
+    matched = hmac.compare_digest(info.key_hash if info is not None else _NO_KEY_HASH, digest)
+    revoked = info is not None and info.revoked
+    expired = info is not None and info.expires_at is not None and info.expires_at <= timezone.now()
+    if info is None or not matched:
         raise AuthenticationFailed("Invalid API key provided.")
-    if info.revoked:
+    if revoked:
         raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-    if info.expires_at is not None and info.expires_at <= timezone.now():
+    if expired:
         raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
     return info

@@ -10,3 +10,19 @@ from .retention import prune_usage_records as _prune
 @shared_task(name="billing.tasks.prune_usage_records")
 def prune_usage_records() -> int:
     return _prune()
+
+
+@shared_task(name="billing.tasks.rollup_costs")
+def rollup_costs() -> int:
+    """Recompute today's and yesterday's cost rollups (idempotent)."""
+    from .rollups import recompute_recent
+
+    return recompute_recent()
+
+
+@shared_task(name="billing.tasks.check_budgets")
+def check_budgets() -> int:
+    """Record and deliver budget alerts for thresholds crossed since the last run."""
+    from .alerts import check_all_budgets
+
+    return check_all_budgets()

@@ -1,3 +1,12 @@
 """Finance report pages (/reports/...)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("csv/<slug:view>/", views.csv_export, name="csv"),
+]

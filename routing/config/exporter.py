@@ -10,7 +10,18 @@ from billing.models import Team
 from providers.models import ENV_REF, Provider
 from routing.models import Route, RouteTarget
 
-from .schema import MODEL_FIELDS, PROVIDER_FIELDS, ROUTE_FIELDS, TARGET_FIELDS, TEAM_FIELDS, Group, Table
+from billing.budgets import primary_budget
+
+from .schema import (
+    MODEL_FIELDS,
+    PROVIDER_FIELDS,
+    ROUTE_FIELDS,
+    TARGET_FIELDS,
+    TEAM_BUDGET_FIELDS,
+    TEAM_FIELDS,
+    Group,
+    Table,
+)
 
 
 def _export(
@@ -38,6 +49,16 @@ def _export(
     return out
 
 
+def _export_team(team: Team) -> dict:
+    """A team, with its budget when it has an enabled one (one per team in the file:
+    monthly first, see billing.budgets.primary_budget)."""
+    item = _export(team, TEAM_FIELDS)
+    if budget := primary_budget(list(team.budgets.all())):
+        item["budget_usd"] = TEAM_BUDGET_FIELDS["budget_usd"].export(budget.amount_usd)
+        item["budget_period"] = budget.period
+    return item
+
+
 def export_config(*, include_secrets: bool = False) -> dict:
     """The whole configuration as plain data, deterministically ordered. Provider keys
     appear only as `env:` references unless include_secrets. Virtual keys are not
@@ -53,5 +74,5 @@ def export_config(*, include_secrets: bool = False) -> dict:
         item = _export(route, ROUTE_FIELDS, strategy=route.strategy)
         item["targets"] = [_export(t, TARGET_FIELDS, named=False, strategy=route.strategy) for t in route.targets.all()]
         routes.append(item)
-    teams = [_export(team, TEAM_FIELDS) for team in Team.objects.order_by("name")]
+    teams = [_export_team(team) for team in Team.objects.prefetch_related("budgets").order_by("name")]
     return {"providers": providers, "routes": routes, "teams": teams}

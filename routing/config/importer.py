@@ -12,7 +12,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models as djm
 from django.db import transaction
 
-from billing.models import Team, UsageRecord, VirtualKey
+from billing.budgets import disable_team_budget, set_team_budget
+from billing.models import Budget, Team, UsageRecord, VirtualKey
 from providers.models import Model, Provider
 from routing.models import Route, RouteTarget
 from routing.validation import TargetSpec, check_route_targets
@@ -36,7 +37,8 @@ TARGET_SETTINGS = [key for key in TARGET_FIELDS if key != "model"]
 
 
 def import_config(data: Any, *, prune: bool = False, dry_run: bool = False) -> ImportReport:
-    """Upsert the document's providers, models, routes and teams by name.
+    """Upsert the document's providers, models, routes and teams by name (a team's
+    `budget_usd` upserts its budget for `budget_period`; absent leaves budgets alone).
 
     All or nothing: on any problem ConfigError is raised and nothing is saved.
     Provider model lists upsert (unlisted models are left alone); a route's target list
@@ -141,8 +143,26 @@ class _Importer:
         for entry in self.spec.teams:
             team = existing.get(entry.name) or Team(name=entry.name)
             changed = self._prepare(team, entry, TEAM_FIELDS)
-            if changed is not None:
-                self.report.add("team", entry.name, self._save(team, changed))
+            if changed is None:
+                continue
+            action = self._save(team, changed)
+            if "budget_usd" in entry.values and self._team_budget(team, entry) and action == Action.UNCHANGED:
+                action = Action.UPDATED
+            self.report.add("team", entry.name, action)
+
+    def _team_budget(self, team: Team, entry: Entry) -> bool:
+        """The team's budget for `budget_period` (default month): set to `budget_usd`, or
+        switched off when it is null. Whether anything changed."""
+        period = entry.values.get("budget_period", Budget.Period.MONTH)
+        if entry.values["budget_usd"] is None:
+            return disable_team_budget(team, period)
+        try:
+            return set_team_budget(team, entry.values["budget_usd"], period).changed
+        except ValidationError as exc:
+            keys = {"amount_usd": "budget_usd", "period": "budget_period"}
+            for field, messages in exc.message_dict.items():
+                self.errors.add(f"{entry.path}.{keys.get(field, 'budget_usd')}", " ".join(messages))
+            return False
 
     def _routes(self) -> None:
         models = {(m.provider.name, m.name): m for m in Model.objects.select_related("provider")}

@@ -15,6 +15,7 @@ from .schema import (
     ROUTE_FIELDS,
     SECTIONS,
     TARGET_FIELDS,
+    TEAM_BUDGET_FIELDS,
     TEAM_FIELDS,
     ConfigError,
     Errors,
@@ -163,9 +164,11 @@ def parse_config(data: Any) -> ConfigSpec:
             _check_rule_targets(entry, errors)
         routes.append(entry)
 
-    teams = [
-        Entry(path, name, _values(item, path, TEAM_FIELDS, errors))
-        for path, name, item in _items(data.get("teams"), "teams", errors)
-    ]
+    teams = []
+    for path, name, item in _items(data.get("teams"), "teams", errors):
+        entry = Entry(path, name, _values(item, path, {**TEAM_FIELDS, **TEAM_BUDGET_FIELDS}, errors))
+        if "budget_period" in item and "budget_usd" not in item:
+            errors.add(f"{path}.budget_period", "needs budget_usd (the amount per period)")
+        teams.append(entry)
     errors.raise_if_any()
     return ConfigSpec(providers, routes, teams, frozenset(k for k in SECTIONS if k in data))

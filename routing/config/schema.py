@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from billing.models import Budget
 from providers.kinds import KINDS
 from providers.types import ErrorKind
 from routing.conditions import ConditionError, parse_rules
@@ -122,6 +123,18 @@ def _decimal(value: Any) -> Decimal:
     if not number.is_finite():
         raise Invalid("must be a finite number")
     return number
+
+
+def _budget_amount(value: Any) -> Decimal | None:
+    """USD, at least 0, at most 4 decimal places (Budget.amount_usd); null = no budget."""
+    if value is None:
+        return None
+    amount = _decimal(value)
+    if amount < 0:
+        raise Invalid("must be at least 0")
+    if amount.as_tuple().exponent < -4 or amount.adjusted() >= 10:
+        raise Invalid("must have at most 10 digits before and 4 after the decimal point")
+    return amount
 
 
 def _json_object(value: Any) -> dict:
@@ -324,4 +337,15 @@ TARGET_FIELDS: dict[str, Field] = {
     "task_types": _setting(_list_of(_choice(lambda: TaskType.values, "task type")), Strategy.TASK),
     "enabled": Field(_bool),
 }
-TEAM_FIELDS: dict[str, Field] = {"description": Field(_text, omit_empty=True)}
+TEAM_FIELDS: dict[str, Field] = {
+    "description": Field(_text, omit_empty=True),
+    "rpm_limit": Field(_optional_int, omit_empty=True),
+    "tpm_limit": Field(_optional_int, omit_empty=True),
+}
+# A team's budget: not Team fields but one Budget row (billing.budgets.set_team_budget),
+# so the importer and exporter handle these two keys themselves. Absent = the team's
+# budgets are left alone; `budget_usd: null` switches off its budget for the period.
+TEAM_BUDGET_FIELDS: dict[str, Field] = {
+    "budget_usd": Field(_budget_amount, export=_money_str),
+    "budget_period": Field(_choice(lambda: Budget.Period.values, "budget period")),
+}

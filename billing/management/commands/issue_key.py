@@ -1,4 +1,5 @@
 """manage.py issue_key --name NAME [--team T [--create-team]] [--routes a,b] [--expires-in-days N]
+    [--rpm N] [--tpm N] [--budget USD [--budget-period day|month|total]] [--tags a,b]
 
 Prints the new secret ALONE on stdout (so `KEY=$(manage.py issue_key ...)` works);
 everything else goes to stderr. The secret is shown this once and never stored.
@@ -7,19 +8,31 @@ everything else goes to stderr. The secret is shown this once and never stored.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.keys import issue_key
-from billing.models import Team
+from billing.keys import issue_key, normalize_tags
+from billing.models import Budget, Team
 from routing.models import Route
 
 
 def _plain(text: str) -> str:
     return text
+
+
+def _usd(value: str) -> Decimal:
+    """argparse type for --budget: a non-negative amount with at most 4 decimal places."""
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise CommandError(f"--budget must be an amount in USD, e.g. 50 or 12.5 (got {value!r}).") from None
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:
+        raise CommandError(f"--budget must be at least 0 with at most 4 decimal places (got {value!r}).")
+    return amount
 
 
 class Command(BaseCommand):
@@ -33,9 +46,17 @@ class Command(BaseCommand):
             "--routes", default="", help="Comma-separated route names the key may call (default: every route)."
         )
         parser.add_argument("--expires-in-days", type=int, metavar="N", help="Expire the key after N days.")
+        parser.add_argument("--rpm", type=int, metavar="N", help="Requests per minute for this key (default: none).")
+        parser.add_argument("--tpm", type=int, metavar="N", help="Tokens per minute for this key (default: none).")
+        parser.add_argument("--budget", metavar="USD", help="A blocking budget of USD per --budget-period.")
+        parser.add_argument(
+            "--budget-period", choices=Budget.Period.values, help="Period of --budget (default: month)."
+        )
+        parser.add_argument("--tags", default="", help="Comma-separated labels, e.g. prod,search.")
 
     def handle(self, *args, name: str, team: str | None, create_team: bool, routes: str,
-               expires_in_days: int | None, **options) -> None:
+               expires_in_days: int | None, rpm: int | None, tpm: int | None, budget: str | None,
+               budget_period: str | None, tags: str, **options) -> None:
         name = name.strip()
         if not name:
             raise CommandError("--name must not be empty.")
@@ -45,6 +66,17 @@ class Command(BaseCommand):
             raise CommandError("--expires-in-days must be at least 1.")
         if create_team and not team:
             raise CommandError("--create-team needs --team NAME.")
+        for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
+            if value is not None and value < 1:
+                raise CommandError(f"{flag} must be at least 1 (leave it out for no limit).")
+        if budget_period and budget is None:
+            raise CommandError("--budget-period needs --budget USD.")
+        budget_usd = _usd(budget) if budget is not None else None
+        budget_period = budget_period or Budget.Period.MONTH
+        try:
+            tag_list = normalize_tags(tags)
+        except ValidationError as exc:
+            raise CommandError(f"--tags: {' '.join(exc.messages)}") from None
         route_names = list(dict.fromkeys(r.strip() for r in routes.split(",") if r.strip()))
 
         with transaction.atomic():
@@ -57,14 +89,25 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown {label} {names} (known: {known}). No key was issued.")
             team_obj = self._team(team, create_team) if team else None
             expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-            issued = issue_key(name, team=team_obj, routes=[found[r] for r in route_names], expires_at=expires_at)
+            try:
+                issued = issue_key(
+                    name, team=team_obj, routes=[found[r] for r in route_names], expires_at=expires_at,
+                    rpm_limit=rpm, tpm_limit=tpm, tags=tag_list, budget_usd=budget_usd, budget_period=budget_period,
+                )
+            except ValidationError as exc:  # e.g. a budget too large for the database field
+                raise CommandError(f"invalid key: {' '.join(exc.messages)} No key was issued.") from None
 
         self.stdout.write(issued.secret)
         details = [
             f"team {team_obj.name}" if team_obj else "no team",
             f"routes {', '.join(route_names)}" if route_names else "every route",
             f"expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "never expires",
+            f"{rpm} requests/min" if rpm else "",
+            f"{tpm} tokens/min" if tpm else "",
+            f"budget ${budget_usd} per {budget_period}" if budget_usd is not None else "",
+            f"tags {', '.join(tag_list)}" if tag_list else "",
         ]
+        details = [d for d in details if d]
         self.stderr.write(
             f"Issued key '{name}' ({issued.key.prefix}...): {'; '.join(details)}.\n"
             "The secret (on stdout) is shown only this once; store it now.",

@@ -1,0 +1,129 @@
+"""Admin for budgets (their own list, and inlines on keys and teams) and the
+read-only list of budget alerts. Budgets are saved and deleted through
+billing.budgets (validation, key cache), never with a bare .save()."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .budgets import delete_budget, save_budget
+from .models import Budget, BudgetAlert
+
+BUDGET_SETTINGS = ["amount_usd", "period", "action", "alert_threshold_pct", "alert_emails", "webhook_url", "enabled"]
+
+
+class _OwnedBudgetForm(forms.ModelForm):
+    """An inline budget: its scope follows from where it is edited (a key or a team)."""
+
+    scope: str = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.scope = self.scope
+
+
+class KeyBudgetForm(_OwnedBudgetForm):
+    scope = Budget.Scope.KEY
+
+
+class TeamBudgetForm(_OwnedBudgetForm):
+    scope = Budget.Scope.TEAM
+
+
+class _BudgetInline(admin.TabularInline):
+    model = Budget
+    fields = BUDGET_SETTINGS
+    extra = 0
+    show_change_link = True
+
+
+class KeyBudgetInline(_BudgetInline):
+    fk_name = "key"
+    form = KeyBudgetForm
+    verbose_name_plural = "budgets of this key"
+
+
+class TeamBudgetInline(_BudgetInline):
+    fk_name = "team"
+    form = TeamBudgetForm
+    verbose_name_plural = "budgets of this team (all its keys together)"
+
+
+class BudgetInlineSaving:
+    """For ModelAdmins with a budget inline: save and delete its rows through billing.budgets."""
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Budget:
+            super().save_formset(request, form, formset, change)  # type: ignore[misc]
+            return
+        for budget in formset.save(commit=False):  # also fills formset.deleted_objects
+            save_budget(budget)
+        for budget in formset.deleted_objects:
+            delete_budget(budget)
+
+
+class BudgetForm(forms.ModelForm):
+    class Meta:
+        model = Budget
+        fields = ["scope", "key", "team", *BUDGET_SETTINGS]
+        help_texts = {
+            "key": "For key budgets only.",
+            "team": "For team budgets only.",
+            "alert_emails": "Comma-separated addresses, e.g. finance@example.com, lead@example.com.",
+        }
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    form = BudgetForm
+    list_display = ["owner", "scope", "amount_usd", "period", "action", "alert_threshold_pct", "enabled"]
+    list_display_links = ["owner"]
+    list_editable = ["enabled"]
+    list_filter = ["scope", "period", "action", "enabled", "team"]
+    list_select_related = ["key", "team"]
+    search_fields = ["key__name", "key__prefix", "team__name"]
+    autocomplete_fields = ["key", "team"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["scope", "key", "team"]}),
+        ("Limit", {"fields": ["amount_usd", "period", "action", "enabled"]}),
+        ("Alerts", {"fields": ["alert_threshold_pct", "alert_emails", "webhook_url"]}),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    @admin.display(description="owner")
+    def owner(self, obj: Budget) -> str:
+        return str(obj.key or obj.team or "whole gateway")
+
+    def save_model(self, request: HttpRequest, obj: Budget, form, change: bool) -> None:
+        save_budget(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Budget) -> None:
+        delete_budget(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for budget in queryset:
+            delete_budget(budget)
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(admin.ModelAdmin):
+    """What was alerted, when: history, so read-only for everyone."""
+
+    list_display = ["created_at", "budget", "period_key", "threshold_pct", "spent_usd", "delivered"]
+    list_filter = ["threshold_pct", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["budget__key", "budget__team"]
+    search_fields = ["budget__key__name", "budget__team__name", "period_key"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BudgetAlert | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BudgetAlert | None = None) -> bool:
+        return False

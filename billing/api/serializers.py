@@ -1,0 +1,191 @@
+"""Representations of the management API. A key's hash never leaves the server and
+its secret appears in exactly two responses: issue (POST /api/keys/) and rotation."""
+
+from __future__ import annotations
+
+import copy
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from billing.keys import KEY_STATUSES, MAX_GRACE_SECONDS, MAX_TAG_CHARS, MAX_TAGS
+from billing.models import Budget, Team, UsageRecord, VirtualKey
+from routing.models import Route
+
+KEY_WRITABLE = ["name", "team", "allowed_routes", "expires_at", "rpm_limit", "tpm_limit", "metadata", "tags"]
+SECRET_HELP = "The key's secret, shown only in this response: store it now. Only its hash is kept."
+
+
+def django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
+    """A model's ValidationError as DRF field errors (400 {"field": ["message"]})."""
+    if hasattr(exc, "error_dict"):
+        return serializers.ValidationError({
+            "non_field_errors" if f == "__all__" else f: m for f, m in exc.message_dict.items()
+        })
+    return serializers.ValidationError(exc.messages)
+
+
+class _KeyFields(serializers.ModelSerializer):
+    allowed_routes = serializers.SlugRelatedField(
+        many=True, slug_field="name", queryset=Route.objects.all(), required=False,
+        help_text="Route names the key may call; empty = every route.",
+    )
+    metadata = serializers.DictField(required=False, help_text="Free-form JSON object kept with the key.")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_CHARS), max_length=MAX_TAGS, required=False,
+        help_text="Labels for reports and filtering.",
+    )
+
+
+# Its own component: usage records have a different `status` (enum names must not collide).
+@extend_schema_field(serializers.ChoiceField(choices=KEY_STATUSES), component_name="KeyStatus")
+class KeyStatusField(serializers.Field):
+    """active (rotated keys in their grace period included), expired or revoked."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, key: VirtualKey) -> str:
+        return "revoked" if key.is_revoked else "expired" if key.is_expired else "active"
+
+
+class KeySerializer(_KeyFields):
+    """A virtual key as the API shows it (never its hash or secret)."""
+
+    status = KeyStatusField()
+    team_name = serializers.CharField(source="team.name", read_only=True, allow_null=True)
+    budgets = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Ids of the key's own budgets.")
+
+    class Meta:
+        model = VirtualKey
+        fields = [
+            "id", "name", "prefix", "status", "team", "team_name", "allowed_routes", "expires_at", "revoked_at",
+            "rpm_limit", "tpm_limit", "replaced_by", "metadata", "tags", "budgets", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class IssuedKeySerializer(KeySerializer):
+    secret = serializers.CharField(read_only=True, help_text=SECRET_HELP)
+
+    class Meta(KeySerializer.Meta):
+        fields = ["secret", *KeySerializer.Meta.fields]
+        read_only_fields = fields
+
+
+class RotatedKeySerializer(IssuedKeySerializer):
+    old_key = KeySerializer(read_only=True, help_text="The rotated key: works until its expires_at.")
+
+    class Meta(IssuedKeySerializer.Meta):
+        fields = [*IssuedKeySerializer.Meta.fields, "old_key"]
+        read_only_fields = fields
+
+
+class KeyBudgetSerializer(serializers.ModelSerializer):
+    """A budget given to a key as it is issued (more settings: /api/budgets/)."""
+
+    class Meta:
+        model = Budget
+        fields = ["amount_usd", "period", "action"]
+        extra_kwargs = {"period": {"default": Budget.Period.MONTH}, "action": {"default": Budget.Action.BLOCK}}
+
+
+class KeyCreateSerializer(_KeyFields):
+    budget = KeyBudgetSerializer(required=False, write_only=True, help_text="Optional: the key's own budget.")
+
+    class Meta:
+        model = VirtualKey
+        fields = [*KEY_WRITABLE, "budget"]
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("A new key must expire in the future (or omit it: never).")
+        return value
+
+
+class KeyUpdateSerializer(_KeyFields):
+    class Meta:
+        model = VirtualKey
+        fields = KEY_WRITABLE
+        extra_kwargs = {"expires_at": {"help_text": "A time in the past expires the key now; null = never."}}
+
+
+class RotateSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        min_value=0, max_value=MAX_GRACE_SECONDS, default=3600,
+        help_text="How long the old secret keeps working (0 = it stops now; an earlier expiry is kept).",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Expiry of the new key (default: never)."
+    )
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("The new key must expire in the future (or omit it: never).")
+        return value
+
+
+class KeyQuerySerializer(serializers.Serializer):
+    team = serializers.IntegerField(required=False, help_text="Only this team's keys (team id).")
+    status = serializers.ChoiceField(choices=KEY_STATUSES, required=False)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "name", "description", "rpm_limit", "tpm_limit", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    """Validated like the admin (Budget.clean): a key budget names a key and no team,
+    a team budget a team and no key, a global budget neither."""
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id", "scope", "key", "team", "amount_usd", "period", "action", "alert_threshold_pct",
+            "alert_emails", "webhook_url", "enabled", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate(self, attrs: dict) -> dict:
+        budget = copy.copy(self.instance) if self.instance is not None else Budget()  # checked, not saved
+        for field, value in attrs.items():
+            setattr(budget, field, value)
+        try:
+            budget.full_clean()
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return attrs
+
+
+class UsageRecordSerializer(serializers.ModelSerializer):
+    key = serializers.IntegerField(source="key_id", read_only=True, allow_null=True)
+    team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
+    route = serializers.IntegerField(source="route_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = UsageRecord
+        fields = [
+            "request_id", "created_at", "key", "key_prefix", "team", "team_name", "route", "route_name",
+            "provider_name", "model_name", "status", "error_kind", "http_status", "stream", "prompt_tokens",
+            "completion_tokens", "usage_estimated", "cost_usd", "latency_ms", "ttft_ms", "attempts", "strategy",
+            "task_type",
+        ]
+        read_only_fields = fields
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Records at or after this time (ISO 8601).")
+    until = serializers.DateTimeField(required=False, help_text="Records before this time (ISO 8601).")
+    team = serializers.IntegerField(required=False, help_text="Team id.")
+    key = serializers.IntegerField(required=False, help_text="Virtual key id.")
+    route = serializers.CharField(required=False, help_text="Route name (as recorded).")
+
+    def validate(self, attrs: dict) -> dict:
+        if "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "Must be after since."})
+        return attrs
