@@ -15,6 +15,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
 django_http = get_asgi_application()  # sets up Django before consumers are imported
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+# The admin's and reports' CSS/JS: served by the app itself, so one process is a
+# complete deployment (put a CDN or reverse proxy in front for heavy traffic).
+django_http = ASGIStaticFilesHandler(django_http)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

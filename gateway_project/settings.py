@@ -149,16 +149,8 @@ CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=Fa
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
-# Defaults; django-celery-beat copies them into the database, where editors can
-# change or disable them in the admin (Periodic tasks).
-CELERY_BEAT_SCHEDULE = {
-    "prune-usage-records": {"task": "billing.tasks.prune_usage_records", "schedule": 24 * 3600},
-    "probe-models": {"task": "routing.tasks.probe_models", "schedule": env.int("GATEWAY_HEALTH_INTERVAL_S", default=60)},
-    "prune-health-checks": {"task": "routing.tasks.prune_health_checks", "schedule": 24 * 3600},
-    # Finance reports read cost rollups: they lag the ledger by at most this interval.
-    "rollup-costs": {"task": "billing.tasks.rollup_costs", "schedule": 10 * 60},
-    "check-budgets": {"task": "billing.tasks.check_budgets", "schedule": 5 * 60},
-}
+# The default periodic tasks live in gateway_project/schedule.py and are created in
+# the database once (after migrate), so editors' changes in the admin persist.
 
 # --- gateway --------------------------------------------------------------------
 # Seconds an in-process copy of keys/routes/models may be served before it is
@@ -200,6 +192,11 @@ if not SECRET_KEY:
 CRYPTOGRAPHY_KEY: str | None = env.str("CRYPTOGRAPHY_KEY", default=None)
 if CRYPTOGRAPHY_KEY is None:
     del CRYPTOGRAPHY_KEY
+
+# --- email (budget alerts) -------------------------------------------------------
+# EMAIL_URL: smtp://user:password@host:587 (django-environ); default prints to the log.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="llm-gateway@localhost")
 
 # --- misc -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

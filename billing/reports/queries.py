@@ -114,7 +114,7 @@ def breakdown(dimension: str, start: date, end: date) -> list[Row]:
         names = dict(VirtualKey.objects.filter(id__in=[r.group for r in rows if r.group]).values_list("id", "name"))
         for r in rows:
             r.detail = names.get(r.group, "(deleted)" if r.group else "")
-    # Ties on cost (including SQLite's integer units) fall back to the label.
+    # Most expensive first; equal costs by label, so the order is stable.
     rows.sort(key=lambda r: (-r.cost, r.label))
     return rows
 

@@ -44,6 +44,7 @@ def finance_required(view: Callable) -> Callable:
 def overview(request: HttpRequest) -> HttpResponse:
     form, start, end = date_range(request.GET)
     days = queries.daily(start, end)
+    tables = {dim: queries.breakdown(dim, start, end) for dim, _ in BREAKDOWNS}
     query = urlencode({"start": start.isoformat(), "end": end.isoformat()})
     context = {
         **admin.site.each_context(request),
@@ -58,13 +59,12 @@ def overview(request: HttpRequest) -> HttpResponse:
         "total": queries.sum_rows(days),
         "chart": spend_chart(days),
         "breakdowns": [
-            {"dim": dim, "label": label, "rows": rows[:TOP_ROWS], "more": len(rows[TOP_ROWS:])}
+            {"dim": dim, "label": label, "rows": tables[dim][:TOP_ROWS], "more": len(tables[dim][TOP_ROWS:])}
             for dim, label in BREAKDOWNS
-            for rows in [queries.breakdown(dim, start, end)]
         ],
+        "savings": tables["route"],
         "burn": queries.budget_burn(),
     }
-    context["savings"] = queries.breakdown("route", start, end)
     return render(request, "reports/overview.html", context)
 
 
