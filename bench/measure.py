@@ -109,6 +109,10 @@ def measure_system(target: Target, direct: Target, pids: Callable[[], list[int]]
     used = cpu_seconds(tree_of(pids)) - before  # saturated: ~100% of its core, or waiting on something
     out["c32"].update(cpu_pct=round(used / out["c32"]["duration_s"] * 100, 1),
                       cpu_ms_per_request=round(used / max(1, out["c32"]["requests"]) * 1000, 3))
+    c = out["c32"]
+    log(f"{target.name}: c=32: {c['rps']:.0f} req/s, p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; "
+        f"its CPU {c['cpu_pct']}% of a core, {c['cpu_ms_per_request']} ms/request "
+        f"(at c=8: {out['cpu']['ms_per_request']} ms/request)")
 
     for c, n in ((1, opts.stream_n1), (8, opts.stream_n8)):
         log(f"{target.name}: {n} streams at concurrency {c} (direct, then through the gateway)")

@@ -203,6 +203,12 @@ def machine_info() -> dict:
         virt = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True).stdout.strip()
     except OSError:
         pass
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Hypervisor vendor:"):
+                virt = f"{line.split(':', 1)[1].strip()} VM" + (f", {virt} container" if virt and virt != "none" else "")
+    except OSError:
+        pass
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(), "os": _os_name(), "python": sys.version.split()[0],

@@ -9,7 +9,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 BENCHMARKS = HERE.parent / "BENCHMARKS.md"
-ORDER = ["gateway", "litellm", "portkey"]
+PEERS = ["litellm", "portkey"]
+
+
+def order(runs: dict) -> list[str]:
+    """This gateway's columns (`gateway`, then other --column names), then the peers."""
+    ours = sorted((k for k in runs if k not in PEERS), key=lambda k: (k != "gateway", k))
+    return ours + [k for k in PEERS if k in runs]
 
 
 def load_results() -> dict:
@@ -94,7 +100,7 @@ METRICS = [
 
 def table(data: dict) -> str:
     runs = data.get("runs", {})
-    cols = [k for k in ORDER if k in runs]
+    cols = order(runs)
     header = ["", *(runs[k]["label"] for k in cols)]
     direct_run = runs.get("gateway") or (runs[cols[0]] if cols else None)
     if direct_run:
@@ -134,7 +140,8 @@ def _details(key: str, run: dict) -> list[str]:
                f"{_f(s8['ttlt_p50_ms'])}/{_f(s8['ttlt_p95_ms'])}/{_f(s8['ttlt_p99_ms'])}")
     c1 = r["c1"]
     out.append(f"- c=1 absolute (ms): p50 {_f(c1['p50_ms'])}, p90 {_f(c1['p90_ms'])}, p95 {_f(c1['p95_ms'])}, "
-               f"p99 {_f(c1['p99_ms'])}, {_f(c1['rps'], 0)} req/s; c=32 p90 {_f(r['c32']['p90_ms'], 1)} ms")
+               f"p99 {_f(c1['p99_ms'])}, {_f(c1['rps'], 0)} req/s; c=32 p90 {_f(r['c32']['p90_ms'], 1)} ms, "
+               f"CPU {r['c32'].get('cpu_pct')}% of its core, {r['c32'].get('cpu_ms_per_request')} ms per request")
     out.append(f"- CPU per request measured over {r['cpu']['n']} JSON requests ({r['cpu']['rps']} req/s at c=8) and "
                f"{r['cpu_stream']['n']} streams ({r['cpu_stream']['rps']} streams/s at c=8); statuses "
                f"{r['cpu']['statuses']} / {r['cpu_stream']['statuses']}")
@@ -174,9 +181,8 @@ def render(data: dict) -> str:
     if status:
         out += ["Peers:", ""] + [f"- **{k}**: {v}" for k, v in sorted(status.items())] + [""]
     out += ["## Details", ""]
-    for key in ORDER:
-        if key in runs:
-            out += _details(key, runs[key])
+    for key in order(runs):
+        out += _details(key, runs[key])
     return "\n".join(out).rstrip() + "\n"
 
 

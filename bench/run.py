@@ -210,6 +210,7 @@ def main() -> None:
     p.add_argument("--wait-quiet", type=float, default=120, metavar="S",
                    help="wait up to S seconds for an idle machine before measuring (0 = don't)")
     p.add_argument("--note", default="", help="a line shown above the table in BENCHMARKS.md")
+    p.add_argument("--column", default="gateway", help="results column to (re)write, e.g. gateway-uvicorn")
     p.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory (logs, database)")
     args = p.parse_args()
@@ -267,7 +268,9 @@ def main() -> None:
         }
         data = report.load_results()
         data["machine"] = machine_info()
-        data.setdefault("runs", {})["gateway"] = run
+        if args.column in ("litellm", "portkey"):
+            sys.exit("--column: litellm and portkey are compare.py's columns")
+        data.setdefault("runs", {})[args.column] = run
         if args.note:
             data["headline"] = args.note
         print(report.table(data) if args.no_write else report.write(data))

@@ -1,53 +1,19 @@
-"""Task detection: realistic prompts land on their task, look-alikes do not, the fixed
-priority order holds, client hints override the rules, and every decision explains
-itself in one plain sentence. Pure functions: no database, no network."""
+"""Task detection rules: realistic prompts land on their task, look-alikes do not, the
+system prompt decides when the user message says nothing, every rule row is reached by
+an example, and every decision is deterministic and explains itself in one plain
+sentence. Pure functions: no database, no network."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
 from providers.types import ChatRequest
-from routing.task_detection import (
-    HINT_HEADER,
-    SYSTEM_RULES,
-    USER_RULES,
-    TaskDecision,
-    TaskType,
-    Text,
-    detect_task,
-    parse_hint,
-)
+from routing.task_detection import SYSTEM_RULES, USER_RULES, TaskType, Text, detect_task
+from tests.task_detection_helpers import ARTICLE, LONG_DOCUMENT, WEATHER_TOOL, chat, with_image
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "task-detection.md"
-
-
-def chat(user: str | list, *, system: str | None = None, history: tuple[dict, ...] = (), **params) -> ChatRequest:
-    metadata = params.pop("metadata", {})
-    messages = [{"role": "system", "content": system}] if system else []
-    messages += [*history, {"role": "user", "content": user}]
-    return ChatRequest(model="task-route", messages=messages, params=params, metadata=metadata)
-
-
-def with_image(text: str) -> list[dict]:
-    return [
-        {"type": "text", "text": text},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-    ]
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
-}
-ARTICLE = (
-    "The central bank raised interest rates by a quarter point on Wednesday, citing persistent inflation in "
-    "services and a tight labour market. Officials signalled that further increases were possible. "
-)
-LONG_DOCUMENT = ARTICLE * 400  # ~80,000 characters, ~20,000 tokens
 
 # --- realistic prompts, by the task they must be detected as ------------------------------
 PROMPTS: dict[TaskType, list[str]] = {
@@ -251,116 +217,7 @@ def test_near_misses_without_any_other_signal_are_general_chat():
     assert {d.source for d in decisions} == {"default"}
 
 
-# --- priority -----------------------------------------------------------------------------
-def test_an_image_beats_every_wording_rule():
-    decision = detect_task(chat(with_image("Summarize this scanned article.")))
-
-    assert decision.task == TaskType.VISION
-    assert decision.reason == "A user message contains an image."
-
-
-def test_an_image_beats_a_long_prompt_and_tools():
-    req = chat(with_image("Summarize.") + [{"type": "text", "text": LONG_DOCUMENT}], tools=[WEATHER_TOOL])
-
-    assert detect_task(req).task == TaskType.VISION
-
-
-def test_an_image_in_an_assistant_message_does_not_count():
-    req = chat("Thanks!", history=({"role": "assistant", "content": with_image("Here is your chart.")},))
-
-    assert detect_task(req).task == TaskType.CHAT
-
-
-def test_a_long_prompt_beats_summarize():
-    decision = detect_task(chat("Summarize this document:\n" + LONG_DOCUMENT))
-
-    assert decision.task == TaskType.LONG_CONTEXT
-    assert "16,000" in decision.reason
-
-
-def test_long_context_threshold_is_configurable():
-    prompt = "Summarize this article: " + ARTICLE * 10  # ~500 tokens
-
-    assert detect_task(chat(prompt), long_context_tokens=400).task == TaskType.LONG_CONTEXT
-    assert detect_task(chat(prompt), long_context_tokens=4000).task == TaskType.SUMMARIZATION
-
-
-def test_tools_beat_wording():
-    decision = detect_task(chat("Translate 'hello' into French.", tools=[WEATHER_TOOL]))
-
-    assert decision.task == TaskType.TOOL_USE
-    assert decision.reason == "The request offers the model 1 tool to call."
-
-
-def test_tools_the_model_may_not_call_do_not_count():
-    decision = detect_task(chat("Translate 'hello' into French.", tools=[WEATHER_TOOL], tool_choice="none"))
-
-    assert decision.task == TaskType.TRANSLATION
-
-
-def test_json_response_format_with_classify_is_classification():
-    req = chat("Classify this ticket: 'I was charged twice'.", response_format={"type": "json_object"})
-    decision = detect_task(req)
-
-    assert decision.task == TaskType.CLASSIFICATION
-    assert decision.reason.startswith("The request asks for JSON output, but the last user message asks to classify")
-
-
-def test_json_response_format_with_a_classifier_system_prompt_is_classification():
-    req = chat("I was charged twice.", system="Classify each ticket by team.", response_format={"type": "json_object"})
-
-    assert detect_task(req).task == TaskType.CLASSIFICATION
-
-
-def test_json_response_format_beats_other_wording():
-    decision = detect_task(chat("Summarize this: " + ARTICLE, response_format={"type": "json_object"}))
-
-    assert decision.task == TaskType.EXTRACTION
-    assert decision.reason == "The request asks for the answer as JSON (response_format json_object)."
-
-
-def test_text_response_format_is_not_json():
-    assert detect_task(chat("Hello there!", response_format={"type": "text"})).task == TaskType.CHAT
-
-
-def test_code_review_beats_code_generation():
-    decision = detect_task(chat("Fix this bug and then write unit tests for the function."))
-
-    assert decision.task == TaskType.CODE_REVIEW
-
-
-def test_code_generation_beats_translation():
-    assert detect_task(chat("Translate this Python function into JavaScript.")).task == TaskType.CODE_GENERATION
-
-
-def test_translation_beats_summarization():
-    assert detect_task(chat("Translate this summary into Italian: ...")).task == TaskType.TRANSLATION
-
-
-def test_only_the_last_user_message_is_read():
-    history = (
-        {"role": "user", "content": "Write a poem about the sea."},
-        {"role": "assistant", "content": "The sea, the sea..."},
-    )
-    decision = detect_task(chat("Thanks, that's lovely!", history=history))
-
-    assert decision.task == TaskType.CHAT
-
-
-def test_a_trailing_assistant_message_does_not_hide_the_last_user_message():
-    req = chat("Summarize the notes below: ...", history=())
-    req.messages.append({"role": "assistant", "content": "Sure, here is"})
-
-    assert detect_task(req).task == TaskType.SUMMARIZATION
-
-
-def test_the_last_user_message_beats_the_system_prompt():
-    decision = detect_task(chat("Summarize this article: " + ARTICLE, system="You are a professional translator."))
-
-    assert decision.task == TaskType.SUMMARIZATION
-    assert "last user message" in decision.reason
-
-
+# --- the system prompt ---------------------------------------------------------------------
 SYSTEM_PROMPTS = [
     (TaskType.TRANSLATION, "You are a professional translator. Translate everything into French."),
     (TaskType.TRANSLATION, "Translate the user's message into German. Keep the tone."),
@@ -413,136 +270,12 @@ def test_developer_role_counts_as_system_prompt():
     assert detect_task(req).task == TaskType.SUMMARIZATION
 
 
-# --- reading the text --------------------------------------------------------------------
-def test_content_parts_are_read_like_plain_text():
-    req = chat([{"type": "text", "text": "Please summarize"}, {"type": "text", "text": "this article: ..."}])
-
-    assert detect_task(req).task == TaskType.SUMMARIZATION
-
-
-def test_matching_ignores_case_and_curly_quotes():
-    assert detect_task(chat("WHAT’S WRONG WITH MY CODE?")).task == TaskType.CODE_REVIEW
-
-
-def test_only_the_head_and_tail_of_a_long_message_are_read():
-    filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 200  # ~11,000 characters
-
-    assert detect_task(chat(filler + " Summarize. " + filler)).task == TaskType.CHAT
-    assert detect_task(chat(filler + filler + " Summarize the above.")).task == TaskType.SUMMARIZATION
-    assert detect_task(chat("Summarize the following. " + filler + filler)).task == TaskType.SUMMARIZATION
-
-
-def test_a_request_without_a_user_message_is_chat():
-    req = ChatRequest(model="m", messages=[{"role": "system", "content": "Be brief."}])
-
-    assert detect_task(req) == TaskDecision(
-        TaskType.CHAT, "default", "No rule matched, so the request is treated as general chat."
-    )
-
-
-def test_reason_quotes_the_clients_own_words():
-    decision = detect_task(chat("Please SUMMARIZE this for me: ..."))
-
-    assert decision.reason == "The last user message asks for a summary ('SUMMARIZE')."
-
-
-def test_reason_quotes_whole_words_of_an_unknown_error_name():
-    decision = detect_task(chat("Prod logs show java.lang.MyCustomException: boom"))
-
-    assert decision.task == TaskType.CODE_REVIEW
-    assert decision.reason == "The last user message contains an error message ('MyCustomException')."
-
-
-# --- hints --------------------------------------------------------------------------------
-def test_hint_header_name():
-    assert HINT_HEADER == "x-gateway-task"
-
-
-def test_header_hint_overrides_the_rules():
-    decision = detect_task(chat(with_image("Summarize this.")), hint="code_generation")
-
-    assert decision == TaskDecision(
-        TaskType.CODE_GENERATION,
-        "hint",
-        "The client asked for the Code generation task via the x-gateway-task header ('code_generation').",
-    )
-
-
-def test_metadata_hint_overrides_the_rules():
-    decision = detect_task(chat("Write a poem about rain.", metadata={"task": "translation"}))
-
-    assert decision.task == TaskType.TRANSLATION
-    assert decision.source == "hint"
-    assert "metadata.task" in decision.reason
-
-
-def test_header_hint_beats_metadata_hint():
-    decision = detect_task(chat("Hello", metadata={"task": "summarization"}), hint="reasoning")
-
-    assert decision.task == TaskType.REASONING
-    assert "header" in decision.reason
-
-
-@pytest.mark.parametrize(
-    ("hint", "task"),
-    [
-        ("code", TaskType.CODE_GENERATION),
-        ("summarize", TaskType.SUMMARIZATION),
-        ("summary", TaskType.SUMMARIZATION),
-        ("json", TaskType.EXTRACTION),
-        ("math", TaskType.REASONING),
-        ("creative", TaskType.CREATIVE_WRITING),
-        ("translate", TaskType.TRANSLATION),
-        ("debug", TaskType.CODE_REVIEW),
-        ("tools", TaskType.TOOL_USE),
-        ("CODE_REVIEW", TaskType.CODE_REVIEW),
-        ("Code-Generation", TaskType.CODE_GENERATION),
-        ("  long context ", TaskType.LONG_CONTEXT),
-    ],
-)
-def test_hint_accepts_values_aliases_and_any_case(hint, task):
-    assert parse_hint(hint) == task
-    assert detect_task(chat("Hello"), hint=hint).task == task
-
-
-@pytest.mark.parametrize("task", list(TaskType))
-def test_every_task_value_is_a_valid_hint(task):
-    for hint in (task.value, task.value.upper()):
-        decision = detect_task(chat("Hello"), hint=hint)
-        assert (decision.task, decision.source) == (task, "hint")
-
-
-def test_invalid_hint_is_ignored_and_the_reason_says_so():
-    decision = detect_task(chat("Summarize this article: ..."), hint="poetry-please")
-
-    assert decision.task == TaskType.SUMMARIZATION
-    assert decision.source == "rules"
-    assert decision.reason == (
-        "The last user message asks for a summary ('Summarize'); "
-        "the x-gateway-task header value 'poetry-please' was not recognised as a task, so ignored."
-    )
-
-
-def test_invalid_header_hint_falls_back_to_a_valid_metadata_hint():
-    decision = detect_task(chat("Hello", metadata={"task": "math"}), hint="bogus")
-
-    assert decision.task == TaskType.REASONING
-    assert decision.source == "hint"
-    assert "'bogus' was not recognised" in decision.reason
-
-
-def test_invalid_metadata_hint_is_ignored_by_the_default_too():
-    decision = detect_task(chat("Hello there", metadata={"task": 42}))
-
-    assert decision.task == TaskType.CHAT
-    assert decision.source == "default"
-    assert "metadata.task value '42' was not recognised" in decision.reason
-
-
-def test_empty_hints_are_no_hints():
-    decision = detect_task(chat("Hello there", metadata={"task": ""}), hint="   ")
-
-    assert decision == detect_task(chat("Hello there"))
+# --- coverage of the tables ------------------------------------------------------------------
+def test_every_rule_row_matches_some_example():
+    """A row that no example reaches is dead weight or a broken regex."""
+    texts = [Text.of(prompt) for _, prompt in TEXT_CASES] + [Text.of("\n" + system) for _, system in SYSTEM_PROMPTS]
+    for rule in USER_RULES + SYSTEM_RULES:
+        assert any(rule.search(text) for text in texts), (rule.task, rule.triggers[:3])
 
 
 # --- determinism and explanations -----------------------------------------------------------
@@ -571,35 +304,3 @@ def test_every_reason_is_one_plain_sentence():
         assert re.fullmatch(r"[A-Z][^\n]{10,300}\.", reason), reason
         assert not re.search(r"[.!?] [A-Z]", reason), reason
         assert decision.source in {"hint", "rules", "default"}
-
-
-def test_decision_is_frozen():
-    decision = detect_task(chat("Hello"))
-
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        decision.task = TaskType.VISION  # type: ignore[misc]
-
-
-def test_task_type_is_django_text_choices():
-    assert TaskType.choices[0] == ("chat", "General chat")
-    assert dict(TaskType.choices)["code_review"] == "Code review / debugging"
-    assert dict(TaskType.choices)["extraction"] == "Extraction / JSON output"
-    assert dict(TaskType.choices)["reasoning"] == "Reasoning / math"
-    assert {t.value for t in TaskType} == {
-        "chat", "code_generation", "code_review", "summarization", "translation", "extraction", "classification",
-        "reasoning", "creative_writing", "long_context", "tool_use", "vision",
-    }  # fmt: skip
-
-
-def test_every_rule_row_matches_some_example():
-    """A row that no example reaches is dead weight or a broken regex."""
-    texts = [Text.of(prompt) for _, prompt in TEXT_CASES] + [Text.of("\n" + system) for _, system in SYSTEM_PROMPTS]
-    for rule in USER_RULES + SYSTEM_RULES:
-        assert any(rule.search(text) for text in texts), (rule.task, rule.triggers[:3])
-
-
-def test_docs_cover_every_task_and_the_hint_header():
-    text = DOCS.read_text()
-    for task in TaskType:
-        assert f"`{task.value}`" in text, task
-    assert HINT_HEADER in text

@@ -1,0 +1,208 @@
+"""One contract, two stores, budgets: slots seeded once from the ledger, reservations
+that fit exactly and all-or-nothing across slots, settling, resets and exact amounts;
+then the in-process expiry, Redis round trips and ledger unit conversion.
+
+Both stores run every `env` test (see tests/limits_helpers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+import redis
+import redis.asyncio.connection
+
+from billing.limits import InProcessLimitStore, Reservation, SlotUsage, from_units, to_units
+from tests.limits_helpers import (
+    FakeClock,
+    env,  # noqa: F401 - fixture
+    redis_only,
+    redis_store,  # noqa: F401 - fixture
+    slot,
+)
+
+
+# --- budgets -----------------------------------------------------------------------
+async def test_seeding_reads_the_ledger_once(env):
+    calls = []
+
+    async def load(key: str) -> int:
+        calls.append(key)
+        return 420
+
+    s = slot()
+    assert await env.store.usage([s]) == {s.key: SlotUsage(0, 0)}
+    await env.store.ensure_seeded([s], load)
+    await env.store.ensure_seeded([s], load)
+    assert calls == [s.key]
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=420, reserved=0)}
+
+
+async def test_concurrent_seeders_do_not_add_up(env):
+    s, other = slot(), slot("budget:8:2026-11")
+
+    def loader(value: int, delay: float):
+        async def load(key: str) -> int:
+            await asyncio.sleep(delay)  # both read the ledger before either stores
+            return value
+
+        return load
+
+    await asyncio.gather(
+        env.store.ensure_seeded([s], loader(100, 0.02)), env.store.ensure_seeded([s], loader(200, 0.01))
+    )
+    assert (await env.store.usage([s]))[s.key] in (SlotUsage(100, 0), SlotUsage(200, 0))
+    await env.store.ensure_seeded([s, other], loader(999, 0))  # only the unseeded one loads
+    assert (await env.store.usage([s, other]))[other.key] == SlotUsage(999, 0)
+
+
+async def test_concurrent_reservations_fit_exactly(env):
+    s = slot(limit=1000)
+    await env.seed([s])
+    results = await asyncio.gather(*(env.store.reserve([s], 27) for _ in range(100)))
+    accepted = [r for r in results if r.ok]
+    assert len(accepted) == 1000 // 27 == 37
+    assert all(r == Reservation(ok=False, refused=s.key, amount=0) for r in results if not r.ok)
+    assert all(r.amount == 27 for r in accepted)
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=0, reserved=37 * 27)}
+
+
+async def test_alert_only_slots_count_but_never_refuse(env):
+    alert = slot("budget:alert", limit=10, blocking=False)
+    await env.seed([alert], spent=50)
+    assert (await env.store.reserve([alert], 100)).ok
+    assert await env.store.settle([alert], 100, 80) == {alert.key: SlotUsage(spent=130, reserved=0)}
+
+
+async def test_reserve_over_two_slots_is_all_or_nothing(env):
+    key, team = slot("budget:key", limit=100), slot("budget:team", limit=50)
+    await env.seed([key, team], spent=40)
+    refused = await env.store.reserve([key, team], 20)
+    assert refused == Reservation(ok=False, refused=team.key, amount=0)
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(40, 0), team.key: SlotUsage(40, 0)}
+    assert (await env.store.reserve([key, team], 10)).ok  # exactly at the limit is fine
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(40, 10), team.key: SlotUsage(40, 10)}
+    alert_team = slot("budget:team-alert", limit=50, blocking=False)
+    await env.seed([alert_team], spent=40)
+    assert (await env.store.reserve([key, alert_team], 50)).ok  # only blocking slots refuse
+    assert (await env.store.reserve([key, alert_team], 1)) == Reservation(ok=False, refused=key.key, amount=0)
+
+
+async def test_settle_moves_reserved_into_spent(env):
+    s = slot(limit=200)
+    await env.seed([s], spent=100)
+    assert (await env.store.reserve([s], 50)).ok
+    assert await env.store.settle([s], 50, 30) == {s.key: SlotUsage(spent=130, reserved=0)}
+    assert (await env.store.reserve([s], 70)).ok
+    assert not (await env.store.reserve([s], 1)).ok
+
+
+async def test_settling_below_the_estimate_frees_the_difference(env):
+    s = slot(limit=100)
+    await env.seed([s])
+    assert (await env.store.reserve([s], 60)).ok
+    assert not (await env.store.reserve([s], 60)).ok
+    await env.store.settle([s], 60, 20)
+    assert (await env.store.reserve([s], 60)).ok
+    assert not (await env.store.reserve([s], 21)).ok
+    assert await env.store.settle([s], 500, 0) == {s.key: SlotUsage(spent=20, reserved=0)}  # never below 0
+
+
+async def test_reset_slot_forgets_and_reseeds(env):
+    s = slot()
+    await env.seed([s], spent=700)
+    await env.store.reserve([s], 100)
+    await env.store.reset_slot(s.key)
+    assert await env.store.usage([s]) == {s.key: SlotUsage(0, 0)}
+    # the in-flight request settles against the forgotten slot: nothing is recreated,
+    # its cost is in the ledger the next seed reads
+    assert await env.store.settle([s], 100, 90) == {s.key: SlotUsage(0, 0)}
+    await env.seed([s], spent=790)
+    assert await env.store.usage([s]) == {s.key: SlotUsage(790, 0)}
+    await env.store.reset_slot("budget:never-seen")  # harmless
+
+
+async def test_an_unseeded_slot_counts_reservations_but_not_spend(env):
+    s = slot(limit=100)
+    assert (await env.store.reserve([s], 60)).ok
+    assert await env.store.settle([s], 60, 50) == {s.key: SlotUsage(spent=0, reserved=0)}
+    await env.seed([s], spent=50)  # the ledger, holding that cost, seeds it
+    assert await env.store.usage([s]) == {s.key: SlotUsage(50, 0)}
+
+
+async def test_amounts_beyond_double_precision_stay_exact(env):
+    limit = to_units(Decimal("900000000"))  # 9e18 units: far beyond 2**53, still an int64
+    s = slot(limit=limit)
+    await env.seed([s], spent=limit - 3)
+    assert (await env.store.reserve([s], 2)).ok
+    assert not (await env.store.reserve([s], 2)).ok
+    assert (await env.store.reserve([s], 1)).ok
+    assert (await env.store.reserve([s], 0)).ok  # exactly at the limit: a zero estimate still fits
+    assert await env.store.settle([s], 3, 3) == {s.key: SlotUsage(spent=limit, reserved=0)}
+    assert not (await env.store.reserve([s], 1)).ok
+    assert from_units((await env.store.usage([s]))[s.key].spent) == Decimal("900000000")
+
+
+async def test_bad_amounts_are_refused(env):
+    s = slot()
+    for call in (env.store.reserve([s], -1), env.store.settle([s], 1, -1), env.store.hit([], -5)):
+        with pytest.raises(ValueError):
+            await call
+    with pytest.raises(ValueError):
+        await env.store.reserve([s], 1.5)
+
+
+# --- store specifics -----------------------------------------------------------------
+def test_in_process_slots_expire_with_their_ttl():
+    clock = FakeClock()
+    store = InProcessLimitStore(clock=clock)
+    s = slot(ttl_s=100)
+
+    async def scenario() -> None:
+        async def load(key: str) -> int:
+            return 5
+
+        await store.ensure_seeded([s], load)
+        clock.now += 99
+        await store.reserve([s], 1)  # a write refreshes the expiry
+        clock.now += 99
+        assert await store.usage([s]) == {s.key: SlotUsage(5, 1)}
+        clock.now += 1
+        assert await store.usage([s]) == {s.key: SlotUsage(0, 0)}
+
+    asyncio.run(scenario())
+
+
+@redis_only
+async def test_redis_usage_takes_one_round_trip(redis_store, monkeypatch):
+    slots = [slot(f"budget:{i}") for i in range(20)]
+    await redis_store.usage(slots)  # warm up: the connection handshake
+    sends = []
+    original = redis.asyncio.connection.AbstractConnection.send_packed_command
+
+    async def counting(self, command, check_health=True):
+        sends.append(command)
+        return await original(self, command, check_health)
+
+    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counting)
+    assert len(await redis_store.usage(slots)) == 20
+    assert len(sends) == 1
+
+
+# --- money -----------------------------------------------------------------
+def test_units_convert_ledger_decimals_exactly():
+    assert to_units(Decimal("0.0000000001")) == 1
+    assert from_units(1) == Decimal("0.0000000001")
+    big = Decimal("92233720.3685477580")
+    assert to_units(big) == 922_337_203_685_477_580 and from_units(to_units(big)) == big
+    huge = Decimal("123456789012345678.9012345678")  # past any float's precision
+    assert to_units(huge) == 1_234_567_890_123_456_789_012_345_678 and from_units(to_units(huge)) == huge
+    assert str(from_units(15_000_000_000)) == "1.5000000000"
+    assert to_units(Decimal("0.00000000015")) == 2 and to_units(Decimal("0.00000000025")) == 2  # as quantize() does
+    assert to_units(Decimal("-0.5")) == -5_000_000_000
+    with pytest.raises(TypeError):
+        to_units(0.1)
+    with pytest.raises(ValueError):
+        to_units(Decimal("NaN"))
