@@ -36,6 +36,8 @@ from gateway_project.errors import GatewayError
 from providers.models import HealthCheck
 from providers.types import ChatResponse, ErrorKind, ProviderError
 
+from providers.http import close_session, has_session
+
 from . import engine, pipeline
 from .breaker import BreakerStatus, LatencyStats, State, get_breaker_store
 from .dryrun import BREAKER_WORDS, explain, request_body
@@ -213,13 +215,24 @@ async def send(body: bytes, key: KeyInfo, task_hint: str | None) -> RealCall:
         return _result(call, error=f"The answer was cut off: {error.message}")
 
 
+async def _send_once(body: bytes, key: KeyInfo, task_hint: str | None) -> RealCall:
+    """send() from a sync admin view: under ASGI it runs on the server's loop (whose
+    HTTP session stays); elsewhere on a loop of its own, whose session is closed."""
+    short_lived = not has_session()
+    try:
+        return await send(body, key, task_hint)
+    finally:
+        if short_lived:
+            await close_session()
+
+
 def send_for_real(route: Route, data: dict[str, Any], username: str) -> RealCall:
     body = request_body(
         route.name, data["prompt"], system=data.get("system") or "", max_tokens=data.get("max_tokens"),
         metadata=data.get("metadata") or None, stream=bool(data.get("stream")),
     )
     try:
-        return async_to_sync(send)(body, admin_key(username), data.get("task_hint") or None)
+        return async_to_sync(_send_once)(body, admin_key(username), data.get("task_hint") or None)
     except Exception:  # the editor gets a sentence; the traceback goes to the log
         log.exception("admin test call of route %s failed unexpectedly", route.name)
         return RealCall(error="The gateway failed unexpectedly while sending the request; the details are in the server log.")

@@ -5,12 +5,21 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from celery import shared_task
 
+from providers.http import close_session
+
 from . import health
+
+
+async def _sweep_once():
+    try:
+        return await health.sweep()
+    finally:
+        await close_session()  # this loop ends with the task
 
 
 @shared_task(name="routing.tasks.probe_models")
 def probe_models() -> dict:
-    results = async_to_sync(health.sweep)()
+    results = async_to_sync(_sweep_once)()
     return {"probed": len(results), "healthy": sum(r.ok for r in results)}
 
 

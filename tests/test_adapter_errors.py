@@ -8,12 +8,16 @@ and that a client hanging up mid-stream makes the gateway hang up upstream too.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
+import aiohttp
 import httpx
 import openai
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from multidict import CIMultiDict
 
 from billing.models import UsageRecord
 from providers.adapters.anthropic import AnthropicAdapter
@@ -87,8 +91,8 @@ def test_hints_only_refine_client_errors_not_auth_rate_or_server_errors():
 
 
 # --- parse_retry_after -----------------------------------------------------------------------------------
-def _h(**headers) -> httpx.Headers:
-    return httpx.Headers({k.replace("_", "-"): v for k, v in headers.items()})
+def _h(**headers) -> CIMultiDict:
+    return CIMultiDict({k.replace("_", "-"): v for k, v in headers.items()})
 
 
 @pytest.mark.parametrize(
@@ -165,14 +169,26 @@ def test_scrub_handles_empty_and_non_strings():
 
 
 # --- http_error: the pieces together, per wire format --------------------------------------------------
-def _response(status: int, body: bytes, **headers) -> httpx.Response:
-    return httpx.Response(status, content=body, headers=headers)
+class _Body:
+    """The slice of aiohttp's StreamReader the adapters read: iter_any()."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    async def iter_any(self):
+        for i in range(0, len(self.raw), 7):  # odd-sized pieces: lines split across reads
+            yield self.raw[i:i + 7]
+
+
+class _Response:
+    def __init__(self, raw: bytes) -> None:
+        self.content = _Body(raw)
 
 
 def test_openai_http_error_is_classified_scrubbed_and_carries_retry_after():
     body = (b'{"error": {"message": "Rate limit reached. Key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", '
             b'"type": "requests", "code": "rate_limit_exceeded"}}')
-    error = OpenAIAdapter().http_error("primary", _response(429, body, **{"retry-after-ms": "1200"}), body)
+    error = OpenAIAdapter().http_error("primary", 429, _h(retry_after_ms="1200"), body)
     assert isinstance(error, ProviderError)
     assert error.kind is K.RATE_LIMITED and error.status == 429 and error.retry_after == 1.2
     assert error.message.startswith("primary: HTTP 429 - Rate limit reached.")
@@ -181,7 +197,7 @@ def test_openai_http_error_is_classified_scrubbed_and_carries_retry_after():
 
 def test_openai_http_error_uses_the_error_code_for_classification():
     body = b'{"error": {"message": "Please shorten your prompt.", "type": "invalid_request_error", "code": "context_length_exceeded"}}'
-    assert OpenAIAdapter().http_error("p", _response(400, body), body).kind is K.CONTEXT_LENGTH
+    assert OpenAIAdapter().http_error("p", 400, _h(), body).kind is K.CONTEXT_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -192,20 +208,20 @@ def test_openai_http_error_uses_the_error_code_for_classification():
 )
 def test_anthropic_http_error(status, error_type, kind):
     body = b'{"type": "error", "error": {"type": "%s", "message": "upstream says no"}}' % error_type.encode()
-    error = AnthropicAdapter().http_error("claude", _response(status, body), body)
+    error = AnthropicAdapter().http_error("claude", status, _h(), body)
     assert (error.kind, error.status) == (kind, status)
     assert error.message == f"claude: HTTP {status} - upstream says no"
 
 
 def test_ollama_http_error_takes_the_plain_error_string():
     body = b'{"error": "model \\"qwen\\" not found, try pulling it first"}'
-    error = OllamaAdapter().http_error("local", _response(404, body), body)
+    error = OllamaAdapter().http_error("local", 404, _h(), body)
     assert error.status == 404 and 'model "qwen" not found' in error.message
 
 
 def test_http_error_with_a_non_json_body_still_classifies_by_status():
     body = b"<html><body>502 Bad Gateway</body></html>"
-    error = OpenAIAdapter().http_error("p", _response(502, body), body)
+    error = OpenAIAdapter().http_error("p", 502, _h(), body)
     assert (error.kind, error.status, error.message) == (K.UNAVAILABLE, 502, "p: HTTP 502")
 
 
@@ -213,12 +229,12 @@ def test_http_error_with_a_non_json_body_still_classifies_by_status():
 @pytest.mark.parametrize(
     "exc, kind",
     [
-        (httpx.ConnectTimeout("t"), K.TIMEOUT),
-        (httpx.ReadTimeout("t"), K.TIMEOUT),
-        (httpx.PoolTimeout("t"), K.TIMEOUT),
-        (httpx.ConnectError("refused"), K.UNAVAILABLE),
-        (httpx.RemoteProtocolError("peer closed connection without sending complete message body"), K.BAD_RESPONSE),
-        (httpx.ReadError("reset"), K.BAD_RESPONSE),
+        (asyncio.TimeoutError(), K.TIMEOUT),
+        (aiohttp.ServerTimeoutError("Timeout on reading data from socket"), K.TIMEOUT),
+        (aiohttp.ClientConnectorError(ConnectionKey("127.0.0.1", 9, False, True, None, None, None),
+                                      ConnectionRefusedError(111, "refused")), K.UNAVAILABLE),
+        (aiohttp.ServerDisconnectedError(), K.BAD_RESPONSE),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), K.BAD_RESPONSE),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else None,
 )
@@ -240,7 +256,7 @@ async def test_sse_events_parses_named_multiline_events_and_skips_comments():
            b"data: line one\ndata: line two\n\n"
            b"data:no-space\n\n"
            b"data: [DONE]")  # no trailing blank line: still delivered
-    events = [e async for e in sse_events(httpx.Response(200, content=raw))]
+    events = [e async for e in sse_events(_Response(raw))]
     assert events == [("message_start", '{"a":1}'), ("", "line one\nline two"), ("", "no-space"), ("", "[DONE]")]
 
 
@@ -376,7 +392,7 @@ def _model(kind: str):
 
 async def _drain(adapter, kind: str, raw: bytes) -> list:
     out = []
-    async for chunk in adapter.parse_stream(_model(kind), httpx.Response(200, content=raw)):
+    async for chunk in adapter.parse_stream(_model(kind), _Response(raw)):
         out.append(chunk)
     return out
 

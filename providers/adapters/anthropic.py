@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
@@ -158,9 +158,9 @@ class AnthropicAdapter(Adapter):
             return str(err.get("message") or ""), str(err.get("type") or "")
         return "", ""
 
-    def http_error(self, provider: str, response: httpx.Response, raw: bytes) -> ProviderError:
-        error = super().http_error(provider, response, raw)
-        if response.status_code == 529:  # overloaded: retry elsewhere like a 503
+    def http_error(self, provider: str, status: int, headers, raw: bytes) -> ProviderError:
+        error = super().http_error(provider, status, headers, raw)
+        if status == 529:  # overloaded: retry elsewhere like a 503
             error.kind = ErrorKind.UNAVAILABLE
         return error
 
@@ -191,7 +191,7 @@ class AnthropicAdapter(Adapter):
             usage=Usage(prompt, int(usage.get("output_tokens") or 0)),
         )
 
-    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+    async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         provider = model.provider.name
         name = model.upstream_id
         prompt_tokens = completion_tokens = 0

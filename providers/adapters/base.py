@@ -6,17 +6,19 @@ routing engine, which decides on `ProviderError.kind` alone.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
+from multidict import CIMultiDictProxy
 
 from ..catalog import ModelInfo
-from ..http import get_client, timeout_for
+from ..http import get_session, iter_lines, timeout_for
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
 
 _SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
@@ -30,7 +32,7 @@ def scrub(message: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
+def parse_retry_after(headers) -> float | None:
     """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or HTTP date)."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
@@ -73,13 +75,16 @@ def classify_status(status: int, message: str, code: str = "") -> ErrorKind:
     return ErrorKind.BAD_RESPONSE
 
 
-def transport_error(exc: httpx.HTTPError, provider: str) -> ProviderError:
-    """Classify an httpx failure that produced no HTTP status."""
-    if isinstance(exc, httpx.TimeoutException):
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def transport_error(exc: BaseException, provider: str) -> ProviderError:
+    """Classify an HTTP client failure that produced no HTTP status."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderError(ErrorKind.TIMEOUT, f"{provider}: no answer within the timeout")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: connection failed ({type(exc).__name__})")
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError)):
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
         return ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: connection closed before the answer was complete")
     return ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: {type(exc).__name__}")
 
@@ -115,7 +120,7 @@ class Adapter:
     def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
         raise NotImplementedError
 
-    def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+    def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         raise NotImplementedError
 
     def error_details(self, data: Any) -> tuple[str, str]:
@@ -127,52 +132,50 @@ class Adapter:
         url, headers, body = self.build_request(model, req, stream=False)
         provider = model.provider.name
         try:
-            response = await get_client().post(
-                url, content=orjson.dumps(body), headers=headers, timeout=timeout_for(timeout)
-            )
-        except httpx.HTTPError as exc:
+            async with get_session().post(url, data=orjson.dumps(body), headers=headers,
+                                          timeout=timeout_for(timeout)) as response:
+                raw = await response.read()
+                status, response_headers = response.status, response.headers
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, provider) from None
-        if response.status_code >= 400:
-            raise self.http_error(provider, response, response.content)
-        return self.parse_response(model, loads(response.content, provider))
+        if status >= 400:
+            raise self.http_error(provider, status, response_headers, raw)
+        return self.parse_response(model, loads(raw, provider))
 
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
         url, headers, body = self.build_request(model, req, stream=True)
         provider = model.provider.name
-        client = get_client()
-        request = client.build_request(
-            "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout_for(timeout)
-        )
         try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await get_session().post(url, data=orjson.dumps(body), headers=headers,
+                                                timeout=timeout_for(timeout))
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, provider) from None
         try:
-            if response.status_code >= 400:
-                raw = await response.aread()
-                raise self.http_error(provider, response, raw)
+            if response.status >= 400:
+                raise self.http_error(provider, response.status, response.headers, await response.read())
             async for chunk in self.parse_stream(model, response):
                 yield chunk
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, provider) from None
         finally:
-            await response.aclose()
+            # Closing (not releasing) an unfinished response drops its connection: the
+            # provider stops generating for a client who left.
+            response.close()
 
-    def http_error(self, provider: str, response: httpx.Response, raw: bytes) -> ProviderError:
+    def http_error(self, provider: str, status: int, headers: CIMultiDictProxy | dict, raw: bytes) -> ProviderError:
         try:
             message, code = self.error_details(orjson.loads(raw))
         except (orjson.JSONDecodeError, AttributeError, TypeError):
             message, code = "", ""
-        status = response.status_code
         kind = classify_status(status, message, code)
         text = f"{provider}: HTTP {status}" + (f" - {scrub(message)}" if message else "")
-        return ProviderError(kind, text, status=status, retry_after=parse_retry_after(response.headers))
+        return ProviderError(kind, text, status=status, retry_after=parse_retry_after(headers))
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
     """Yield (event, data) pairs of a text/event-stream body (multi-line data joined)."""
     event, data = "", []
-    async for line in response.aiter_lines():
+    async for line in iter_lines(response):
         if not line:
             if data:
                 yield event, "\n".join(data)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 from .anthropic import _text
+from ..http import iter_lines
 from .base import Adapter, auth_headers, loads, tool_arguments
 
 OPTION_NAMES = {
@@ -99,11 +100,11 @@ class OllamaAdapter(Adapter):
             usage=Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)),
         )
 
-    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+    async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         provider = model.provider.name
         first = True
         saw_tools = False
-        async for line in response.aiter_lines():
+        async for line in iter_lines(response):
             if not line.strip():
                 continue
             obj = loads(line, provider)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
@@ -64,7 +64,7 @@ class OpenAIAdapter(Adapter):
             )
         return ChatResponse(model=str(data.get("model") or model.upstream_id), choices=choices, usage=_usage(data.get("usage")))
 
-    async def parse_stream(self, model: ModelInfo, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+    async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         provider = model.provider.name
         async for _event, data in sse_events(response):
             if data.strip() == "[DONE]":
