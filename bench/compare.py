@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 from load import Target  # noqa: E402
 from measure import Opts, log, measure_all_cores, measure_system, upstream_capacity  # noqa: E402
-from procs import NoiseMeter, Procs, free_port, machine_info, wait_http, wait_quiet  # noqa: E402
+from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, tree, wait_http,  # noqa: E402
+                   wait_quiet)
 from run import start_upstream  # noqa: E402
 
 HONO_NODE_SERVER = "1.14.1"  # Portkey 1.15's streaming breaks with newer @hono/node-server
@@ -150,9 +151,9 @@ class Portkey(Peer):
         return proc, target, "NODE_ENV=production " + " ".join(cmd)
 
 
-def measure_peer(peer: Peer, procs: Procs, upstream: Target, up_port: int, opts: Opts, capacity: dict,
-                 command: str) -> dict:
-    noise = NoiseMeter()
+def measure_peer(peer: Peer, procs: Procs, up: tuple, opts: Opts, capacity: dict, command: str) -> dict:
+    upstream, up_port, up_proc = up
+    noise, up_cpu0 = NoiseMeter(), cpu_seconds(tree(up_proc.pid))
     proc, target, start_cmd = peer.start(procs, up_port, 1, "0")
     assert_loopback_only(int(target.url.split(":")[2].split("/")[0]))
     try:
@@ -172,7 +173,7 @@ def measure_peer(peer: Peer, procs: Procs, upstream: Target, up_port: int, opts:
             "server": ("uvicorn inside the litellm CLI, 1 worker on 1 core" if peer.name == "litellm"
                        else "Node.js (@hono/node-server), 1 process on 1 core"),
             "start_cmd": f"taskset -c 0 {start_cmd}", "upstream": capacity, "result": result, "all_cores": all_cores,
-            "noise": noise.report(), "notes": peer.notes}
+            "noise": noise.report(cpu_seconds(tree(up_proc.pid)) - up_cpu0), "notes": peer.notes}
 
 
 def main() -> None:
@@ -221,13 +222,14 @@ def main() -> None:
             status[name] = f"could not be installed: {str(exc).strip()[:600]}"
     procs = Procs(scratch)
     try:
-        upstream, up_port = start_upstream(procs)
+        upstream, up_port, up_proc = start_upstream(procs)
         capacity = upstream_capacity(upstream, 3 if args.quick else 5, cpus="0")
         for peer in peers:
             if args.wait_quiet:
                 log(f"machine busy {wait_quiet(args.wait_quiet)}% of all cores before {peer.name}")
             try:
-                data["runs"][peer.name] = measure_peer(peer, procs, upstream, up_port, opts, capacity, command)
+                data["runs"][peer.name] = measure_peer(peer, procs, (upstream, up_port, up_proc), opts, capacity,
+                                                       command)
             except Exception as exc:  # noqa: BLE001
                 log(f"{peer.name}: measurement failed: {exc}")
                 status[peer.name] = f"installed, but the measurement failed: {str(exc).strip()[:600]}"

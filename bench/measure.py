@@ -28,14 +28,14 @@ class Opts:
     stream_n1: int = 300
     stream_n8: int = 800
     cpu_n: int = 3000
-    warmup_n: int = 500
+    warmup_n: int = 2000  # JIT (Node.js), caches, connection pools: warm before measuring
     soak_seconds: float = 600
     soak_sample_s: float = 10
     load_cpus: str = "1"  # where wrk and the asyncio client run (with the fake upstream)
 
     @classmethod
     def make(cls, quick: bool, soak_seconds: float | None) -> "Opts":
-        opts = cls(5, 8, 150, 400, 1500, 300, 60) if quick else cls()
+        opts = cls(5, 8, 150, 400, 1500, 1000, 60) if quick else cls()
         if soak_seconds is not None:
             opts.soak_seconds = soak_seconds
         return opts
@@ -84,9 +84,9 @@ def measure_system(target: Target, direct: Target, pids: Callable[[], list[int]]
     tally = Tally()
     out: dict = {"tally": tally}
     lc = opts.load_cpus
-    log(f"{target.name}: warm-up ({opts.warmup_n} requests + 50 streams)")
+    log(f"{target.name}: warm-up ({opts.warmup_n} requests + {opts.warmup_n // 4} streams)")
     tally.counted(run_async(count_run(target, 8, opts.warmup_n)))
-    tally.counted(run_async(stream_run(target, 4, 50)))
+    tally.counted(run_async(stream_run(target, 4, opts.warmup_n // 4)))
 
     log(f"{target.name}: CPU per request ({opts.cpu_n} requests at c=8, then {opts.cpu_n // 2} streams)")
     for key, stream, n in (("cpu", False, opts.cpu_n), ("cpu_stream", True, opts.cpu_n // 2)):

@@ -72,7 +72,8 @@ def _rows(run: dict | None, direct_col: bool = False) -> list[str]:
         f"{_f(ac['p50_ms'], 1)} / {_f(ac['p99_ms'], 1)}" if ac else "",
         f"{_add(s1['ttft_p50_ms'], ds1['ttft_p50_ms'])} / {_add(s1['ttlt_p50_ms'], ds1['ttlt_p50_ms'])}",
         f"{_add(s8['ttft_p50_ms'], ds8['ttft_p50_ms'])} / {_add(s8['ttlt_p50_ms'], ds8['ttlt_p50_ms'])}",
-        f"{_f(r['cpu']['ms_per_request'])} / {_f(r['cpu_stream']['ms_per_request'])}",
+        f"{_f(r['cpu']['ms_per_request'])} / {_f(r['cpu_stream']['ms_per_request'])} / "
+        f"{_f(c32.get('cpu_ms_per_request'))}",
         _f(r["peak_rss_kb"] / 1024, 0) + (f" ({_f(r['peak_rss_after_soak_kb'] / 1024, 0)} after soak)"
                                           if r.get("peak_rss_after_soak_kb") else ""),
         (f"{soak['growth_pct']:+.1f}% ({_f(soak['rss_start_kb'] / 1024, 0)} -> "
@@ -90,7 +91,7 @@ METRICS = [
     "Latency, c=32, all cores: p50 / p99 (ms)",
     "Stream c=1: added TTFT / added time to last token, p50 (ms)",
     "Stream c=8: added TTFT / added time to last token, p50 (ms)",
-    "CPU time per request: JSON / stream (ms)",
+    "CPU time per request: c=8 JSON / c=8 stream / c=32 JSON (ms)",
     "Peak RSS (MiB)",
     "RSS growth over the soak",
     "Usage records = requests served",
@@ -160,6 +161,21 @@ def _details(key: str, run: dict) -> list[str]:
     return out + [""]
 
 
+RECOMMENDATION = [
+    "## Recommended production server setup", "",
+    "From these measurements (compare the daphne and uvicorn columns when both are present):", "",
+    "- **uvicorn with uvloop and httptools**, one worker per core, no access log: "
+    "`uvicorn gateway_project.asgi:application --host 127.0.0.1 --port 8000 --workers $(nproc) --no-access-log` "
+    "(`pip install httptools uvloop`, or `uvicorn[standard]`, which also brings the `websockets` library uvicorn "
+    "needs for the websocket routes). uvicorn picks both up by itself (`--loop auto --http auto`). "
+    "daphne (Twisted, access log on by default) spends more CPU per request in this benchmark.",
+    "- **More than one worker needs `REDIS_URL`**: without it every worker enforces rpm/tpm limits and budgets "
+    "on its own (a key gets N times its limit) and keeps its own circuit breakers; and PostgreSQL rather than "
+    "SQLite, which serialises the usage-record writes of all workers on one file lock.",
+    "- Scrape `/metrics` of every worker (per-process registries).", "",
+]
+
+
 def render(data: dict) -> str:
     m = data.get("machine", {})
     runs = data.get("runs", {})
@@ -180,7 +196,7 @@ def render(data: dict) -> str:
     status = data.get("peer_status", {})
     if status:
         out += ["Peers:", ""] + [f"- **{k}**: {v}" for k, v in sorted(status.items())] + [""]
-    out += ["## Details", ""]
+    out += RECOMMENDATION + ["## Details", ""]
     for key in order(runs):
         out += _details(key, runs[key])
     return "\n".join(out).rstrip() + "\n"

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 from load import Target  # noqa: E402
 from measure import Opts, log, measure_all_cores, measure_system, upstream_capacity  # noqa: E402
-from procs import NoiseMeter, Procs, free_port, machine_info, wait_http, wait_quiet  # noqa: E402
+from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, tree, wait_http,  # noqa: E402
+                   wait_quiet)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,11 +42,11 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/9"  # the tests use databases 10-15
 
 
-def start_upstream(procs: Procs, cpus: str = "1") -> tuple[Target, int]:
+def start_upstream(procs: Procs, cpus: str = "1") -> tuple[Target, int, subprocess.Popen]:
     port = free_port()
     proc = procs.start("upstream", [sys.executable, str(HERE / "upstream.py"), "--port", str(port)], cpus=cpus)
     wait_http(port, "/health", proc, timeout=20)
-    return Target("direct", f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini"), port
+    return Target("direct", f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini"), port, proc
 
 
 class Gateway:
@@ -120,7 +121,7 @@ class Gateway:
             for i in range(workers):
                 self.procs_running.append(self.procs.start(f"gateway-{workers}w-{i}", cmd, cpus=cpus, env=self.env,
                                                            cwd=str(ROOT), pass_fds=(fd,)))
-            shown = f"{workers} x `{' '.join(cmd)}` sharing one listening socket"
+            shown = f"{workers} x {' '.join(cmd)} (one shared listening socket)"
         else:
             cmd = self.command(workers)
             self.procs_running.append(self.procs.start(f"gateway-{workers}w", cmd, cpus=cpus, env=self.env,
@@ -226,11 +227,11 @@ def main() -> None:
         log(f"machine busy {quiet}% of all cores when measurements started")
     noise = NoiseMeter()
     try:
-        upstream, up_port = start_upstream(procs)
+        upstream, up_port, up_proc = start_upstream(procs)
         log(f"fake upstream on :{up_port} (core 1); measuring its capacity with wrk on core 0")
         capacity = upstream_capacity(upstream, 3 if args.quick else 5, cpus="0")
         key = gw.configure(up_port)
-        target = Target("gateway", f"http://127.0.0.1:{{}}/v1/chat/completions", "bench",
+        target = Target("gateway", "http://127.0.0.1:{}/v1/chat/completions", "bench",
                         {"Authorization": f"Bearer {key}"})
         start_cmd = gw.start(args.workers, cpus="0")
         target.url = target.url.format(gw.port)
@@ -264,7 +265,7 @@ def main() -> None:
             "upstream": capacity, "result": result, "all_cores": all_cores, "usage_check": usage,
             "metrics_check": (f"gateway_requests_total = {metrics:.0f} (records {sum(after.values())})"
                               if metrics is not None else None),
-            "noise": {**noise.report(), "busy_at_start_pct": quiet}, "notes": [args.note] if args.note else [],
+            "noise": {**noise.report(cpu_seconds(tree(up_proc.pid))), "busy_at_start_pct": quiet}, "notes": [args.note] if args.note else [],
         }
         data = report.load_results()
         data["machine"] = machine_info()

@@ -23,6 +23,9 @@ from .catalog import RouteInfo, TargetInfo
 from .task_detection import TaskDecision, detect_task
 
 
+_RNG = random.Random()
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     target: TargetInfo
@@ -41,7 +44,8 @@ class Signals:
     latencies: dict[str, LatencyStats] = field(default_factory=dict)
     sticky_id: str | None = None  # key id or end-user id for sticky load balancing
     task_hint: str | None = None
-    rng: random.Random = field(default_factory=random.Random)
+    # Shared generator: a new random.Random() per request would seed from os.urandom.
+    rng: random.Random = field(default_factory=lambda: _RNG)
 
     def is_open(self, target: TargetInfo) -> bool:
         status = self.breakers.get(target.key)
