@@ -148,7 +148,7 @@ class Portkey(Peer):
         target = Target(self.name, f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini", {
             "Authorization": "Bearer sk-fake-upstream", "x-portkey-provider": "openai",
             "x-portkey-custom-host": f"http://127.0.0.1:{upstream_port}/v1"})
-        return proc, target, "NODE_ENV=production " + " ".join(cmd)
+        return proc, target, "env NODE_ENV=production " + " ".join(cmd)
 
 
 def measure_peer(peer: Peer, procs: Procs, up: tuple, opts: Opts, capacity: dict, command: str) -> dict:
@@ -241,4 +241,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: everything this run started has been stopped", file=sys.stderr)
+        sys.exit(130)

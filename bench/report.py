@@ -13,8 +13,8 @@ PEERS = ["litellm", "portkey"]
 
 
 def order(runs: dict) -> list[str]:
-    """This gateway's columns (`gateway`, then other --column names), then the peers."""
-    ours = sorted((k for k in runs if k not in PEERS), key=lambda k: (k != "gateway", k))
+    """This gateway's columns (oldest run first), then the peers."""
+    ours = sorted((k for k in runs if k not in PEERS), key=lambda k: (runs[k].get("date", ""), k))
     return ours + [k for k in PEERS if k in runs]
 
 

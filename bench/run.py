@@ -257,7 +257,9 @@ def main() -> None:
             all_cores.update(start_cmd=cmd, workers_label=f"{args.all_workers} workers")
             gw.stop()
         server = "custom command" if args.gateway_cmd else args.server
-        label = f"this gateway ({server}, {args.workers} worker{'s' if args.workers > 1 else ''})"
+        stack = ", PostgreSQL" if not gw.db_url.startswith("sqlite") else ""
+        stack += ", Redis" if gw.env.get("REDIS_URL") else ""
+        label = f"this gateway ({server}, {args.workers} worker{'s' if args.workers > 1 else ''}{stack})"
         run = {
             "label": label, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "bench/run.sh " + " ".join(
                 shlex.quote(a) for a in sys.argv[1:]), "server": f"{server}, {args.workers} worker(s) on 1 core; "
@@ -288,4 +290,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: everything this run started has been stopped", file=sys.stderr)
+        sys.exit(130)
