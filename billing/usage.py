@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils import timezone
 
-from gateway_project.db import run_db
+from gateway_project.db import closing_connections
 
 from .models import UsageRecord
 
@@ -76,6 +77,12 @@ def _row(entry: UsageEntry, now) -> UsageRecord:
     return UsageRecord(created_at=now, **fields)
 
 
+# One thread writes the ledger: it keeps its connection, serialises writers (no
+# SQLite lock contention) and skips asgiref's per-call bookkeeping; batching
+# (below) keeps it from becoming a bottleneck under load.
+_LEDGER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+
 class _GroupCommit:
     """Per event loop: entries queue while a batch is being written."""
 
@@ -96,7 +103,10 @@ class _GroupCommit:
             while self.pending:
                 batch, self.pending = self.pending, []
                 try:
-                    await run_db(record_usages, [entry for entry, _ in batch])
+                    entries = [entry for entry, _ in batch]
+                    await asyncio.get_running_loop().run_in_executor(
+                        _LEDGER_THREAD, closing_connections, record_usages, entries
+                    )
                 except Exception as exc:  # noqa: BLE001 - each waiter decides what to do
                     for _, future in batch:
                         if not future.done():

@@ -11,7 +11,7 @@ from django.db import close_old_connections
 T = TypeVar("T")
 
 
-def _closing(fn: Callable[..., T], *args, **kwargs) -> T:
+def closing_connections(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     finally:
@@ -24,4 +24,4 @@ def _closing(fn: Callable[..., T], *args, **kwargs) -> T:
 async def run_db(fn: Callable[..., T], *args, **kwargs) -> T:
     """Run a synchronous ORM function on the thread pool (not the one shared
     thread-sensitive thread, which would serialise every request's DB work)."""
-    return await sync_to_async(_closing, thread_sensitive=False)(fn, *args, **kwargs)
+    return await sync_to_async(closing_connections, thread_sensitive=False)(fn, *args, **kwargs)
