@@ -178,6 +178,11 @@ GATEWAY_HEALTH_RETENTION_DAYS: int = env.int("GATEWAY_HEALTH_RETENTION_DAYS", de
 # (bounded by the model's context window). Higher = safer budgets, fewer admitted
 # requests near the limit.
 GATEWAY_RESERVE_COMPLETION_TOKENS: int = env.int("GATEWAY_RESERVE_COMPLETION_TOKENS", default=4096)
+# Write a non-streamed answer's usage record right after its last byte instead of
+# just before it. Durability is the same (either way a crash before the commit loses
+# the row); what changes is ordering: a client may see the answer ~1 ms before the
+# row exists. Saves that write from the answer's latency (BENCHMARKS.md).
+GATEWAY_LEDGER_AFTER_RESPONSE: bool = env.bool("GATEWAY_LEDGER_AFTER_RESPONSE", default=False)
 # Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
 GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES

@@ -114,9 +114,12 @@ async def chat_completions(scope, body: bytes, send) -> None:
     call = await pipeline.prepare(_header(scope, b"authorization"), body, _header(scope, HINT_HEADER.encode()))
     try:
         if not call.req.stream:
-            result = await pipeline.complete(call)
+            after = settings.GATEWAY_LEDGER_AFTER_RESPONSE
+            result = await pipeline.complete(call, settle=not after)
             headers = call_headers(call) + [("x-gateway-cost-usd", f"{call.cost:f}")]
             await _respond(send, 200, headers, completion_body(call, result))
+            if after:  # shielded: a client hanging up now must not cancel the bookkeeping
+                await asyncio.shield(call.settle(UsageRecord.Status.SUCCESS, 200))
             return
         chunks = await pipeline.open_stream(call)
     except GatewayError as error:

@@ -259,7 +259,10 @@ def reservation_estimate(req: ChatRequest, decision) -> tuple[int, Decimal]:
     return prompt + completion_for_rate, max(costs)
 
 
-async def complete(call: Call) -> ChatResponse:
+async def complete(call: Call, settle: bool = True) -> ChatResponse:
+    """The answer, with its usage settled (ledger row committed) before returning;
+    with settle=False the caller settles right after sending the response
+    (GATEWAY_LEDGER_AFTER_RESPONSE)."""
     try:
         response = await engine.complete(call.run, call.req)
     except GatewayError as error:
@@ -273,7 +276,10 @@ async def complete(call: Call) -> ChatResponse:
         estimate_tokens("".join(str(c["message"].get("content") or "") for c in response.choices)),
         estimated=True,
     )
-    await call.settle(UsageRecord.Status.SUCCESS, 200)
+    if call.run.target is not None:
+        call.cost = call.run.target.model.price.cost(call.usage)
+    if settle:
+        await call.settle(UsageRecord.Status.SUCCESS, 200)
     return response
 
 

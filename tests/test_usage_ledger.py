@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -65,3 +66,15 @@ def test_prices_are_captured_at_request_time(fake_openai, build, openai_client):
     model.save()
     before.refresh_from_db()
     assert str(before.input_price_per_mtok) == "0.150000"
+
+
+def test_ledger_after_response_mode_still_records_exactly_once(fake_openai, build, openai_client, settings):
+    settings.GATEWAY_LEDGER_AFTER_RESPONSE = True
+    build.openai_route(fake_openai)
+    client = openai_client(build.key())
+    raw = client.chat.completions.with_raw_response.create(model="chat-default", messages=[{"role": "user", "content": "x"}])
+    assert raw.headers["x-gateway-cost-usd"] != "0"
+    record = wait_for(lambda: UsageRecord.objects.filter(request_id=raw.headers["x-request-id"]).first())
+    assert record is not None and record.status == "success" and record.cost_usd == Decimal(raw.headers["x-gateway-cost-usd"]).quantize(Decimal("1e-10"))
+    time.sleep(0.2)
+    assert UsageRecord.objects.count() == 1
