@@ -27,7 +27,7 @@ from gateway_project.db import run_db
 from gateway_project.errors import GatewayError
 from gateway_project.snapshot import Snapshot
 
-from .keys import KeyInfo
+from .keys import KeyInfo, key_lineage
 from .limits import BudgetSlot, RateDecision, RateLimit, from_units, get_limit_store, to_units
 from .models import Budget, UsageRecord
 
@@ -58,11 +58,9 @@ class BudgetInfo:
     threshold_pct: int
 
     def applies_to(self, key: KeyInfo) -> bool:
-        if self.scope == Budget.Scope.GLOBAL:
-            return True
-        if self.scope == Budget.Scope.KEY:
-            return key.id is not None and self.key_id == key.id
-        return key.team_id is not None and self.team_id == key.team_id
+        # Key and team budgets come with the key (KeyInfo.budget_ids: its own, its
+        # team's, and during a rotation's grace period its replacement's).
+        return self.scope == Budget.Scope.GLOBAL or self.id in key.budget_ids
 
 
 def load_budgets() -> tuple[BudgetInfo, ...]:
@@ -111,7 +109,7 @@ def spent_from_ledger(budget: BudgetInfo, now: datetime) -> Decimal:
     if start is not None:
         qs = qs.filter(created_at__gte=start)
     if budget.scope == Budget.Scope.KEY:
-        qs = qs.filter(key_id=budget.key_id)
+        qs = qs.filter(key_id__in=key_lineage(budget.key_id))  # rotated keys' spend counts too
     elif budget.scope == Budget.Scope.TEAM:
         qs = qs.filter(team_id=budget.team_id)
     return qs.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)

@@ -119,15 +119,3 @@ def disable_team_budget(team: Team, period: str) -> bool:
     budget.enabled = False
     save_budget(budget)
     return True
-
-
-def copy_key_budgets(source: VirtualKey, target: VirtualKey) -> list[Budget]:
-    """Give `target` a copy of each of `source`'s budgets (key rotation). Alerts are
-    not copied; spend is counted per budget row, so the copies start from zero."""
-    copies = []
-    for budget in Budget.objects.filter(scope=Budget.Scope.KEY, key=source).order_by("id"):
-        budget.pk = budget.id = None
-        budget._state.adding = True
-        budget.key = target
-        copies.append(save_budget(budget))
-    return copies

@@ -39,7 +39,7 @@ from django.utils import timezone
 from gateway_project.errors import AuthenticationFailed
 from gateway_project.snapshot import KeyedCache
 
-from .budgets import copy_key_budgets, set_key_budget
+from .budgets import set_key_budget
 from .models import Budget, Team, VirtualKey
 
 KEY_PREFIX = "sk-gw-"
@@ -160,9 +160,11 @@ def rotate_key(key: VirtualKey, grace_seconds: int, *, expires_at: datetime | No
     """Issue a replacement for `key` and let the old one expire after `grace_seconds`
     (0 = at once; an earlier existing expiry is kept).
 
-    The new key copies the name, team, allowed routes, limits, metadata, tags and key
-    budgets (fresh copies: spend is counted per budget). Its expiry is `expires_at`,
-    not the old key's. Raises KeyStateError for revoked, expired or already rotated keys.
+    The new key copies the name, team, allowed routes, limits, metadata and tags, and
+    takes over the key budgets (the same rows, so spend so far still counts); during
+    the grace period the old key spends against them too (load_key). Its expiry is
+    `expires_at`, not the old key's. Raises KeyStateError for revoked, expired or
+    already rotated keys.
     """
     if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) or not (
         0 <= grace_seconds <= MAX_GRACE_SECONDS
@@ -185,7 +187,7 @@ def rotate_key(key: VirtualKey, grace_seconds: int, *, expires_at: datetime | No
         tpm_limit=old.tpm_limit,
         tags=old.tags,
     )
-    copy_key_budgets(old, issued.key)
+    Budget.objects.filter(scope=Budget.Scope.KEY, key=old).update(key=issued.key, updated_at=timezone.now())
     grace_end = timezone.now() + timedelta(seconds=grace_seconds)
     old.replaced_by = issued.key
     old.expires_at = grace_end if old.expires_at is None else min(old.expires_at, grace_end)
@@ -246,7 +248,10 @@ def load_key(key_hash: str) -> KeyInfo | None:
     # a cold lookup of an unknown key does the same database work as a known one.
     route_ids = VirtualKey.allowed_routes.through.objects.filter(virtualkey__key_hash=key_hash)
     budgets = Budget.objects.filter(enabled=True).filter(
-        Q(scope=Budget.Scope.KEY, key__key_hash=key_hash) | Q(scope=Budget.Scope.TEAM, team__keys__key_hash=key_hash)
+        Q(scope=Budget.Scope.KEY, key__key_hash=key_hash)
+        # a rotated key in its grace period spends against its replacement's budgets
+        | Q(scope=Budget.Scope.KEY, key__replaced_keys__key_hash=key_hash)
+        | Q(scope=Budget.Scope.TEAM, team__keys__key_hash=key_hash)
     )
     allowed_route_ids = frozenset(route_ids.values_list("route_id", flat=True))
     budget_ids = frozenset(budgets.values_list("id", flat=True))
@@ -311,3 +316,12 @@ async def authenticate(header: str | None) -> KeyInfo:
     if expired:
         raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
     return info
+
+
+def key_lineage(key_id: int) -> list[int]:
+    """The key and every key it replaced (rotation), newest first."""
+    ids, frontier = [key_id], [key_id]
+    while frontier:
+        frontier = list(VirtualKey.objects.filter(replaced_by_id__in=frontier).values_list("id", flat=True))
+        ids.extend(i for i in frontier if i not in ids)
+    return ids

@@ -47,7 +47,7 @@ class VirtualKey(Timestamped):
     rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, help_text=LIMIT_HELP)
     tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, help_text=LIMIT_HELP)
     replaced_by = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_keys", editable=False,
         help_text="Set when the key was rotated: the new key. The old one works until its expiry (grace period).",
     )
     metadata = models.JSONField(default=dict, blank=True, help_text="Free-form data for your tools (JSON object).")

@@ -104,3 +104,21 @@ def test_tpm_limit_counts_actual_tokens(priced_route, build, gateway):
     # Admission counts the prompt estimate; settlement corrects to the actual count,
     # so only the last admitted request can overshoot, by its completion.
     assert sum(totals[:-1]) <= 60 < sum(totals) + totals[-1]
+
+
+def test_a_rotated_key_and_its_replacement_share_one_budget(priced_route, build, openai_client):
+    from billing.keys import rotate_key
+
+    old_secret = build.key("k")
+    key = VirtualKey.objects.get(name="k")
+    openai_client(old_secret).chat.completions.create(model="chat-default", messages=MESSAGES, max_tokens=4)
+    one = _answer_cost()
+    Budget.objects.create(scope="key", key=key, amount_usd=one * 3 + one / 2, period="month")
+    new_secret = rotate_key(key, grace_seconds=600).secret
+    old_client, new_client = openai_client(old_secret), openai_client(new_secret)
+    old_client.chat.completions.create(model="chat-default", messages=MESSAGES, max_tokens=4)  # grace period
+    new_client.chat.completions.create(model="chat-default", messages=MESSAGES, max_tokens=4)
+    for client in (old_client, new_client):  # 3 answers spent: neither key may add a 4th
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="chat-default", messages=MESSAGES, max_tokens=4)
+    assert UsageRecord.objects.filter(status="success").count() == 3

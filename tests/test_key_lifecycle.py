@@ -50,7 +50,7 @@ def full_key(**kw) -> VirtualKey:
 # --- rotate ---------------------------------------------------------------------------
 
 
-def test_rotate_copies_the_key_and_gives_the_old_one_a_grace_period():
+def test_rotate_copies_the_key_moves_its_budget_and_gives_the_old_one_a_grace_period():
     old = full_key()
     BudgetAlert.objects.create(budget=old.budgets.get(), period_key="2026-11-21", threshold_pct=80, spent_usd=20)
 
@@ -62,11 +62,11 @@ def test_rotate_copies_the_key_and_gives_the_old_one_a_grace_period():
         "search", old.team, 60, 9000, ["prod"], {"owner": "jane"}
     )
     assert list(new.allowed_routes.all()) == list(old.allowed_routes.all())
-    copy = new.budgets.get()
-    assert (copy.amount_usd, copy.period, copy.action, copy.alert_emails) == (
+    moved = new.budgets.get()  # the same budget row: spend and alerts so far carry over
+    assert (moved.amount_usd, moved.period, moved.action, moved.alert_emails) == (
         Decimal("25"), "day", "alert", "a@example.com"
     )
-    assert not copy.alerts.exists() and old.budgets.count() == 1
+    assert moved.alerts.count() == 1 and old.budgets.count() == 0
     old.refresh_from_db()
     assert old.replaced_by == new and new.expires_at is None
     assert abs(old.expires_at - (timezone.now() + timedelta(seconds=600))) < timedelta(seconds=5)
