@@ -14,11 +14,12 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4 if text else 0
 
 
-def message_text(content: Any) -> str:
+def message_text(content: Any, sep: str = " ") -> str:
+    """The text of an OpenAI message `content` (a string, or a list of parts)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return sep.join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
     return ""
 
 

@@ -21,12 +21,12 @@ from gateway_project.db import run_db
 from providers.catalog import load_models
 from providers.health import ProbeResult, probe
 from providers.models import HealthCheck
-from providers.types import ErrorKind
 
+from . import engine
 from .breaker import Admission, BreakerPolicy, BreakerStore, State, get_breaker_store
 
 log = logging.getLogger("gateway.health")
-BREAKER_KINDS = {k.value for k in (ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE, ErrorKind.BAD_RESPONSE)}
+BREAKER_KINDS = {k.value for k in engine.BREAKER_KINDS}  # the engine's rule, by value (rows store strings)
 CONCURRENCY = 8
 
 

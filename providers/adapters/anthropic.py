@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
+from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 from .base import Adapter, auth_headers, loads, sse_events, tool_arguments
 
@@ -36,14 +37,6 @@ ERROR_KINDS = {
     "invalid_request_error": ErrorKind.BAD_REQUEST,
     "request_too_large": ErrorKind.CONTEXT_LENGTH,
 }
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _image_block(part: dict) -> dict:
@@ -80,7 +73,7 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
     for msg in messages:
         role = msg.get("role")
         if role in ("system", "developer"):
-            system.append(_text(msg.get("content")))
+            system.append(message_text(msg.get("content"), sep=""))
         elif role == "user":
             append("user", _content_blocks(msg.get("content")))
         elif role == "assistant":
@@ -94,7 +87,7 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
         elif role == "tool":
             append(
                 "user",
-                [{"type": "tool_result", "tool_use_id": msg.get("tool_call_id"), "content": _text(msg.get("content"))}],
+                [{"type": "tool_result", "tool_use_id": msg.get("tool_call_id"), "content": message_text(msg.get("content"), sep="")}],
             )
     return "\n\n".join(s for s in system if s), out
 

@@ -13,8 +13,8 @@ import random
 from collections.abc import AsyncIterator
 
 from ..catalog import ModelInfo
+from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
-from .anthropic import _text
 from .base import Adapter
 
 WORDS = (
@@ -27,14 +27,14 @@ def mock_reply(model: ModelInfo, req: ChatRequest) -> str:
     fixed = model.provider.options.get("reply")
     if fixed:
         return str(fixed)
-    last = next((_text(m.get("content")) for m in reversed(req.messages) if m.get("role") == "user"), "")
+    last = next((message_text(m.get("content"), sep="") for m in reversed(req.messages) if m.get("role") == "user"), "")
     digest = hashlib.sha256(f"{model.upstream_id}|{last}".encode()).digest()
     words = [WORDS[b % len(WORDS)] for b in digest[:12]]
     return f"[mock {model.upstream_id}] " + " ".join(words) + "."
 
 
 def mock_usage(req: ChatRequest, text: str) -> Usage:
-    prompt = sum(len(_text(m.get("content")).split()) + 3 for m in req.messages)
+    prompt = sum(len(message_text(m.get("content"), sep="").split()) + 3 for m in req.messages)
     return Usage(prompt, len(text.split()))
 
 

@@ -9,8 +9,8 @@ import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
+from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
-from .anthropic import _text
 from ..http import iter_lines
 from .base import Adapter, auth_headers, loads, tool_arguments
 
@@ -27,7 +27,7 @@ OPTION_NAMES = {
 def _messages(messages: list[dict]) -> list[dict]:
     out = []
     for msg in messages:
-        item: dict[str, Any] = {"role": msg.get("role"), "content": _text(msg.get("content"))}
+        item: dict[str, Any] = {"role": msg.get("role"), "content": message_text(msg.get("content"), sep="")}
         images = [
             p["image_url"]["url"].split(";base64,", 1)[-1]
             for p in msg.get("content") or []
