@@ -152,8 +152,7 @@ async def admit(key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal) ->
         async def load(slot_key: str) -> int:
             return to_units(await run_db(spent_from_ledger, adm.slot_budgets[slot_key], now))
 
-        await store.ensure_seeded(adm.slots, load)
-        reservation = await store.reserve(adm.slots, to_units(estimated_cost))
+        reservation = await store.reserve_seeded(adm.slots, to_units(estimated_cost), load)
         if not reservation.ok:
             if adm.limits and adm.rate is not None:  # the request never happened: give its tokens back
                 await store.adjust_tokens(adm.limits, adm.rate.bucket, -estimated_tokens)
@@ -167,11 +166,11 @@ async def settle(adm: Admission, actual_tokens: int, actual_cost: Decimal) -> No
     if adm.settled:
         return
     adm.settled = True
-    store = get_limit_store()
-    if adm.limits and adm.rate is not None and actual_tokens != adm.estimated_tokens:
-        await store.adjust_tokens(adm.limits, adm.rate.bucket, actual_tokens - adm.estimated_tokens)
+    bucket = adm.rate.bucket if adm.limits and adm.rate is not None else None
+    usage = await get_limit_store().settle_all(
+        adm.limits, bucket, actual_tokens - adm.estimated_tokens, adm.slots, adm.reserved, to_units(actual_cost)
+    )
     if adm.slots:
-        usage = await store.settle(adm.slots, adm.reserved, to_units(actual_cost))
         crossed = [
             adm.slot_budgets[k] for k, u in usage.items()
             if _crossed(adm.slot_budgets[k], from_units(u.spent), actual_cost)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,12 +24,11 @@ from decimal import Decimal
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
-from gateway_project.db import closing_connections
-
 from . import sqlite_wal
 from .models import UsageRecord
 
 COST_PLACES = Decimal("0.0000000001")
+MAX_ROWS_PER_STATEMENT = 500  # ~30 parameters a row: well inside SQLite's and PostgreSQL's limits
 
 
 @dataclass(slots=True)
@@ -79,14 +79,12 @@ class _Insert:
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        conflict = quote(meta.get_field("request_id").column)
-        self.sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({conflict}) DO NOTHING"
-        )
+        self.head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "
+        self.group = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        self.tail = f" ON CONFLICT ({quote(meta.get_field('request_id').column)}) DO NOTHING"
+        self._sql: dict[int, str] = {}
         entry_names = set(UsageEntry.__dataclass_fields__)
-        self.plan = []  # (entry attribute or None, default, converter or None)
+        self.plan = []  # (entry attribute or None, field, converter or None)
         for f in fields:
             name = f.attname if f.attname in entry_names else f.name if f.name in entry_names else None
             convert = None
@@ -95,7 +93,16 @@ class _Insert:
             self.plan.append((name, f, convert))
         self.connection = connection
 
-    def row(self, entry: UsageEntry, now) -> tuple:
+    def sql(self, rows: int) -> str:
+        """One statement for `rows` rows (one round trip, atomic on its own)."""
+        sql = self._sql.get(rows)
+        if sql is None:
+            sql = self.head + ", ".join([self.group] * rows) + self.tail
+            if rows <= 64:
+                self._sql[rows] = sql
+        return sql
+
+    def row(self, entry: UsageEntry, now) -> list:
         values = []
         for name, f, convert in self.plan:
             if name is None:
@@ -105,7 +112,7 @@ class _Insert:
                 if name in ("cost_usd", "baseline_cost_usd"):
                     value = Decimal(value).quantize(COST_PLACES)
             values.append(convert(value) if convert is not None else value)
-        return tuple(values)
+        return values
 
 
 _inserts: dict[str, _Insert] = {}
@@ -125,13 +132,13 @@ def record_usages(entries: list[UsageEntry]) -> None:
         sqlite_wal.take_over_checkpoints(connection)
     now = timezone.now()
     rows = [statement.row(entry, now) for entry in entries]
+    chunks = [rows[i:i + MAX_ROWS_PER_STATEMENT] for i in range(0, len(rows), MAX_ROWS_PER_STATEMENT)]
     gate = sqlite_wal.gate(connection) if connection.vendor == "sqlite" else sqlite_wal.NO_GATE
     with gate:
-        with transaction.atomic(using=alias), connection.cursor() as cursor:
-            if len(rows) == 1:
-                cursor.execute(statement.sql, rows[0])
-            else:
-                cursor.executemany(statement.sql, rows)
+        # One multi-row statement is atomic by itself: no BEGIN/COMMIT round trips.
+        with transaction.atomic(using=alias) if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
+            for chunk in chunks:
+                cursor.execute(statement.sql(len(chunk)), [value for row in chunk for value in row])
         gate.note_commit()
 
 
@@ -143,6 +150,18 @@ def record_usage(entry: UsageEntry) -> None:
 # SQLite lock contention) and skips asgiref's per-call bookkeeping; batching
 # (below) keeps it from becoming a bottleneck under load.
 _LEDGER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+
+def _write_batch(entries: list[UsageEntry]) -> None:
+    """On the ledger thread, which keeps its connection across batches (it is the
+    only thread writing the ledger, so holding one pooled connection for good costs
+    the pool one slot and saves a checkout and a reset per batch); a failed write
+    drops the connection, so the next batch starts on a fresh one."""
+    try:
+        record_usages(entries)
+    except Exception:
+        connections[router.db_for_write(UsageRecord)].close()
+        raise
 
 
 class _GroupCommit:
@@ -166,9 +185,7 @@ class _GroupCommit:
                 batch, self.pending = self.pending, []
                 try:
                     entries = [entry for entry, _ in batch]
-                    await asyncio.get_running_loop().run_in_executor(
-                        _LEDGER_THREAD, closing_connections, record_usages, entries
-                    )
+                    await asyncio.get_running_loop().run_in_executor(_LEDGER_THREAD, _write_batch, entries)
                 except Exception as exc:  # noqa: BLE001 - each waiter decides what to do
                     for _, future in batch:
                         if not future.done():

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gateway_project.background import spawn
 from gateway_project.errors import GatewayError, InvalidRequest, UpstreamFailed
 from providers.adapters import adapter_for
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
@@ -66,6 +67,9 @@ class Run:
     target: TargetInfo | None = None  # the one that answered, or was called last
     answer_started: float | None = None  # when the successful call began
     probe: bool = False  # the successful call was a breaker's half-open trial
+    # Targets whose breakers the routing snapshot (read when the request arrived)
+    # showed closed: their first attempt needs no second read of the shared state.
+    closed: frozenset[str] = frozenset()
 
     @property
     def deadline(self) -> float:
@@ -116,7 +120,10 @@ async def _attempt(
         run.answer_started, run.probe = t0, probe
         metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
         if not defer_success:
-            await report(run, target, None, probe)
+            if probe:  # closes the breaker: before anyone else is let in
+                await report(run, target, None, probe)
+            else:  # resets counters only; the answer need not wait for it
+                spawn(report(run, target, None, probe))
         return result
     run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()
@@ -124,8 +131,17 @@ async def _attempt(
     raise error
 
 
-async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool) -> Admission:
+# How long the request's breaker snapshot stands in for admit(): a target that
+# failed over from a slow first choice is asked again.
+SNAPSHOT_TRUST_S = 0.5
+
+
+async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool, first: bool = False) -> Admission:
     if ignore_breaker:
+        return Admission.ALLOWED
+    if first and target.key in run.closed and time.monotonic() - run.started < SNAPSHOT_TRUST_S:
+        # Closed a moment ago, and admit() lets every request through a closed
+        # breaker: the same answer without another round trip to Redis.
         return Admission.ALLOWED
     admission = await get_breaker_store().admit(target.key, run.route.breaker)
     if admission is Admission.REJECTED:
@@ -155,7 +171,7 @@ async def execute(
         if ignore_breaker and run.calls:
             break  # the second pass is only for "every breaker was open"
         for target in candidates:
-            admission = await _admit(run, target, ignore_breaker)
+            admission = await _admit(run, target, ignore_breaker, first=True)
             if admission is Admission.REJECTED:
                 continue
             probe = admission is Admission.PROBE

@@ -26,6 +26,7 @@ from billing import admission
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, write_usage
+from gateway_project.background import spawn
 from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
@@ -38,7 +39,6 @@ from .schemas import parse_chat_request
 from .strategies import Signals, decide
 
 log = logging.getLogger("gateway.pipeline")
-_background: set[asyncio.Task] = set()
 
 
 def new_request_id() -> str:
@@ -55,7 +55,7 @@ async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
         # Each refresh of the table also picks up probe results written by the
         # Celery worker (embedded mode; with Redis the worker feeds breakers itself).
         _last_table = table
-        _spawn(absorb_health())
+        spawn(absorb_health())
     route = table.routes.get(name)
     if route is None:
         if name in table.disabled:
@@ -155,16 +155,17 @@ class Call:
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
         if status == UsageRecord.Status.SUCCESS and self.run.target and self.run.answer_started:
-            # Feeds the least-latency strategy (shared across processes with Redis).
-            await get_breaker_store().record_latency(
+            # Feeds the least-latency strategy (shared across processes with Redis);
+            # a statistic, so the answer does not wait for it.
+            spawn(get_breaker_store().record_latency(
                 self.run.target.key, total_s=time.monotonic() - self.run.answer_started, ttft_s=self.ttft
-            )
+            ))
         try:
             await write_usage(entry)
         except DatabaseError:
             # The client still gets its answer; the record is retried in the
             # background (idempotent by request id, so a late success cannot double count).
-            _spawn(_record_later(entry))
+            spawn(_record_later(entry))
 
     async def settle_admission(self) -> None:
         if self.admission is None or self.admission.settled:
@@ -180,13 +181,7 @@ class Call:
         released) even though the request's own task is being torn down."""
         if self.settled or (not self.run.calls and (self.admission is None or self.admission.settled)):
             return
-        _spawn(self.settle(status, http_status, error_kind))
-
-
-def _spawn(coro) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
-    _background.add(task)  # keep a reference until done (the loop only holds weak ones)
-    task.add_done_callback(_background.discard)
+        spawn(self.settle(status, http_status, error_kind))
 
 
 async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:
@@ -237,8 +232,10 @@ async def prepare_for_key(key: KeyInfo, body: bytes, task_hint: str | None = Non
     """prepare() for an already known caller (e.g. the admin's test call)."""
     req = parse_chat_request(body)
     route = await resolve_route(key, req.model)
-    decision = decide(route, req, await gather_signals(route, req, key, task_hint))
-    call = Call(request_id=new_request_id(), key=key, req=req, run=engine.Run(route, decision))
+    signals = await gather_signals(route, req, key, task_hint)
+    decision = decide(route, req, signals)
+    run = engine.Run(route, decision, closed=signals.closed())
+    call = Call(request_id=new_request_id(), key=key, req=req, run=run)
     tokens, cost = reservation_estimate(req, decision)
     call.admission = await admission.admit(key, tokens, cost)
     return call
@@ -327,7 +324,7 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
             # Our task is being torn down: finish the bookkeeping in the background.
             call.settle_in_background(*outcome)
             if verdict is not None:
-                _spawn(verdict)
+                spawn(verdict)
         else:
             if verdict is not None:
                 await verdict

@@ -47,6 +47,10 @@ class Signals:
     # Shared generator: a new random.Random() per request would seed from os.urandom.
     rng: random.Random = field(default_factory=lambda: _RNG)
 
+    def closed(self) -> frozenset[str]:
+        """Targets whose breakers were closed when the request arrived."""
+        return frozenset(key for key, status in self.breakers.items() if status.state is State.CLOSED)
+
     def is_open(self, target: TargetInfo) -> bool:
         status = self.breakers.get(target.key)
         return status is not None and status.state is State.OPEN and (status.retry_in_s or 0) > 0

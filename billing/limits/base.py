@@ -219,6 +219,23 @@ class LimitStore(abc.ABC):
         """Atomically on every slot: reserved -= ``reserved`` (not below 0) and, if the
         slot is seeded, spent += ``actual``. Returns the new usage per slot key."""
 
+    # --- the hot path's composites: one round trip each where the store can ---------
+    async def reserve_seeded(
+        self, slots: list[BudgetSlot], amount: int, load_spent: Callable[[str], Awaitable[int]]
+    ) -> Reservation:
+        """ensure_seeded() then reserve(), with the same guarantees."""
+        await self.ensure_seeded(slots, load_spent)
+        return await self.reserve(slots, amount)
+
+    async def settle_all(
+        self, limits: list[RateLimit], bucket: int | None, token_delta: int,
+        slots: list[BudgetSlot], reserved: int, actual: int,
+    ) -> dict[str, SlotUsage]:
+        """adjust_tokens() (when ``bucket`` is not None) and settle() of one request."""
+        if bucket is not None:
+            await self.adjust_tokens(limits, bucket, token_delta)
+        return await self.settle(slots, reserved, actual) if slots else {}
+
     @abc.abstractmethod
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
         """Usage per slot key (0/0 for unknown slots); one round trip for Redis."""

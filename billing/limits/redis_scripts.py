@@ -85,18 +85,22 @@ end
 return {cur, string.format('%.17g', now), views}
 """
 
-# KEYS windows; ARGV offset, bucket, delta, ttl
-ADJUST = _CLOCK + """
-local b = tonumber(ARGV[2])
-if b <= cur - W or b > cur then return 0 end  -- already out of the window
-local field = 't' .. ARGV[2]
-for _, key in ipairs(KEYS) do
-  local n = math.max(0, tonumber(redis.call('HGET', key, field) or '0') + tonumber(ARGV[3]))
-  redis.call('HSET', key, field, string.format('%d', n))
-  redis.call('EXPIRE', key, ARGV[4])
+_ADJUST_FN = """
+local function adjust(keys, bucket, delta, ttl)
+  local b = tonumber(bucket)
+  if b <= cur - W or b > cur then return 0 end  -- already out of the window
+  local field = 't' .. bucket
+  for _, key in ipairs(keys) do
+    local n = math.max(0, tonumber(redis.call('HGET', key, field) or '0') + tonumber(delta))
+    redis.call('HSET', key, field, string.format('%d', n))
+    redis.call('EXPIRE', key, ttl)
+  end
+  return 1
 end
-return 1
 """
+
+# KEYS windows; ARGV offset, bucket, delta, ttl
+ADJUST = _CLOCK + _ADJUST_FN + "return adjust(KEYS, ARGV[2], ARGV[3], ARGV[4])"
 
 _MONEY = """
 local HALF = 1000000000  -- 9 digits: a half of any int64 and sums of a few stay exact
@@ -123,7 +127,7 @@ end
 
 # KEYS slots; ARGV amount, then limit_i, blocking_i ('1'/'0'), ttl_i ('' = keep) per key
 # -> {1, 0} reserved, or {0, i}: slot i would be exceeded
-RESERVE = _MONEY + """
+_RESERVE = """
 local amount = ARGV[1]
 for i, key in ipairs(KEYS) do
   if ARGV[3 * i] == '1' then
@@ -137,24 +141,54 @@ for i, key in ipairs(KEYS) do
 end
 return {1, 0}
 """
+RESERVE = _MONEY + _RESERVE
+
+# RESERVE, but only once every slot is seeded: -> {-1, i, j, ...} (the unseeded
+# slots, nothing reserved) lets the caller seed them and ask again, so the usual
+# case (all seeded) costs one round trip instead of a check and a reservation.
+RESERVE_SEEDED = _MONEY + """
+local unseeded = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('HEXISTS', key, 'spent') == 0 then unseeded[#unseeded + 1] = i end
+end
+if #unseeded > 0 then return {-1, unpack(unseeded)} end
+""" + _RESERVE
+
+_SETTLE_FN = """
+local function settle(keys, reserved, actual, ttls)  -- -> {spent, reserved} per key
+  local out = {}
+  for i, key in ipairs(keys) do
+    if redis.call('EXISTS', key) == 1 then  -- a forgotten or expired slot is re-seeded from the ledger
+      local v = redis.call('HMGET', key, 'spent', 'reserved')
+      if over(reserved, '0', '0', v[2] or '0') then
+        redis.call('HSET', key, 'reserved', '0')
+      elseif reserved ~= '0' then
+        redis.call('HINCRBY', key, 'reserved', '-' .. reserved)
+      end
+      if v[1] then redis.call('HINCRBY', key, 'spent', actual) end  -- only a seeded spent grows
+      expire(key, ttls[i])
+    end
+    out[i] = redis.call('HMGET', key, 'spent', 'reserved')
+  end
+  return out
+end
+"""
 
 # KEYS slots; ARGV reserved, actual, then ttl_i per key -> {spent, reserved} per key
-SETTLE = _MONEY + """
-local out = {}
+SETTLE = _MONEY + _SETTLE_FN + "return settle(KEYS, ARGV[1], ARGV[2], {unpack(ARGV, 3)})"
+
+# A request's whole settlement in one round trip: ADJUST of its windows (unless
+# bucket is '') and SETTLE of its slots.
+# KEYS windows..., slots...; ARGV offset, bucket, delta, rate ttl, number of windows,
+# reserved, actual, then ttl_i per slot -> SETTLE's result
+SETTLE_ALL = _CLOCK + _MONEY + _ADJUST_FN + _SETTLE_FN + """
+local nw = tonumber(ARGV[5])
+local windows, slots = {}, {}
 for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then  -- a forgotten or expired slot is re-seeded from the ledger
-    local v = redis.call('HMGET', key, 'spent', 'reserved')
-    if over(ARGV[1], '0', '0', v[2] or '0') then
-      redis.call('HSET', key, 'reserved', '0')
-    elseif ARGV[1] ~= '0' then
-      redis.call('HINCRBY', key, 'reserved', '-' .. ARGV[1])
-    end
-    if v[1] then redis.call('HINCRBY', key, 'spent', ARGV[2]) end  -- only a seeded spent grows
-    expire(key, ARGV[2 + i])
-  end
-  out[i] = redis.call('HMGET', key, 'spent', 'reserved')
+  if i <= nw then windows[#windows + 1] = key else slots[#slots + 1] = key end
 end
-return out
+if ARGV[2] ~= '' and nw > 0 then adjust(windows, ARGV[2], ARGV[3], ARGV[4]) end
+return settle(slots, ARGV[6], ARGV[7], {unpack(ARGV, 8)})
 """
 
 # KEYS slots; ARGV spent_i, ttl_i per key: SETNX semantics for each slot's spent

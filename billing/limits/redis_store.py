@@ -45,6 +45,8 @@ class _Conn:
     reserve: AsyncScript
     settle: AsyncScript
     seed: AsyncScript
+    reserve_seeded: AsyncScript
+    settle_all: AsyncScript
 
 
 def _opt(value: int | None) -> int | str:
@@ -92,7 +94,7 @@ class RedisLimitStore(LimitStore):
             )
             client = aioredis.Redis.from_pool(pool)
             sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
-                       redis_scripts.SEED)
+                       redis_scripts.SEED, redis_scripts.RESERVE_SEEDED, redis_scripts.SETTLE_ALL)
             conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
         return conn
 
@@ -126,7 +128,9 @@ class RedisLimitStore(LimitStore):
             for slot in slots:
                 pipe.hexists(BUDGET_PREFIX + slot.key, "spent")
             seeded = await pipe.execute()
-        missing = [slot for slot, done in zip(slots, seeded, strict=True) if not done]
+        await self._seed(conn, [slot for slot, done in zip(slots, seeded, strict=True) if not done], load_spent)
+
+    async def _seed(self, conn: _Conn, missing: list[BudgetSlot], load_spent) -> None:
         if not missing:
             return
         args: list = []
@@ -136,12 +140,40 @@ class RedisLimitStore(LimitStore):
             args += [spent, _opt(slot.ttl_s)]
         await conn.seed([BUDGET_PREFIX + slot.key for slot in missing], args)
 
+    async def reserve_seeded(
+        self, slots: list[BudgetSlot], amount: int, load_spent: Callable[[str], Awaitable[int]]
+    ) -> Reservation:
+        """One round trip when every slot is seeded (the usual case): the script
+        refuses to reserve on unseeded slots and names them; they are seeded and the
+        reservation asked again (a slot expiring in between is simply seeded again)."""
+        check_units("amount", amount)
+        if not slots:
+            return Reservation(ok=True, refused=None, amount=amount)
+        conn = self._conn()
+        keys, args = self._reserve_args(slots, amount)
+        for _ in range(3):
+            ok, *rest = await conn.reserve_seeded(keys, args)
+            if int(ok) != -1:
+                return self._reservation(slots, amount, int(ok), rest[0])
+            await self._seed(conn, [slots[int(i) - 1] for i in rest], load_spent)
+        await self.ensure_seeded(slots, load_spent)
+        return await self.reserve(slots, amount)
+
     async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
         check_units("amount", amount)
+        keys, args = self._reserve_args(slots, amount)
+        ok, index = await self._conn().reserve(keys, args)
+        return self._reservation(slots, amount, int(ok), index)
+
+    @staticmethod
+    def _reserve_args(slots: list[BudgetSlot], amount: int) -> tuple[list[str], list]:
         args: list = [amount]
         for slot in slots:
             args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
-        ok, index = await self._conn().reserve([BUDGET_PREFIX + slot.key for slot in slots], args)
+        return [BUDGET_PREFIX + slot.key for slot in slots], args
+
+    @staticmethod
+    def _reservation(slots: list[BudgetSlot], amount: int, ok: int, index) -> Reservation:
         if ok:
             return Reservation(ok=True, refused=None, amount=amount)
         return Reservation(ok=False, refused=slots[int(index) - 1].key, amount=0)
@@ -153,6 +185,23 @@ class RedisLimitStore(LimitStore):
             return {}
         args = [reserved, actual, *(_opt(slot.ttl_s) for slot in slots)]
         rows = await self._conn().settle([BUDGET_PREFIX + slot.key for slot in slots], args)
+        return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
+
+    async def settle_all(
+        self, limits: list[RateLimit], bucket: int | None, token_delta: int,
+        slots: list[BudgetSlot], reserved: int, actual: int,
+    ) -> dict[str, SlotUsage]:
+        """adjust_tokens() and settle() in one script: one round trip."""
+        check_units("reserved", reserved)
+        check_units("actual", actual)
+        if bucket is None or not limits or not token_delta:
+            limits, bucket = [], None
+        if not limits and not slots:
+            return {}
+        keys = [RATE_PREFIX + limit.scope for limit in limits] + [BUDGET_PREFIX + slot.key for slot in slots]
+        args = [repr(float(self.time_offset_s)), "" if bucket is None else int(bucket), int(token_delta),
+                RATE_TTL_S, len(limits), reserved, actual, *(_opt(slot.ttl_s) for slot in slots)]
+        rows = await self._conn().settle_all(keys, args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
