@@ -223,3 +223,26 @@ def test_retries_stop_once_the_targets_breaker_has_opened(pair, build, fake_open
     assert breaker(primary, route).state is State.OPEN
     assert fake_openai.request_count == 2  # the breaker opened on the 2nd failure
 
+
+
+async def test_a_closed_snapshot_stands_in_for_admit_only_while_fresh(monkeypatch):
+    """The request's breaker snapshot (read when it arrived) spares the first attempt
+    a second read; a snapshot older than SNAPSHOT_TRUST_S (a slow first choice) is not
+    trusted, and the store is asked."""
+    from types import SimpleNamespace
+
+    from routing import engine
+    from routing.breaker import Admission, BreakerPolicy, InProcessBreakerStore
+
+    store = InProcessBreakerStore()
+    policy = BreakerPolicy(failure_threshold=1, cooldown_s=60)
+    await store.record("t", policy, success=False)  # opened after the snapshot was read
+    target = SimpleNamespace(key="t", model=SimpleNamespace(label="p/m"))
+    run = engine.Run(SimpleNamespace(breaker=policy), decision=None, closed=frozenset({"t"}))
+    monkeypatch.setattr(engine, "get_breaker_store", lambda: store)
+    assert await engine._admit(run, target, False, first=True) is Admission.ALLOWED
+    assert await engine._admit(run, target, False) is Admission.REJECTED  # retries always ask
+    run.started -= engine.SNAPSHOT_TRUST_S
+    assert await engine._admit(run, target, False, first=True) is Admission.REJECTED
+    fresh = engine.Run(SimpleNamespace(breaker=policy), decision=None)  # snapshot did not see it closed
+    assert await engine._admit(fresh, target, False, first=True) is Admission.REJECTED
