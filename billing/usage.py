@@ -208,3 +208,13 @@ async def write_usage(entry: UsageEntry) -> None:
     if writer is None:
         writer = _writers[loop] = _GroupCommit()
     await writer.write(entry)
+
+
+async def drain(timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until this loop's queued usage rows are written: shutdown."""
+    writer = _writers.get(asyncio.get_running_loop())
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while writer is not None and (writer.pending or writer.flushing):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)

@@ -57,10 +57,30 @@ async def http(scope, receive, send):
         await django_http(scope, receive, send)
 
 
+async def lifespan(scope, receive, send):
+    """ASGI lifespan (uvicorn): at shutdown, close the upstream HTTP session and
+    finish the usage rows still queued, instead of dropping them with the loop."""
+    from billing.usage import drain
+    from gateway_project import background
+    from providers.http import close_session
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await background.wait(timeout_s=10)  # settlements of requests whose clients left
+            await drain()
+            await close_session()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 application = ProtocolTypeRouter(
     {
         "http": http,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifespan,
     }
 )
 

@@ -30,3 +30,9 @@ def _done(task: asyncio.Task) -> None:
 def pending() -> int:
     """Tasks still running (tests, leak checks)."""
     return len(_tasks)
+
+
+async def wait(timeout_s: float) -> None:
+    """Let running tasks finish, for at most ``timeout_s`` (shutdown)."""
+    if _tasks:
+        await asyncio.wait(set(_tasks), timeout=timeout_s)

@@ -2,7 +2,7 @@
 # One command from a fresh clone to a running gateway on the embedded default:
 # virtualenv + requirements, migrations, demo configuration, an admin login,
 # a demo virtual key, a Celery worker with embedded beat (filesystem broker, no
-# Redis), and daphne serving HTTP + websockets. Ctrl-C stops everything it started.
+# Redis), and uvicorn serving HTTP + websockets. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
@@ -61,4 +61,4 @@ cat <<MSG
       -d '{"model": "chat-default", "messages": [{"role": "user", "content": "Hello"}]}'
 
 MSG
-.venv/bin/daphne -b "$HOST" -p "$PORT" gateway_project.asgi:application
+.venv/bin/uvicorn gateway_project.asgi:application --host "$HOST" --port "$PORT"
