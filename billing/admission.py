@@ -136,28 +136,26 @@ class Admission:
 
 
 async def admit(key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal) -> Admission:
-    """Rate limits, then budget reservation. Raises RateLimited or BudgetExceeded."""
-    store = get_limit_store()
+    """Rate limits and budget reservation, all or nothing (one store step: one Redis
+    round trip). Raises RateLimited or BudgetExceeded; a refused request counts nothing."""
     adm = Admission(limits=rate_limits(key), estimated_tokens=estimated_tokens)
-    if adm.limits:
-        adm.rate = await store.hit(adm.limits, estimated_tokens)
-        if not adm.rate.allowed:
-            raise _rate_error(adm.rate)
     now = timezone.now()
     applicable = [b for b in await budgets.get() if b.applies_to(key)]
-    if applicable:
-        adm.slots = [slot_for(b, now) for b in applicable]
-        adm.slot_budgets = {s.key: b for s, b in zip(adm.slots, applicable)}
+    adm.slots = [slot_for(b, now) for b in applicable]
+    adm.slot_budgets = {s.key: b for s, b in zip(adm.slots, applicable)}
+    if not adm.limits and not adm.slots:
+        return adm
 
-        async def load(slot_key: str) -> int:
-            return to_units(await run_db(spent_from_ledger, adm.slot_budgets[slot_key], now))
+    async def load(slot_key: str) -> int:
+        return to_units(await run_db(spent_from_ledger, adm.slot_budgets[slot_key], now))
 
-        reservation = await store.reserve_seeded(adm.slots, to_units(estimated_cost), load)
-        if not reservation.ok:
-            if adm.limits and adm.rate is not None:  # the request never happened: give its tokens back
-                await store.adjust_tokens(adm.limits, adm.rate.bucket, -estimated_tokens)
-            raise _budget_error(adm.slot_budgets[reservation.refused], key)
-        adm.reserved = reservation.amount
+    admitted = await get_limit_store().admit(adm.limits, estimated_tokens, adm.slots, to_units(estimated_cost), load)
+    if admitted.reservation is None:
+        raise _rate_error(admitted.rate)
+    if not admitted.reservation.ok:
+        raise _budget_error(adm.slot_budgets[admitted.reservation.refused], key)
+    adm.rate = admitted.rate if adm.limits else None
+    adm.reserved = admitted.reservation.amount
     return adm
 
 

@@ -15,6 +15,7 @@ from contextlib import aclosing
 
 from django.conf import settings
 from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from billing.keys import authenticate
 from billing.models import UsageRecord
@@ -151,6 +152,9 @@ def unexpected(exc: Exception, request_id: str | None) -> GatewayError:
     if isinstance(exc, DatabaseError):
         log.error("database unavailable: %s", type(exc).__name__)
         return ServiceUnavailable("The gateway cannot reach its database; try again shortly.")
+    if isinstance(exc, RedisError):
+        log.error("shared state (Redis) unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("The gateway cannot reach its shared state (Redis); try again shortly.")
     log.exception("request %s failed unexpectedly", request_id or "-")
     return InternalError(f"The gateway failed unexpectedly (request {request_id or '-'}); this is a bug, not your fault.")
 

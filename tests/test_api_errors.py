@@ -122,3 +122,22 @@ def test_disabled_route_is_404_with_a_clear_message(route, build, openai_client)
     with pytest.raises(openai.NotFoundError) as exc:
         openai_client(build.key()).chat.completions.create(model="chat-default", messages=MESSAGES)
     assert "disabled" in _error(exc.value)["message"]
+
+
+def test_shared_state_down_is_a_clear_503(route, build, gateway, settings):
+    """REDIS_URL set but nothing listening: every request gets a 503 in the OpenAI
+    format naming the cause (never a 500 'this is a bug'), and nothing is recorded."""
+    from billing.limits import reset_limit_store_for_tests
+    from routing.breaker import reset_breaker_store_for_tests
+    from tests.conftest import free_port
+
+    key = build.key(rpm_limit=100)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    reset_limit_store_for_tests()
+    reset_breaker_store_for_tests()
+    resp = httpx.post(f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      json={"model": "chat-default", "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 503, resp.text
+    error = resp.json()["error"]
+    assert "Redis" in error["message"] and set(error) == {"message", "type", "param", "code"}
+    assert UsageRecord.objects.count() == 0

@@ -1,6 +1,7 @@
-"""One contract, two stores: the hot path's composite steps. reserve_seeded() must
-behave exactly like ensure_seeded() + reserve(), settle_all() like adjust_tokens() +
-settle(); the Redis store does each in one round trip when nothing needs seeding.
+"""One contract, two stores: the hot path's composite steps. admit() seeds like
+ensure_seeded() and decides like hit() + reserve(), all or nothing; settle_all() acts
+like adjust_tokens() + settle(); the Redis store does each in one round trip when
+nothing needs seeding.
 
 Both stores run every `env` test (see tests/limits_helpers.py).
 """
@@ -33,48 +34,75 @@ def loader(value: int, calls: list | None = None, delay: float = 0.0):
     return load
 
 
-async def test_reserve_seeded_seeds_once_then_reserves(env):
+async def reserve(env, slots, amount, load):
+    return (await env.store.admit([], 0, slots, amount, load)).reservation
+
+
+async def test_admit_seeds_once_then_reserves(env):
     s = slot(limit=1000)
     calls: list[str] = []
-    assert (await env.store.reserve_seeded([s], 100, loader(850, calls))).ok
+    assert (await reserve(env, [s], 100, loader(850, calls))).ok
     assert calls == [s.key]
     assert await env.store.usage([s]) == {s.key: SlotUsage(spent=850, reserved=100)}
     # seeded now: the ledger is not read again, and the limit counts the seeded spend
-    refused = await env.store.reserve_seeded([s], 51, loader(0, calls))
-    assert refused == Reservation(ok=False, refused=s.key, amount=0)
-    assert (await env.store.reserve_seeded([s], 50, loader(0, calls))).ok
+    assert await reserve(env, [s], 51, loader(0, calls)) == Reservation(ok=False, refused=s.key, amount=0)
+    assert (await reserve(env, [s], 50, loader(0, calls))).ok
     assert calls == [s.key]
 
 
-async def test_reserve_seeded_only_loads_the_unseeded_slots(env):
+async def test_admit_only_loads_the_unseeded_slots(env):
     key, team = slot("budget:key", limit=100), slot("budget:team", limit=100)
     await env.seed([key], spent=30)
     calls: list[str] = []
-    assert (await env.store.reserve_seeded([key, team], 60, loader(20, calls))).ok
+    assert (await reserve(env, [key, team], 60, loader(20, calls))).ok
     assert calls == [team.key]
     assert await env.store.usage([key, team]) == {key.key: SlotUsage(30, 60), team.key: SlotUsage(20, 60)}
-    refused = await env.store.reserve_seeded([key, team], 11, loader(0, calls))
+    refused = await reserve(env, [key, team], 11, loader(0, calls))
     assert refused == Reservation(ok=False, refused=key.key, amount=0)  # all or nothing
     assert await env.store.usage([key, team]) == {key.key: SlotUsage(30, 60), team.key: SlotUsage(20, 60)}
 
 
-async def test_concurrent_reserve_seeded_never_overspends_or_seeds_twice(env):
+async def test_concurrent_admissions_never_overspend_or_seed_twice(env):
     s = slot(limit=1000)
-    results = await asyncio.gather(
-        *(env.store.reserve_seeded([s], 27, loader(100, delay=0.001 * (i % 3))) for i in range(100))
-    )
+    results = await asyncio.gather(*(reserve(env, [s], 27, loader(100, delay=0.001 * (i % 3))) for i in range(100)))
     assert sum(r.ok for r in results) == 900 // 27 == 33
     assert await env.store.usage([s]) == {s.key: SlotUsage(spent=100, reserved=33 * 27)}
 
 
-async def test_reserve_seeded_after_a_reset_reads_the_ledger_again(env):
+async def test_admit_after_a_reset_reads_the_ledger_again(env):
     s = slot()
     calls: list[str] = []
-    await env.store.reserve_seeded([s], 10, loader(5, calls))
+    await reserve(env, [s], 10, loader(5, calls))
     await env.store.reset_slot(s.key)
-    await env.store.reserve_seeded([s], 10, loader(15, calls))
+    await reserve(env, [s], 10, loader(15, calls))
     assert calls == [s.key, s.key]
     assert await env.store.usage([s]) == {s.key: SlotUsage(spent=15, reserved=10)}
+
+
+async def test_admit_counts_and_reserves_only_when_nothing_refuses(env):
+    limits = [RateLimit(KEY, requests_per_minute=3, tokens_per_minute=1000)]
+    s = slot(limit=100)
+    await env.seed([s])
+    ok = await env.store.admit(limits, 10, [s], 60, loader(0))
+    assert ok.ok and ok.rate.remaining_requests == 2 and ok.reservation == Reservation(True, None, 60)
+    # the budget refuses: no request, no tokens counted
+    broke = await env.store.admit(limits, 10, [s], 41, loader(0))
+    assert not broke.ok and broke.rate.allowed and broke.reservation == Reservation(False, s.key, 0)
+    probe = await env.store.hit(limits, 0)
+    assert (probe.remaining_requests, probe.remaining_tokens) == (1, 990)  # the admitted one and this probe
+    assert (await env.store.admit(limits, 10, [s], 1, loader(0))).ok  # the third of 3 per minute
+    # a rate limit refuses: nothing reserved, budgets not consulted
+    limited = await env.store.admit(limits, 10, [s], 1, loader(0))
+    assert limited.reservation is None and not limited.rate.allowed and limited.rate.refused_kind == "requests"
+    assert await env.store.usage([s]) == {s.key: SlotUsage(0, 61)}
+
+
+async def test_admit_without_budgets_is_a_hit(env):
+    limits = [RateLimit(KEY, requests_per_minute=1, tokens_per_minute=None)]
+    first = await env.store.admit(limits, 5, [], 0, loader(0))
+    assert first.ok and first.reservation == Reservation(True, None, 0)
+    second = await env.store.admit(limits, 5, [], 0, loader(0))
+    assert second.reservation is None and second.rate.retry_after_s > 0
 
 
 async def test_settle_all_adjusts_tokens_and_settles_slots(env):
@@ -129,11 +157,10 @@ def _count_sends(monkeypatch) -> list:
 async def test_redis_hot_path_steps_take_one_round_trip_each(redis_store, monkeypatch):
     limits = [RateLimit(KEY, 100, 10_000), RateLimit(TEAM, 1000, 100_000)]
     slots = [slot("budget:key"), slot("budget:team"), slot("budget:global")]
-    await redis_store.reserve_seeded(slots, 1, loader(0))  # warm up: scripts, connection, seeding
+    await redis_store.admit(limits, 10, slots, 1, loader(0))  # warm up: scripts, connection, seeding
     await redis_store.settle_all(limits, 0, 0, slots, 1, 1)
-    decision = await redis_store.hit(limits, 10)
     sends = _count_sends(monkeypatch)
-    assert (await redis_store.reserve_seeded(slots, 5, loader(0))).ok
-    assert len(sends) == 1
-    await redis_store.settle_all(limits, decision.bucket, 3, slots, 5, 4)
+    admitted = await redis_store.admit(limits, 10, slots, 5, loader(0))
+    assert admitted.ok and len(sends) == 1
+    await redis_store.settle_all(limits, admitted.rate.bucket, 3, slots, 5, 4)
     assert len(sends) == 2

@@ -12,6 +12,7 @@ import threading
 
 from .base import (
     WINDOW_S,
+    Admitted,
     BudgetSlot,
     LimitStore,
     RateDecision,
@@ -25,6 +26,7 @@ from .units import from_units, to_units
 
 __all__ = [
     "WINDOW_S",
+    "Admitted",
     "BudgetSlot",
     "InProcessLimitStore",
     "LimitStore",

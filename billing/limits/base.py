@@ -84,6 +84,20 @@ class SlotUsage:
     reserved: int
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What admit() decided. ``rate`` is the rate decision (its headers are those of
+    an accepted request when only the budget refused); ``reservation`` is None when a
+    rate limit refused (budgets were not consulted)."""
+
+    rate: RateDecision
+    reservation: Reservation | None
+
+    @property
+    def ok(self) -> bool:
+        return self.rate.allowed and self.reservation is not None and self.reservation.ok
+
+
 def check_units(name: str, value: int) -> None:
     # bool is an int too, and a float would silently lose exactness
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -219,13 +233,16 @@ class LimitStore(abc.ABC):
         """Atomically on every slot: reserved -= ``reserved`` (not below 0) and, if the
         slot is seeded, spent += ``actual``. Returns the new usage per slot key."""
 
-    # --- the hot path's composites: one round trip each where the store can ---------
-    async def reserve_seeded(
-        self, slots: list[BudgetSlot], amount: int, load_spent: Callable[[str], Awaitable[int]]
-    ) -> Reservation:
-        """ensure_seeded() then reserve(), with the same guarantees."""
-        await self.ensure_seeded(slots, load_spent)
-        return await self.reserve(slots, amount)
+    # --- the hot path's composites: one round trip each for Redis ------------------
+    @abc.abstractmethod
+    async def admit(
+        self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
+        load_spent: Callable[[str], Awaitable[int]],
+    ) -> Admitted:
+        """Admission, all or nothing: seed the unseeded ``slots`` (as ensure_seeded),
+        then atomically check every limit (as hit) and every blocking slot (as
+        reserve); only if none refuses, count the request and ``tokens`` and reserve
+        ``amount``. A refusal by either counts and reserves nothing."""
 
     async def settle_all(
         self, limits: list[RateLimit], bucket: int | None, token_delta: int,

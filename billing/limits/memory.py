@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .base import (
+    Admitted,
     BudgetSlot,
     LimitStore,
     RateDecision,
@@ -52,21 +53,33 @@ class InProcessLimitStore(LimitStore):
         check_units("tokens", tokens)
         with self._lock:
             now = self._clock()
-            current = math.floor(now)
-            windows = [self._live_buckets(limit.scope, current) for limit in limits]
-            views = [
-                window_view(limit, [(b, *window[b]) for b in sorted(window)], tokens)
-                for limit, window in zip(limits, windows, strict=True)
-            ]
-            if not any(view.refuses for view in views):
-                for window in windows:
-                    counts = window.setdefault(current, [0, 0])
-                    counts[0] += 1
-                    counts[1] += tokens
-            for scope in {limit.scope for limit in limits}:
-                if not self._windows[scope]:
-                    del self._windows[scope]  # keep idle scopes from piling up
-            return decide(limits, views, tokens, current, now)
+            rate, windows = self._rate(limits, tokens, now)
+            if rate.allowed:
+                self._count(windows, rate.bucket, tokens)
+            self._forget_idle(limits)
+            return rate
+
+    def _rate(self, limits: list[RateLimit], tokens: int, now: float) -> tuple[RateDecision, list]:
+        """The decision on the windows as they are (lock held); counts nothing."""
+        current = math.floor(now)
+        windows = [self._live_buckets(limit.scope, current) for limit in limits]
+        views = [
+            window_view(limit, [(b, *window[b]) for b in sorted(window)], tokens)
+            for limit, window in zip(limits, windows, strict=True)
+        ]
+        return decide(limits, views, tokens, current, now), windows
+
+    @staticmethod
+    def _count(windows: list[dict[int, list[int]]], bucket: int, tokens: int) -> None:
+        for window in windows:
+            counts = window.setdefault(bucket, [0, 0])
+            counts[0] += 1
+            counts[1] += tokens
+
+    def _forget_idle(self, limits: list[RateLimit]) -> None:
+        for scope in {limit.scope for limit in limits}:
+            if not self._windows.get(scope):
+                self._windows.pop(scope, None)  # keep idle scopes from piling up
 
     async def adjust_tokens(self, limits: list[RateLimit], bucket: int, delta: int) -> None:
         with self._lock:
@@ -110,13 +123,43 @@ class InProcessLimitStore(LimitStore):
         check_units("amount", amount)
         with self._lock:
             now = self._clock()
-            for budget in slots:
-                usage = self._usage(budget.key, now)
-                if budget.blocking and usage.spent + usage.reserved + amount > budget.limit:
-                    return Reservation(ok=False, refused=budget.key, amount=0)
-            for budget in slots:
-                self._write(budget, now).reserved += amount
+            refused = self._refusal(slots, amount, now)
+            if refused is not None:
+                return Reservation(ok=False, refused=refused, amount=0)
+            self._reserve(slots, amount, now)
             return Reservation(ok=True, refused=None, amount=amount)
+
+    def _refusal(self, slots: list[BudgetSlot], amount: int, now: float) -> str | None:
+        for budget in slots:
+            usage = self._usage(budget.key, now)
+            if budget.blocking and usage.spent + usage.reserved + amount > budget.limit:
+                return budget.key
+        return None
+
+    def _reserve(self, slots: list[BudgetSlot], amount: int, now: float) -> None:
+        for budget in slots:
+            self._write(budget, now).reserved += amount
+
+    async def admit(
+        self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
+        load_spent: Callable[[str], Awaitable[int]],
+    ) -> Admitted:
+        check_units("tokens", tokens)
+        check_units("amount", amount)
+        await self.ensure_seeded(slots, load_spent)
+        with self._lock:
+            now = self._clock()
+            rate, windows = self._rate(limits, tokens, now)
+            if not rate.allowed:
+                self._forget_idle(limits)
+                return Admitted(rate, None)
+            refused = self._refusal(slots, amount, now)
+            if refused is not None:
+                self._forget_idle(limits)
+                return Admitted(rate, Reservation(ok=False, refused=refused, amount=0))
+            self._count(windows, rate.bucket, tokens)
+            self._reserve(slots, amount, now)
+            return Admitted(rate, Reservation(ok=True, refused=None, amount=amount))
 
     async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
         check_units("reserved", reserved)

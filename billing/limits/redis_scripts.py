@@ -22,11 +22,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])  -- AR
 local cur = math.floor(now)
 """
 
-# KEYS windows; ARGV offset, tokens, ttl, then rpm_i, tpm_i ('' = None) per key
-# -> {current bucket, now, {requests, tokens, oldest_r, oldest_t, free_r, free_t} per key}
-# (-1 = none; free_* is set only when that kind refuses)
-HIT = _CLOCK + """
-local tokens = tonumber(ARGV[2])
+_RATE_FNS = """
 -- the live buckets {bucket, requests, tokens} of a window, oldest first; drops dead fields
 local function live(key)
   local flat = redis.call('HGETALL', key)
@@ -49,7 +45,7 @@ local function live(key)
   table.sort(rows, function(a, b) return a[1] < b[1] end)
   return rows
 end
-local function view(rows, rpm, tpm)
+local function view(rows, rpm, tpm, tokens)
   local req, tok, oldr, oldt = 0, 0, -1, -1
   for _, row in ipairs(rows) do
     req, tok = req + row[2], tok + row[3]
@@ -69,19 +65,31 @@ local function view(rows, rpm, tpm)
   if tpm and tok + tokens > tpm then ft = free_at(3, tok + tokens - tpm) end
   return {req, tok, oldr, oldt, fr, ft}
 end
-local views, refused = {}, false
-for i, key in ipairs(KEYS) do
-  local v = view(live(key), tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i]))
-  if v[5] ~= -1 or v[6] ~= -1 then refused = true end
-  views[i] = v
+-- the views of windows keys[i], whose rpm/tpm are ARGV[at + 2i - 1], ARGV[at + 2i]
+local function rate_views(keys, tokens, at)
+  local views, refused = {}, false
+  for i, key in ipairs(keys) do
+    local v = view(live(key), tonumber(ARGV[at + 2 * i - 1]), tonumber(ARGV[at + 2 * i]), tokens)
+    if v[5] ~= -1 or v[6] ~= -1 then refused = true end
+    views[i] = v
+  end
+  return views, refused
 end
-if not refused then
-  for _, key in ipairs(KEYS) do
+local function count(keys, tokens, ttl)
+  for _, key in ipairs(keys) do
     redis.call('HINCRBY', key, 'r' .. cur, 1)
-    redis.call('HINCRBY', key, 't' .. cur, ARGV[2])
-    redis.call('EXPIRE', key, ARGV[3])
+    redis.call('HINCRBY', key, 't' .. cur, tokens)
+    redis.call('EXPIRE', key, ttl)
   end
 end
+"""
+
+# KEYS windows; ARGV offset, tokens, ttl, then rpm_i, tpm_i ('' = None) per key
+# -> {current bucket, now, {requests, tokens, oldest_r, oldest_t, free_r, free_t} per key}
+# (-1 = none; free_* is set only when that kind refuses)
+HIT = _CLOCK + _RATE_FNS + """
+local views, refused = rate_views(KEYS, tonumber(ARGV[2]), 3)
+if not refused then count(KEYS, ARGV[2], ARGV[3]) end
 return {cur, string.format('%.17g', now), views}
 """
 
@@ -125,34 +133,65 @@ local function expire(key, ttl)
 end
 """
 
-# KEYS slots; ARGV amount, then limit_i, blocking_i ('1'/'0'), ttl_i ('' = keep) per key
-# -> {1, 0} reserved, or {0, i}: slot i would be exceeded
-_RESERVE = """
-local amount = ARGV[1]
-for i, key in ipairs(KEYS) do
-  if ARGV[3 * i] == '1' then
-    local v = redis.call('HMGET', key, 'spent', 'reserved')
-    if over(v[1], v[2], amount, ARGV[3 * i - 1]) then return {0, i} end
+_BUDGET_FNS = """
+local function unseeded(keys)
+  local out = {}
+  for i, key in ipairs(keys) do
+    if redis.call('HEXISTS', key, 'spent') == 0 then out[#out + 1] = i end
+  end
+  return out
+end
+-- slots keys[i] have limit, blocking ('1'/'0'), ttl ('' = keep) at ARGV[at + 3i - 2 .. at + 3i]
+local function refusal(keys, amount, at)  -- the first blocking slot amount would overfill, or 0
+  for i, key in ipairs(keys) do
+    if ARGV[at + 3 * i - 1] == '1' then
+      local v = redis.call('HMGET', key, 'spent', 'reserved')
+      if over(v[1], v[2], amount, ARGV[at + 3 * i - 2]) then return i end
+    end
+  end
+  return 0
+end
+local function reserve(keys, amount, at)
+  for i, key in ipairs(keys) do
+    redis.call('HINCRBY', key, 'reserved', amount)
+    expire(key, ARGV[at + 3 * i])
   end
 end
-for i, key in ipairs(KEYS) do
-  redis.call('HINCRBY', key, 'reserved', amount)
-  expire(key, ARGV[3 * i + 1])
-end
+"""
+
+# KEYS slots; ARGV amount, then limit_i, blocking_i ('1'/'0'), ttl_i ('' = keep) per key
+# -> {1, 0} reserved, or {0, i}: slot i would be exceeded
+RESERVE = _MONEY + _BUDGET_FNS + """
+local i = refusal(KEYS, ARGV[1], 1)
+if i > 0 then return {0, i} end
+reserve(KEYS, ARGV[1], 1)
 return {1, 0}
 """
-RESERVE = _MONEY + _RESERVE
 
-# RESERVE, but only once every slot is seeded: -> {-1, i, j, ...} (the unseeded
-# slots, nothing reserved) lets the caller seed them and ask again, so the usual
-# case (all seeded) costs one round trip instead of a check and a reservation.
-RESERVE_SEEDED = _MONEY + """
-local unseeded = {}
+# Admission in one step, all or nothing: rate limits (HIT) and the budget
+# reservation (RESERVE), counted only if neither refuses. Unseeded slots come first:
+# {-1, {i, ...}} and nothing else happens, so the caller seeds them and asks again.
+# KEYS windows..., slots...; ARGV offset, tokens, rate ttl, number of windows, amount,
+# rpm_i, tpm_i per window, then limit_j, blocking_j, ttl_j per slot
+# -> {1 admitted | 0 refused, current bucket, now, views (as HIT), refusing slot or 0}
+ADMIT = _CLOCK + _MONEY + _RATE_FNS + _BUDGET_FNS + """
+local nw = tonumber(ARGV[4])
+local windows, slots = {}, {}
 for i, key in ipairs(KEYS) do
-  if redis.call('HEXISTS', key, 'spent') == 0 then unseeded[#unseeded + 1] = i end
+  if i <= nw then windows[#windows + 1] = key else slots[#slots + 1] = key end
 end
-if #unseeded > 0 then return {-1, unpack(unseeded)} end
-""" + _RESERVE
+local missing = unseeded(slots)
+if #missing > 0 then return {-1, missing} end
+local clock = string.format('%.17g', now)
+local views, refused = rate_views(windows, tonumber(ARGV[2]), 5)
+if refused then return {0, cur, clock, views, 0} end
+local at = 5 + 2 * nw
+local j = refusal(slots, ARGV[5], at)
+if j > 0 then return {0, cur, clock, views, j} end
+count(windows, ARGV[2], ARGV[3])
+reserve(slots, ARGV[5], at)
+return {1, cur, clock, views, 0}
+"""
 
 _SETTLE_FN = """
 local function settle(keys, reserved, actual, ttls)  -- -> {spent, reserved} per key

@@ -18,6 +18,7 @@ from redis.commands.core import AsyncScript
 from . import redis_scripts
 from .base import (
     WINDOW_S,
+    Admitted,
     BudgetSlot,
     LimitStore,
     RateDecision,
@@ -45,7 +46,7 @@ class _Conn:
     reserve: AsyncScript
     settle: AsyncScript
     seed: AsyncScript
-    reserve_seeded: AsyncScript
+    admit: AsyncScript
     settle_all: AsyncScript
 
 
@@ -94,7 +95,7 @@ class RedisLimitStore(LimitStore):
             )
             client = aioredis.Redis.from_pool(pool)
             sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
-                       redis_scripts.SEED, redis_scripts.RESERVE_SEEDED, redis_scripts.SETTLE_ALL)
+                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL)
             conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
         return conn
 
@@ -140,43 +141,47 @@ class RedisLimitStore(LimitStore):
             args += [spent, _opt(slot.ttl_s)]
         await conn.seed([BUDGET_PREFIX + slot.key for slot in missing], args)
 
-    async def reserve_seeded(
-        self, slots: list[BudgetSlot], amount: int, load_spent: Callable[[str], Awaitable[int]]
-    ) -> Reservation:
-        """One round trip when every slot is seeded (the usual case): the script
-        refuses to reserve on unseeded slots and names them; they are seeded and the
-        reservation asked again (a slot expiring in between is simply seeded again)."""
-        check_units("amount", amount)
-        if not slots:
-            return Reservation(ok=True, refused=None, amount=amount)
-        conn = self._conn()
-        keys, args = self._reserve_args(slots, amount)
-        for _ in range(3):
-            ok, *rest = await conn.reserve_seeded(keys, args)
-            if int(ok) != -1:
-                return self._reservation(slots, amount, int(ok), rest[0])
-            await self._seed(conn, [slots[int(i) - 1] for i in rest], load_spent)
-        await self.ensure_seeded(slots, load_spent)
-        return await self.reserve(slots, amount)
-
     async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
         check_units("amount", amount)
-        keys, args = self._reserve_args(slots, amount)
-        ok, index = await self._conn().reserve(keys, args)
-        return self._reservation(slots, amount, int(ok), index)
-
-    @staticmethod
-    def _reserve_args(slots: list[BudgetSlot], amount: int) -> tuple[list[str], list]:
         args: list = [amount]
         for slot in slots:
             args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
-        return [BUDGET_PREFIX + slot.key for slot in slots], args
-
-    @staticmethod
-    def _reservation(slots: list[BudgetSlot], amount: int, ok: int, index) -> Reservation:
+        ok, index = await self._conn().reserve([BUDGET_PREFIX + slot.key for slot in slots], args)
         if ok:
             return Reservation(ok=True, refused=None, amount=amount)
         return Reservation(ok=False, refused=slots[int(index) - 1].key, amount=0)
+
+    # --- the hot path's composites -------------------------------------------------
+    async def admit(
+        self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
+        load_spent: Callable[[str], Awaitable[int]],
+    ) -> Admitted:
+        """One round trip when every slot is seeded (the usual case): the script
+        names unseeded slots instead of deciding; they are seeded and it is asked
+        again (a slot expiring in between is simply seeded again)."""
+        check_units("tokens", tokens)
+        check_units("amount", amount)
+        conn = self._conn()
+        keys = [RATE_PREFIX + limit.scope for limit in limits] + [BUDGET_PREFIX + slot.key for slot in slots]
+        args: list = [repr(float(self.time_offset_s)), tokens, RATE_TTL_S, len(limits), amount]
+        for limit in limits:
+            args += [_opt(limit.requests_per_minute), _opt(limit.tokens_per_minute)]
+        for slot in slots:
+            args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
+        for _ in range(5):
+            status, *rest = await conn.admit(keys, args)
+            if int(status) != -1:
+                break
+            await self._seed(conn, [slots[int(i) - 1] for i in rest[0]], load_spent)
+        else:  # someone deletes the slots as fast as they are seeded
+            raise aioredis.RedisError("budget slots disappear as soon as they are seeded")
+        current, now, rows, refusing = rest
+        rate = decide(limits, [_view(row) for row in rows], tokens, int(current), float(now))
+        if not rate.allowed:
+            return Admitted(rate, None)
+        if int(refusing):
+            return Admitted(rate, Reservation(ok=False, refused=slots[int(refusing) - 1].key, amount=0))
+        return Admitted(rate, Reservation(ok=True, refused=None, amount=amount))
 
     async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
         check_units("reserved", reserved)
