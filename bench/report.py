@@ -103,7 +103,7 @@ def table(data: dict) -> str:
     runs = data.get("runs", {})
     cols = order(runs)
     header = ["", *(runs[k]["label"] for k in cols)]
-    direct_run = runs.get("gateway") or (runs[cols[0]] if cols else None)
+    direct_run = runs.get("gateway-uvicorn") or runs.get("gateway") or (runs[cols[0]] if cols else None)
     if direct_run:
         header.append("direct to the fake upstream")
     columns = [_rows(runs[k]) for k in cols]

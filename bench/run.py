@@ -202,7 +202,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Benchmark the gateway (see bench/README.md).")
     p.add_argument("--quick", action="store_true", help="shorter runs and a 60 s soak")
     p.add_argument("--soak-seconds", type=float, help="RSS soak length (default 600, --quick 60, 0 = skip)")
-    p.add_argument("--server", choices=sorted(SERVERS), default="daphne")
+    p.add_argument("--server", choices=sorted(SERVERS), default="uvicorn",
+                   help="uvicorn (default: the recommended server, and what `make run` uses) or daphne")
     p.add_argument("--workers", type=int, default=1, help="workers of the pinned (1-core) gateway")
     p.add_argument("--all-workers", type=int, default=2, help="workers for the all-cores run (0 = skip it)")
     p.add_argument("--gateway-cmd", help="server command template: {host} {port} {workers} {app}")
@@ -211,10 +212,11 @@ def main() -> None:
     p.add_argument("--wait-quiet", type=float, default=120, metavar="S",
                    help="wait up to S seconds for an idle machine before measuring (0 = don't)")
     p.add_argument("--note", default="", help="a line shown above the table in BENCHMARKS.md")
-    p.add_argument("--column", default="gateway", help="results column to (re)write, e.g. gateway-uvicorn")
+    p.add_argument("--column", help="results column to (re)write (default: gateway-<server>, e.g. gateway-uvicorn)")
     p.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory (logs, database)")
     args = p.parse_args()
+    args.column = args.column or ("gateway-custom" if args.gateway_cmd else f"gateway-{args.server}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     opts = Opts.make(args.quick, args.soak_seconds)
