@@ -100,7 +100,7 @@ class LiveGateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", loop="asyncio"
+            application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", loop="asyncio"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-gateway", daemon=True)
