@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from gateway_project.background import spawn
 from gateway_project.errors import GatewayError, InvalidRequest, UpstreamFailed
 from providers.adapters import adapter_for
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
@@ -70,6 +69,7 @@ class Run:
     # Targets whose breakers the routing snapshot (read when the request arrived)
     # showed closed: their first attempt needs no second read of the shared state.
     closed: frozenset[str] = frozenset()
+    success_unreported: bool = False  # a non-probe success the breaker has yet to hear of
 
     @property
     def deadline(self) -> float:
@@ -122,8 +122,8 @@ async def _attempt(
         if not defer_success:
             if probe:  # closes the breaker: before anyone else is let in
                 await report(run, target, None, probe)
-            else:  # resets counters only; the answer need not wait for it
-                spawn(report(run, target, None, probe))
+            else:  # resets counters only: reported after the answer, with its latency
+                run.success_unreported = True  # (pipeline.Call.settle, one store step)
         return result
     run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()

@@ -154,18 +154,32 @@ class Call:
         self.settled = True
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
-        if status == UsageRecord.Status.SUCCESS and self.run.target and self.run.answer_started:
-            # Feeds the least-latency strategy (shared across processes with Redis);
-            # a statistic, so the answer does not wait for it.
-            spawn(get_breaker_store().record_latency(
-                self.run.target.key, total_s=time.monotonic() - self.run.answer_started, ttft_s=self.ttft
-            ))
+        self.report_after_answer(status)
         try:
             await write_usage(entry)
         except DatabaseError:
             # The client still gets its answer; the record is retried in the
             # background (idempotent by request id, so a late success cannot double count).
             spawn(_record_later(entry))
+
+    def report_after_answer(self, status: str) -> None:
+        """What the target's breaker and the least-latency statistics (shared across
+        processes with Redis) learn from this request: a success that only resets
+        counters, and the answer's latency, in one store step, without the answer
+        waiting for it."""
+        run, target = self.run, self.run.target
+        if target is None or run.answer_started is None:
+            return
+        store = get_breaker_store()
+        total = time.monotonic() - run.answer_started
+        if run.success_unreported:
+            run.success_unreported = False
+            if status == UsageRecord.Status.SUCCESS:
+                spawn(store.record_success(target.key, run.route.breaker, total_s=total, ttft_s=self.ttft))
+            else:  # answered, then the client left (or we failed): the provider still worked
+                spawn(engine.report(run, target, None, False))
+        elif status == UsageRecord.Status.SUCCESS:
+            spawn(store.record_latency(target.key, total_s=total, ttft_s=self.ttft))
 
     async def settle_admission(self) -> None:
         if self.admission is None or self.admission.settled:

@@ -240,6 +240,22 @@ async def test_latency_ewma_first_sample_then_alpha_weighted(env):
         await env.store.record_latency(T, total_s=1.0, alpha=0)
 
 
+async def test_record_success_is_a_success_and_a_latency_sample(env):
+    policy = BreakerPolicy(failure_threshold=3, failure_rate=0.9, min_requests=4)
+    await env.store.record(T, policy, success=False)
+    await env.store.record(T, policy, success=False)
+    assert await env.store.record_success(T, policy, total_s=0.3, ttft_s=0.1) is State.CLOSED
+    status = await env.store.status(T, policy)
+    assert (status.consecutive_failures, status.window_requests, status.window_failures) == (0, 3, 2)
+    assert (await env.store.latencies([T]))[T] == LatencyStats(ttft_s=0.1, total_s=0.3, samples=1)
+    await env.store.record_success(T, policy, total_s=0.5)
+    stats = (await env.store.latencies([T]))[T]
+    assert stats.total_s == pytest.approx(0.2 * 0.5 + 0.8 * 0.3) and stats.ttft_s == 0.1 and stats.samples == 2
+    # two more failures would open at three in a row, had the successes not reset the count
+    await env.store.record(T, policy, success=False)
+    assert (await env.store.status(T, policy)).state is State.CLOSED
+
+
 async def test_latencies_batch(env):
     await env.store.record_latency("a", total_s=0.4, ttft_s=0.1)
     await env.store.record_latency("b", total_s=0.8)

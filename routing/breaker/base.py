@@ -153,6 +153,15 @@ class BreakerStore(abc.ABC):
     ) -> None:
         """Fold one measurement into the target's EWMAs."""
 
+    async def record_success(
+        self, target: str, policy: BreakerPolicy, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2
+    ) -> State:
+        """record(success=True) of a call that was not a probe, and record_latency() of
+        its answer, together (one round trip for Redis)."""
+        state = await self.record(target, policy, success=True)
+        await self.record_latency(target, total_s=total_s, ttft_s=ttft_s, alpha=alpha)
+        return state
+
     @abc.abstractmethod
     async def latencies(self, targets: list[str]) -> dict[str, LatencyStats]:
         """LatencyStats of several targets (one round trip for Redis); targets never

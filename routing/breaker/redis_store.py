@@ -82,52 +82,56 @@ redis.call('EXPIRE', key, ARGV[3])
 return 'probe'
 """
 
+_RECORD_FN = _PRELUDE + """
+-- A: success, probe, failure_threshold, failure_rate, window_s, min_requests, ttl
+local function record(key, A)
+  local success, probe = A[1] == '1', A[2] == '1'
+  local threshold, rate = tonumber(A[3]), tonumber(A[4])
+  local h = load(key)
+  local st = h.st or 'closed'
+  local now = now_s()
+  local function open()
+    redis.call('HSET', key, 'st', 'open', 'oa', f(now), 'op', tonumber(h.op or '0') + 1)
+    redis.call('HDEL', key, 'pa')
+    return 'open'
+  end
+  if st == 'closed' then
+    local cf = 0
+    if not success then cf = tonumber(h.cf or '0') + 1 end
+    local failed = success and 0 or 1
+    local req, fail, cur = window(h, now, tonumber(A[5]))
+    local slot = cur % N
+    local r, fl = 1, failed
+    if tonumber(h['i' .. slot] or '-1') == cur then
+      r = r + tonumber(h['r' .. slot])
+      fl = fl + tonumber(h['f' .. slot])
+    end
+    redis.call('HSET', key, 'st', 'closed', 'cf', cf, 'i' .. slot, f(cur), 'r' .. slot, r, 'f' .. slot, fl)
+    req, fail = req + 1, fail + failed
+    if (threshold > 0 and cf >= threshold)
+       or (rate > 0 and req >= tonumber(A[6]) and fail / req >= rate) then
+      st = open()
+    end
+  elseif st == 'half_open' and probe then
+    if success then
+      local opens = h.op
+      redis.call('DEL', key)
+      if opens then redis.call('HSET', key, 'op', opens) end
+      st = 'closed'
+    else
+      st = open()
+    end
+  else
+    return st  -- a late result (or a stale probe while open): ignored
+  end
+  redis.call('EXPIRE', key, A[7])
+  return st
+end
+"""
+
 # KEYS[1] breaker; ARGV success, probe, failure_threshold, failure_rate, window_s,
 # min_requests, ttl -> state after recording
-_RECORD = _PRELUDE + """
-local key = KEYS[1]
-local success, probe = ARGV[1] == '1', ARGV[2] == '1'
-local threshold, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
-local h = load(key)
-local st = h.st or 'closed'
-local now = now_s()
-local function open()
-  redis.call('HSET', key, 'st', 'open', 'oa', f(now), 'op', tonumber(h.op or '0') + 1)
-  redis.call('HDEL', key, 'pa')
-  return 'open'
-end
-if st == 'closed' then
-  local cf = 0
-  if not success then cf = tonumber(h.cf or '0') + 1 end
-  local failed = success and 0 or 1
-  local req, fail, cur = window(h, now, tonumber(ARGV[5]))
-  local slot = cur % N
-  local r, fl = 1, failed
-  if tonumber(h['i' .. slot] or '-1') == cur then
-    r = r + tonumber(h['r' .. slot])
-    fl = fl + tonumber(h['f' .. slot])
-  end
-  redis.call('HSET', key, 'st', 'closed', 'cf', cf, 'i' .. slot, f(cur), 'r' .. slot, r, 'f' .. slot, fl)
-  req, fail = req + 1, fail + failed
-  if (threshold > 0 and cf >= threshold)
-     or (rate > 0 and req >= tonumber(ARGV[6]) and fail / req >= rate) then
-    st = open()
-  end
-elseif st == 'half_open' and probe then
-  if success then
-    local opens = h.op
-    redis.call('DEL', key)
-    if opens then redis.call('HSET', key, 'op', opens) end
-    st = 'closed'
-  else
-    st = open()
-  end
-else
-  return st  -- a late result (or a stale probe while open): ignored
-end
-redis.call('EXPIRE', key, ARGV[7])
-return st
-"""
+_RECORD = _RECORD_FN + "return record(KEYS[1], ARGV)"
 
 # KEYS breakers; ARGV window_s, cooldown_s, probe_timeout_s -> one row per key
 _STATUS = _PRELUDE + """
@@ -157,19 +161,31 @@ if opens then
 end
 """
 
-# KEYS[1] latency; ARGV total_s, ttft_s ('' = not measured), alpha, ttl
-_LATENCY = """
-local key, a = KEYS[1], tonumber(ARGV[3])
-local v = redis.call('HMGET', key, 't', 'f')
-local function ewma(old, x)
-  if not old then return x end
-  return a * x + (1 - a) * tonumber(old)
+_LATENCY_FN = """
+local function latency(key, total, ttft, alpha, ttl)  -- ttft '' = not measured
+  local a = tonumber(alpha)
+  local v = redis.call('HMGET', key, 't', 'f')
+  local function ewma(old, x)
+    if not old then return x end
+    return a * x + (1 - a) * tonumber(old)
+  end
+  local function fmt(x) return string.format('%.17g', x) end
+  redis.call('HSET', key, 't', fmt(ewma(v[1], tonumber(total))))
+  if ttft ~= '' then redis.call('HSET', key, 'f', fmt(ewma(v[2], tonumber(ttft)))) end
+  redis.call('HINCRBY', key, 'n', 1)
+  redis.call('EXPIRE', key, ttl)
 end
-local function f(x) return string.format('%.17g', x) end
-redis.call('HSET', key, 't', f(ewma(v[1], tonumber(ARGV[1]))))
-if ARGV[2] ~= '' then redis.call('HSET', key, 'f', f(ewma(v[2], tonumber(ARGV[2])))) end
-redis.call('HINCRBY', key, 'n', 1)
-redis.call('EXPIRE', key, ARGV[4])
+"""
+
+# KEYS[1] latency; ARGV total_s, ttft_s ('' = not measured), alpha, ttl
+_LATENCY = _LATENCY_FN + "latency(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+
+# KEYS breaker, latency; ARGV as _RECORD (success = 1, probe = 0), then total_s,
+# ttft_s, alpha, latency ttl -> state after recording
+_RECORD_SUCCESS = _RECORD_FN + _LATENCY_FN + """
+local st = record(KEYS[1], ARGV)
+latency(KEYS[2], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+return st
 """
 
 
@@ -183,6 +199,7 @@ class _Conn:
     status: AsyncScript
     reset: AsyncScript
     latency: AsyncScript
+    record_success: AsyncScript
 
 
 class RedisBreakerStore(BreakerStore):
@@ -202,7 +219,7 @@ class RedisBreakerStore(BreakerStore):
             # (the default pool raises past its limit under high concurrency).
             pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=50, timeout=10)
             client = aioredis.Redis.from_pool(pool)
-            scripts = (client.register_script(s) for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY))
+            scripts = (client.register_script(s) for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY, _RECORD_SUCCESS))
             conn = self._conns[loop] = _Conn(client, *scripts)
         return conn
 
@@ -233,6 +250,17 @@ class RedisBreakerStore(BreakerStore):
             self._breaker_ttl(policy),
         ]
         return State(await self._conn().record([BREAKER_PREFIX + target], args))
+
+    async def record_success(
+        self, target: str, policy: BreakerPolicy, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2
+    ) -> State:
+        check_alpha(alpha)
+        args = [
+            1, 0, policy.failure_threshold, policy.failure_rate, policy.window_s, policy.min_requests,
+            self._breaker_ttl(policy),
+            float(total_s), "" if ttft_s is None else float(ttft_s), float(alpha), self.ttl_s,
+        ]
+        return State(await self._conn().record_success([BREAKER_PREFIX + target, LATENCY_PREFIX + target], args))
 
     async def status(self, target: str, policy: BreakerPolicy) -> BreakerStatus:
         return (await self.statuses([target], policy))[target]
