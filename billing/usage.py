@@ -218,3 +218,9 @@ async def drain(timeout_s: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.01)
+
+
+def close_ledger_connection() -> None:
+    """Hand the ledger thread's database connection back (shutdown, end of tests):
+    it is otherwise kept for the life of the process."""
+    _LEDGER_THREAD.submit(connections.close_all).result(timeout=30)

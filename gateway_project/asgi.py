@@ -7,6 +7,7 @@
 - everything else (admin, reports, management API, /metrics): Django as usual.
 """
 
+import asyncio
 import gc
 import os
 
@@ -60,7 +61,7 @@ async def http(scope, receive, send):
 async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn): at shutdown, close the upstream HTTP session and
     finish the usage rows still queued, instead of dropping them with the loop."""
-    from billing.usage import drain
+    from billing.usage import close_ledger_connection, drain
     from gateway_project import background
     from providers.http import close_session
 
@@ -71,6 +72,7 @@ async def lifespan(scope, receive, send):
         elif message["type"] == "lifespan.shutdown":
             await background.wait(timeout_s=10)  # settlements of requests whose clients left
             await drain()
+            await asyncio.get_running_loop().run_in_executor(None, close_ledger_connection)
             await close_session()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -118,6 +118,17 @@ class LiveGateway:
         self.thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ledger_connection_closed_at_the_end(django_db_setup, django_db_blocker):
+    """The ledger thread keeps its connection for the process's life; give it back
+    before the test database is dropped (PostgreSQL refuses while it is open)."""
+    yield
+    from billing.usage import close_ledger_connection
+
+    with django_db_blocker.unblock():
+        close_ledger_connection()
+
+
 @pytest.fixture(scope="session")
 def _live_gateway(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
