@@ -141,7 +141,7 @@ class _Checkpointer:
                 if connection is None:
                     connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
                 self.checkpoint(connection)
-            except sqlite3.Error as exc:  # retried on the next round; other connections still checkpoint
+            except Exception as exc:  # noqa: BLE001 - retried next round; the thread must not die
                 log.warning("WAL checkpoint of the ledger database failed: %s", exc)
                 if connection is not None:
                     connection.close()
