@@ -27,11 +27,6 @@ def _done(task: asyncio.Task) -> None:
         log.error("background task failed: %r", task.exception())
 
 
-def pending() -> int:
-    """Tasks still running (tests, leak checks)."""
-    return len(_tasks)
-
-
 async def wait(timeout_s: float) -> None:
     """Let running tasks finish, for at most ``timeout_s`` (shutdown)."""
     if _tasks:

@@ -144,6 +144,23 @@ def gateway(_live_gateway, transactional_db):
     return _live_gateway.url
 
 
+@pytest.fixture
+def redis_sends(monkeypatch) -> list:
+    """Every command batch the redis client writes from now on (one per round trip):
+    tests that promise "one round trip" count them."""
+    import redis.asyncio.connection
+
+    sends: list = []
+    original = redis.asyncio.connection.AbstractConnection.send_packed_command
+
+    async def counting(self, command, check_health=True):
+        sends.append(command)
+        return await original(self, command, check_health)
+
+    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counting)
+    return sends
+
+
 @pytest.fixture(autouse=True)
 def _fresh_config_caches():
     """Each test starts from what is in the database, not a previous test's cache."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-import redis.asyncio.connection
 
 from routing.breaker import (
     Admission,
@@ -297,22 +296,19 @@ async def test_redis_keys_are_namespaced_and_expire(redis_store):
 
 
 @redis_only
-async def test_redis_batches_take_one_round_trip(redis_store, monkeypatch):
+async def test_redis_batches_take_one_round_trip(redis_store, redis_sends):
     targets = [f"t{i}" for i in range(20)]
     await redis_store.statuses(targets, FAST)  # warm up: connection handshake, script load
     await redis_store.latencies(targets)
-    sends = []
-    original = redis.asyncio.connection.AbstractConnection.send_packed_command
-
-    async def counting(self, command, check_health=True):
-        sends.append(command)
-        return await original(self, command, check_health)
-
-    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counting)
+    await redis_store.record_success("t0", FAST, total_s=0.1)
+    sends = redis_sends
+    sends.clear()  # count from here: the warm-up above opened the connection and loaded scripts
     assert len(await redis_store.statuses(targets, FAST)) == 20
     assert len(sends) == 1
     assert len(await redis_store.latencies(targets)) == 20
     assert len(sends) == 2
+    await redis_store.record_success("t1", FAST, total_s=0.2, ttft_s=0.1)  # breaker + latency: one script
+    assert len(sends) == 3
 
 
 # --- policy and factory -------------------------------------------------------------

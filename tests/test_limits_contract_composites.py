@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-import redis
-import redis.asyncio.connection
-
 from billing.limits import RateLimit, Reservation, SlotUsage
 from tests.limits_helpers import (
     KEY,
@@ -141,25 +138,14 @@ async def test_settle_all_ignores_a_bucket_that_left_the_window(env):
     assert (await env.store.hit(limits, 0)).remaining_tokens == 1000
 
 
-def _count_sends(monkeypatch) -> list:
-    sends = []
-    original = redis.asyncio.connection.AbstractConnection.send_packed_command
-
-    async def counting(self, command, check_health=True):
-        sends.append(command)
-        return await original(self, command, check_health)
-
-    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counting)
-    return sends
-
-
 @redis_only
-async def test_redis_hot_path_steps_take_one_round_trip_each(redis_store, monkeypatch):
+async def test_redis_hot_path_steps_take_one_round_trip_each(redis_store, redis_sends):
     limits = [RateLimit(KEY, 100, 10_000), RateLimit(TEAM, 1000, 100_000)]
     slots = [slot("budget:key"), slot("budget:team"), slot("budget:global")]
     await redis_store.admit(limits, 10, slots, 1, loader(0))  # warm up: scripts, connection, seeding
     await redis_store.settle_all(limits, 0, 0, slots, 1, 1)
-    sends = _count_sends(monkeypatch)
+    sends = redis_sends
+    sends.clear()  # count from here: the warm-up above opened the connection and loaded scripts
     admitted = await redis_store.admit(limits, 10, slots, 5, loader(0))
     assert admitted.ok and len(sends) == 1
     await redis_store.settle_all(limits, admitted.rate.bucket, 3, slots, 5, 4)
