@@ -196,6 +196,10 @@ class UsageRecord(models.Model):
         SUCCESS = "success"
         ERROR = "error"
         CLIENT_CLOSED = "client_closed", "client disconnected"
+        # Answered by the gateway itself: a guardrail refused the request (no
+        # provider was called), or the cache answered it (no provider was called).
+        BLOCKED = "blocked", "blocked by a guardrail"
+        CACHE_HIT = "cache_hit", "answered from the cache"
 
     request_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
