@@ -236,6 +236,10 @@ class UsageRecord(models.Model):
     strategy = models.CharField(max_length=20, blank=True)
     task_type = models.CharField(max_length=30, blank=True, help_text="Detected task (task strategy).")
     candidates = models.JSONField(default=list, blank=True, help_text="The strategy's candidate order, with reasons.")
+    annotations = models.JSONField(
+        default=dict, blank=True,
+        help_text="What the request's stages added, by stage name (e.g. guardrail actions, cache status).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
