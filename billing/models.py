@@ -255,3 +255,28 @@ class UsageRecord(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class UsageDeadLetter(models.Model):
+    """A usage row the ledger could not write (billing.dead_letters).
+
+    Never a silent loss: the row waits here, as the ledger entry it was meant to be,
+    until `manage.py replay_usage_dead_letters` writes it to the ledger (idempotent:
+    the ledger is unique by request id, so a replayed row is never counted twice).
+    """
+
+    request_id = models.CharField(max_length=200, unique=True, help_text="The usage row's request id (cut to 200).")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it was dead-lettered.")
+    occurred_at = models.DateTimeField(help_text="When the request was settled: the usage row's created_at.")
+    entry = models.JSONField(help_text="The usage row as the ledger would have written it.")
+    error = models.CharField(max_length=300, blank=True, help_text="Why it could not be written (no values).")
+    source = models.CharField(max_length=10, default="ledger", help_text="ledger: written by the gateway; file: moved from the local fallback file.")
+    replay_attempts = models.PositiveIntegerField(default=0)
+    replayed_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Set once the row is in the ledger.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "usage dead letter"
+
+    def __str__(self) -> str:
+        return f"{self.request_id} ({'replayed' if self.replayed_at else 'pending'})"
