@@ -15,6 +15,11 @@ PY=.venv/bin/python
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 unset DATABASE_URL REDIS_URL
 
+# The import direction (.importlinter; docs/architecture.md): under a second, and a
+# wrong arrow fails the run before any test starts.
+echo "== import contracts =="
+.venv/bin/lint-imports --no-logo --no-cache
+
 echo "== tests on SQLite =="
 GATEWAY_VAR_DIR=var/test-sqlite $PY -m pytest "$@"
 
