@@ -1,7 +1,13 @@
-"""Websocket routes (the playground arrives with its own issue)."""
+"""Websocket routes (the playground arrives with its own issue). The last pattern
+catches every other path: see UnknownPathConsumer."""
 
-from django.urls import path
+from __future__ import annotations
 
-from .consumers import PingConsumer
+from django.urls import path, re_path
 
-websocket_urlpatterns = [path("ws/ping/", PingConsumer.as_asgi())]
+from .consumers import PingConsumer, UnknownPathConsumer
+
+websocket_urlpatterns = [
+    path("ws/ping/", PingConsumer.as_asgi()),
+    re_path(r"", UnknownPathConsumer.as_asgi()),  # keep last
+]
