@@ -98,6 +98,9 @@ class RouteForm(forms.ModelForm):
         label="Retry on the same target when",
         choices=retry_choices,
         required=False,
+        # A declared form field does not inherit the model field's default: without
+        # this, the add form showed every box unticked and saved [] (never retry).
+        initial=Route._meta.get_field("retry_on").get_default,
         widget=forms.CheckboxSelectMultiple,
         help_text="Ticked errors are retried on the same target, up to 'attempts per target'. "
         "Any other failure moves straight on to the next target (fallback strategy). "
