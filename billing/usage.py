@@ -62,6 +62,7 @@ class UsageEntry:
     strategy: str = ""
     task_type: str = ""
     candidates: list = field(default_factory=list)
+    annotations: dict = field(default_factory=dict)  # what the request's stages added
 
 
 class _Insert:

@@ -50,7 +50,7 @@ api_http = APIHandler()
 
 async def http(scope, receive, send):
     path = scope["path"]
-    if path.startswith("/v1/"):
+    if path == "/v1" or path.startswith("/v1/"):
         await v1_api(scope, receive, send)  # the hot path: plain ASGI, no Django request cycle
     elif path in PROBES:
         await api_http(scope, receive, send)

@@ -158,6 +158,9 @@ CELERY_TIMEZONE = "UTC"
 GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
 # Largest request body accepted on /v1 (bytes).
 GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+# A /v1 client that declares a body and does not send it (slowloris) is answered 408
+# and dropped after this many seconds.
+GATEWAY_REQUEST_READ_TIMEOUT_S: float = env.float("GATEWAY_REQUEST_READ_TIMEOUT_S", default=30.0)
 # Connection pool of the one shared upstream HTTP client per process.
 GATEWAY_HTTP_MAX_CONNECTIONS: int = env.int("GATEWAY_HTTP_MAX_CONNECTIONS", default=512)
 GATEWAY_HTTP_KEEPALIVE: int = env.int("GATEWAY_HTTP_KEEPALIVE", default=128)

@@ -148,20 +148,7 @@ class RealCall:
     attempts: list[AttemptRow] = field(default_factory=list)
 
 
-def admin_key(username: str) -> KeyInfo:
-    """The caller of a real test call: no virtual key, may use every route. Usage
-    records get no key id, the key prefix "admin" and no team."""
-    return KeyInfo(
-        id=None,  # type: ignore[arg-type]  # usage records keep key_id NULL
-        key_hash="",
-        prefix="admin",
-        name=f"admin:{username}",
-        team_id=None,
-        team_name="",
-        allowed_route_ids=frozenset(),
-        expires_at=None,
-        revoked=False,
-    )
+admin_key = pipeline.staff_key  # the caller of "Send it for real"
 
 
 def _answer_text(response: ChatResponse) -> str:
@@ -252,12 +239,13 @@ def test_route_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_
         if "_send" in request.POST:
             real = send_for_real(route, data, request.user.get_username())
         else:
-            # A sticky route draws with the id the real call would use (pipeline.gather_signals).
-            sticky_id = f"key:{admin_key(request.user.get_username()).id}"
+            # The dry run gathers its signals as the real call would (pipeline.gather_signals),
+            # for the same caller, so a sticky route draws with the same id.
             try:
                 explanation = explain(
                     route, data["prompt"], system=data["system"], max_tokens=data["max_tokens"],
-                    metadata=data["metadata"], task_hint=data["task_hint"] or None, sticky_id=sticky_id,
+                    metadata=data["metadata"], task_hint=data["task_hint"] or None,
+                    key=admin_key(request.user.get_username()),
                 )
             except GatewayError as error:
                 problem = error.message

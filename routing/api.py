@@ -58,6 +58,19 @@ async def app(scope, receive, send) -> None:
 
 
 async def _read_body(receive) -> bytes:
+    """The whole body, bounded in size (413) and in time: a client that declares a
+    body and does not send it is answered 408 after GATEWAY_REQUEST_READ_TIMEOUT_S."""
+    try:
+        async with asyncio.timeout(settings.GATEWAY_REQUEST_READ_TIMEOUT_S):
+            return await _receive_body(receive)
+    except TimeoutError:
+        raise InvalidRequest(
+            f"The request body did not arrive within {settings.GATEWAY_REQUEST_READ_TIMEOUT_S:g} s.",
+            code="request_timeout", status=408,
+        ) from None
+
+
+async def _receive_body(receive) -> bytes:
     chunks, size, limit = [], 0, settings.GATEWAY_MAX_BODY_BYTES
     while True:
         message = await receive()
@@ -96,7 +109,7 @@ async def _dispatch(scope, body: bytes, send) -> None:
         elif path.startswith("/v1/models/"):
             _allow(method, "GET")
             await _respond(send, 200, [], await retrieve_model(scope, path.removeprefix("/v1/models/")))
-        else:
+        else:  # /v1 itself and every unknown path under it
             raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
     except GatewayError as error:
         await _error(send, error)
@@ -120,11 +133,12 @@ async def chat_completions(scope, body: bytes, send) -> None:
             headers = call_headers(call) + [("x-gateway-cost-usd", f"{call.cost:f}")]
             await _respond(send, 200, headers, completion_body(call, result))
             if after:  # shielded: a client hanging up now must not cancel the bookkeeping
-                await asyncio.shield(call.settle(UsageRecord.Status.SUCCESS, 200))
+                await asyncio.shield(call.settle(call.success_status, 200))
             return
         chunks = await pipeline.open_stream(call)
     except GatewayError as error:
-        await _error(send, error, call_headers(call))
+        # Refused by the first stage (a rate limit, a budget): counted as a rejection.
+        await _error(send, error, call_headers(call) if call.entered else None)
         return
     except Exception as exc:  # noqa: BLE001
         await call.settle(UsageRecord.Status.ERROR, 500, "internal")

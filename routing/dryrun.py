@@ -1,9 +1,11 @@
 """What would happen: a route's routing decision for a sample request, nobody called.
 
-Used by the admin's "Test this route". The decision is made by the very functions the
-hot path uses (catalog.route_info, strategies.decide) on the saved route, with the
-circuit breakers and latency statistics as they are right now, so the explanation
-shows what a client sending this request would get. Nothing is written anywhere.
+Used by the admin's "Test this route". The request goes through the hot path's own
+functions — routing.schemas (parse), pipeline.plan (pipeline.gather_signals: the
+circuit breakers as they are right now; strategies.decide) and each stage's preview
+(what admission, guardrails or the cache would do) — on the saved route, so the
+explanation shows what a client sending this request would get. Nothing is reserved,
+called or written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +25,10 @@ from providers.kinds import KINDS
 from providers.tokens import estimate_prompt_tokens
 from providers.types import ChatRequest
 
-from .breaker import BreakerStatus, LatencyStats, State, get_breaker_store
+from billing.keys import KeyInfo
+
+from . import pipeline
+from .breaker import State, get_breaker_store
 from .catalog import RouteInfo, TargetInfo, route_info
 from .models import Route, RouteTarget
 from .schemas import parse_chat_request
@@ -98,6 +103,7 @@ class Explanation:
     prompt_tokens: int  # estimate
     completion_tokens: int  # what the cost estimate assumes: max_tokens, or a guess
     first_cost: Decimal | None  # upper estimate if the first candidate answers
+    stages: list[tuple[str, str]] = field(default_factory=list)  # (stage, what it would do)
 
     @property
     def task(self) -> TaskDecision | None:
@@ -164,12 +170,20 @@ def _unusable(t: RouteTarget) -> str:
     return ""
 
 
-async def _read_state(info: RouteInfo) -> tuple[dict[str, BreakerStatus], dict[str, LatencyStats]]:
+async def _plan(
+    info: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None, sticky_id: str | None,
+    rng: random.Random | None,
+) -> tuple[pipeline.Call, list[tuple[str, str]]]:
+    signals = await pipeline.gather_signals(info, req, key, task_hint)  # as the hot path reads them
     keys = [t.key for t in info.targets]
-    if not keys:
-        return {}, {}
-    store = get_breaker_store()
-    return await store.statuses(keys, info.breaker), await store.latencies(keys)
+    if keys and not signals.latencies:  # the explanation shows every target's latency
+        signals.latencies = await get_breaker_store().latencies(keys)
+    if sticky_id is not None and info.sticky_by != "none":
+        signals.sticky_id = sticky_id
+    if rng is not None:
+        signals.rng = rng
+    call = await pipeline.plan(key, req, info, task_hint, signals)
+    return call, await pipeline.preview(call)
 
 
 def explain(
@@ -182,21 +196,21 @@ def explain(
     task_hint: str | None = None,
     sticky_id: str | None = None,
     rng: random.Random | None = None,
+    key: KeyInfo | None = None,
 ) -> Explanation:
     """Which targets would serve this request, in which order, and why.
 
+    `key` is the caller (default: the admin's test-call caller, pipeline.staff_key).
     Raises gateway_project.errors.InvalidRequest when the sample is not a valid
     request (the same check the API makes).
     """
     req = parse_chat_request(request_body(route.name, prompt, system=system, max_tokens=max_tokens, metadata=metadata))
     info, unused = live_route_info(route)
-    breakers, latencies = async_to_sync(_read_state)(info)  # one read of the shared store
-    signals = Signals(breakers=breakers, latencies=latencies, task_hint=task_hint or None)
-    if info.sticky_by != "none":
-        signals.sticky_id = sticky_id
-    if rng is not None:
-        signals.rng = rng
-    return explain_decision(info, req, decide(info, req, signals), signals, unused)
+    call, notes = async_to_sync(_plan)(info, req, key or pipeline.staff_key("dry-run"), task_hint or None,
+                                       sticky_id, rng)
+    explanation = explain_decision(info, req, call.run.decision, call.signals, unused)
+    explanation.stages = notes
+    return explanation
 
 
 def explain_decision(

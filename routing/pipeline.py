@@ -1,10 +1,16 @@
-"""The hot path, transport-agnostic: the REST views and the playground both call it.
+"""The hot path, transport-agnostic: the /v1 API (JSON and SSE), the admin's test
+call and the playground all run it the same way.
 
-    prepare()  authenticate -> validate -> resolve route        (no provider call)
-    complete() / stream()  route + call -> settle (usage record, metrics)
+    prepare()              authenticate -> validate -> resolve route -> signals -> decide
+    complete() / stream()  the stages' on_request (routing.stages: admission, ...),
+                           then the provider (routing.engine) unless a stage answered,
+                           then the stages' response hooks in reverse order, and
+                           settlement: the stages' on_finish, one usage record, metrics,
+                           and the after-answer hooks in the background.
 
-Settlement happens exactly once per request that reached a provider, including
-failures and client disconnects (see `Call.settle`).
+Settlement happens exactly once per request (`Call.settle`), including failures and
+client disconnects; a usage record is written for every request that reached a
+provider, was answered by a stage, or was blocked by one.
 """
 
 from __future__ import annotations
@@ -13,13 +19,12 @@ import asyncio
 import logging
 import time
 import uuid
-
-import orjson
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from django.conf import settings
+import orjson
 from django.db import DatabaseError
 
 from billing import admission
@@ -31,31 +36,45 @@ from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 
-from . import engine, metrics
+from . import engine, metrics, stages
 from .breaker import get_breaker_store
 from .catalog import RouteInfo, routing_table
 from .health import absorb_health
 from .schemas import parse_chat_request
+from .stages import Answer, Blocked, Stage
+from .stages.streams import Assembler, ChunkFilter, replay
 from .strategies import Signals, decide
 
 log = logging.getLogger("gateway.pipeline")
+Status = UsageRecord.Status
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-_last_table: object | None = None
+class _TableWatch:
+    """Each refresh of the routing table also picks up probe results written by the
+    Celery worker (embedded mode; with Redis the worker feeds breakers itself)."""
+
+    def __init__(self) -> None:
+        self.last: object | None = None
+
+    def seen(self, table: object) -> None:
+        if table is not self.last:
+            self.last = table
+            spawn(absorb_health())
+
+    def reset(self) -> None:
+        self.last = None
+
+
+table_watch = _TableWatch()
 
 
 async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
-    global _last_table
     table = await routing_table.get()
-    if table is not _last_table:
-        # Each refresh of the table also picks up probe results written by the
-        # Celery worker (embedded mode; with Redis the worker feeds breakers itself).
-        _last_table = table
-        spawn(absorb_health())
+    table_watch.seen(table)
     route = table.routes.get(name)
     if route is None:
         if name in table.disabled:
@@ -64,6 +83,23 @@ async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
     if not key.may_use(route.id):
         raise PermissionDenied(f"This API key may not use the route '{name}'.", param="model")
     return route
+
+
+def staff_key(username: str) -> KeyInfo:
+    """The caller of the admin's test calls and dry runs: no virtual key, may use every
+    route. Usage records get no key id, the key prefix "admin" and no team; global
+    budgets still apply."""
+    return KeyInfo(
+        id=None,
+        key_hash="",
+        prefix="admin",
+        name=f"admin:{username}",
+        team_id=None,
+        team_name="",
+        allowed_route_ids=frozenset(),
+        expires_at=None,
+        revoked=False,
+    )
 
 
 async def allowed_routes(key: KeyInfo) -> list[RouteInfo]:
@@ -79,33 +115,67 @@ def models_body(routes: list[RouteInfo], single: bool = False) -> bytes:
 
 @dataclass(slots=True)
 class Call:
-    """One request on its way through the gateway."""
+    """One request on its way through the gateway: what every stage reads and adds to."""
 
     request_id: str
     key: KeyInfo
     req: ChatRequest
     run: engine.Run
+    signals: Signals | None = None
     usage: Usage | None = None
     cost: Decimal = Decimal(0)
     ttft: float | None = None
     completion_text: list[str] = field(default_factory=list)
     settled: bool = False
-    admission: admission.Admission | None = None
+    admission: admission.Admission | None = None  # the Admission stage's reservation
+    headers: list[tuple[str, str]] = field(default_factory=list)  # stages' response headers
+    annotations: dict[str, Any] = field(default_factory=dict)  # stages' notes for the usage record
+    entered: list[Stage] = field(default_factory=list)  # stages whose on_request returned, in order
+    answer: Answer | None = None  # a stage answered (no provider was called)
+    answered_by: Stage | None = None
+    blocked: bool = False  # a stage refused the request (status `blocked`)
+    raw_answer: ChatResponse | None = None  # as the provider (or answering stage) gave it
 
     @property
     def route(self) -> RouteInfo:
         return self.run.route
 
+    @property
+    def recordable(self) -> bool:
+        """Does this request get a usage record (a provider was tried, or a stage
+        answered or blocked it)? Refusals before admission do not."""
+        return bool(self.run.calls) or self.answer is not None or self.blocked
+
+    @property
+    def success_status(self) -> str:
+        return self.answer.status if self.answer is not None else Status.SUCCESS
+
+    def annotate(self, stage: str, **values: Any) -> None:
+        """Add to the usage record's `annotations` under the stage's name (JSON values)."""
+        self.annotations.setdefault(stage, {}).update(values)
+
+    def usage_or_zero(self) -> Usage:
+        return self.usage or Usage()
+
+    def actual_cost(self) -> Decimal:
+        """What the request cost: the answering target's price over the usage, or the
+        answering stage's own cost; 0 when nobody answered."""
+        if self.answer is not None:
+            return self.answer.cost
+        if self.run.calls and self.run.target is not None:
+            return self.run.target.model.price.cost(self.usage_or_zero())
+        return Decimal(0)
+
     def entry(self, status: str, http_status: int, error_kind: str = "") -> UsageEntry:
-        target = self.run.target
+        target = self.run.target if self.run.calls else None
         model = target.model if target else None
-        usage = self.usage or Usage()
-        if model is not None:
-            self.cost = model.price.cost(usage)
+        usage = self.usage_or_zero()
+        self.cost = self.actual_cost()
         # What the same tokens would have cost on the route's first target: the
         # savings report compares routing decisions against "always the default".
         baseline = self.route.targets[0].model.price.cost(usage) if self.route.targets else self.cost
         latency = time.monotonic() - self.run.started
+        decision = self.run.decision
         return UsageEntry(
             request_id=self.request_id,
             key_id=self.key.id,
@@ -133,9 +203,10 @@ class Call:
             ttft_ms=int(self.ttft * 1000) if self.ttft is not None else None,
             attempts=self.run.calls,
             attempt_log=[a.as_dict() for a in self.run.log],
-            strategy=self.run.decision.strategy,
-            task_type=self.run.decision.task.task.value if self.run.decision.task else "",
-            candidates=[{"target": c.label, "reason": c.reason} for c in self.run.decision.candidates],
+            strategy=decision.strategy,
+            task_type=decision.task.task.value if decision.task else "",
+            candidates=[{"target": c.label, "reason": c.reason} for c in decision.candidates],
+            annotations=self.annotations,
         )
 
     def estimated_usage(self) -> Usage:
@@ -146,15 +217,21 @@ class Call:
         )
 
     async def settle(self, status: str, http_status: int, error_kind: str = "") -> None:
-        """Release the budget reservation and rate-limit estimate (always), and record
-        usage and metrics once (only if a provider was tried)."""
-        await self.settle_admission()
-        if self.settled or not self.run.calls:
+        """Exactly once: the stages' on_finish (reservations released, actual cost
+        settled), then the usage record and metrics if the request is recordable,
+        then the after-answer hooks of a successful answer, in the background."""
+        if self.settled:
             return
         self.settled = True
+        await _finish_stages(self)
+        if not self.recordable:
+            return
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
         self.report_after_answer(status)
+        if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
+            if stages.active().any_after:
+                spawn(_after_answer(self, self.raw_answer))
         try:
             await write_usage(entry)
         except DatabaseError:
@@ -174,28 +251,42 @@ class Call:
         total = time.monotonic() - run.answer_started
         if run.success_unreported:
             run.success_unreported = False
-            if status == UsageRecord.Status.SUCCESS:
+            if status == Status.SUCCESS:
                 spawn(store.record_success(target.key, run.route.breaker, total_s=total, ttft_s=self.ttft))
             else:  # answered, then the client left (or we failed): the provider still worked
                 spawn(engine.report(run, target, None, False))
-        elif status == UsageRecord.Status.SUCCESS:
+        elif status == Status.SUCCESS:
             spawn(store.record_latency(target.key, total_s=total, ttft_s=self.ttft))
-
-    async def settle_admission(self) -> None:
-        if self.admission is None or self.admission.settled:
-            return
-        usage = self.usage or Usage()
-        cost = Decimal(0)
-        if self.run.calls and self.run.target is not None:
-            cost = self.run.target.model.price.cost(usage)
-        await admission.settle(self.admission, usage.total_tokens, cost)
 
     def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
         """For a cancelled request: the record must be written (and the reservation
         released) even though the request's own task is being torn down."""
-        if self.settled or (not self.run.calls and (self.admission is None or self.admission.settled)):
-            return
-        spawn(self.settle(status, http_status, error_kind))
+        if not self.settled:
+            spawn(self.settle(status, http_status, error_kind))
+
+    async def settle_error(self, error: GatewayError) -> None:
+        if isinstance(error, Blocked) or self.blocked:
+            await self.settle(Status.BLOCKED, error.status, "blocked")
+        else:
+            await self.settle(Status.ERROR, error.status, _error_kind(call=self))
+
+
+async def _finish_stages(call: Call) -> None:
+    for stage in reversed(call.entered):
+        if stage.overrides("on_finish"):
+            try:
+                await stage.on_finish(call)
+            except Exception:  # noqa: BLE001 - one stage's failure must not skip the record
+                log.exception("stage %s failed to finish request %s", stage.name, call.request_id)
+
+
+async def _after_answer(call: Call, response: ChatResponse) -> None:
+    for stage in call.entered:
+        if stage is not call.answered_by and stage.overrides("after_answer"):
+            try:
+                await stage.after_answer(call, response)
+            except Exception:  # noqa: BLE001 - after the answer: log, never fail the request
+                log.exception("stage %s failed after answering request %s", stage.name, call.request_id)
 
 
 async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:
@@ -206,7 +297,7 @@ async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 
             return
         except DatabaseError:
             continue
-    log.error("usage record %s could not be written: %s", entry.request_id, entry)
+    log.error("usage record %s could not be written", entry.request_id)
 
 
 def _observe(entry: UsageEntry, call: Call) -> None:
@@ -221,8 +312,10 @@ def _observe(entry: UsageEntry, call: Call) -> None:
         metrics.COST.labels(*labels).inc(float(entry.cost_usd))
 
 
+# --- prepare: who, what, where to ----------------------------------------------------
 async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
-    """Shared state the strategy may consult: one read of breakers (and latencies)."""
+    """Shared state the strategy may consult: one read of breakers (and latencies).
+    The dry run (routing.dryrun) reads through this very function."""
     store = get_breaker_store()
     keys = [t.key for t in route.targets]
     signals = Signals(task_hint=task_hint)
@@ -238,62 +331,98 @@ async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_
 
 
 async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
-    """Steps 1-3 of the hot path, and the routing decision. Raises GatewayError."""
+    """Authenticate, validate, resolve the route and decide. Raises GatewayError."""
     return await prepare_for_key(await authenticate(authorization), body, task_hint)
 
 
 async def prepare_for_key(key: KeyInfo, body: bytes, task_hint: str | None = None) -> Call:
     """prepare() for an already known caller (e.g. the admin's test call)."""
     req = parse_chat_request(body)
-    route = await resolve_route(key, req.model)
-    signals = await gather_signals(route, req, key, task_hint)
+    return await plan(key, req, await resolve_route(key, req.model), task_hint)
+
+
+async def plan(key: KeyInfo, req: ChatRequest, route: RouteInfo, task_hint: str | None = None,
+               signals: Signals | None = None) -> Call:
+    """The routing decision for a parsed request on a resolved route: the signals
+    (unless given, e.g. by the dry run with its own random generator) and the
+    strategy's candidate order. Nothing is reserved or called yet."""
+    if signals is None:
+        signals = await gather_signals(route, req, key, task_hint)
     decision = decide(route, req, signals)
     run = engine.Run(route, decision, closed=signals.closed())
-    call = Call(request_id=new_request_id(), key=key, req=req, run=run)
-    tokens, cost = reservation_estimate(req, decision)
-    call.admission = await admission.admit(key, tokens, cost)
-    return call
+    return Call(request_id=new_request_id(), key=key, req=req, run=run, signals=signals)
 
 
-def reservation_estimate(req: ChatRequest, decision) -> tuple[int, Decimal]:
-    """The most the request may use: prompt estimate plus max_tokens (or the configured
-    reserve, bounded by the context window), at the priciest candidate."""
-    prompt = estimate_prompt_tokens(req.messages)
-    costs = [Decimal(0)]
-    completion_for_rate = req.max_tokens or 0
-    for candidate in decision.candidates:
-        model = candidate.target.model
-        completion = req.max_tokens or settings.GATEWAY_RESERVE_COMPLETION_TOKENS
-        if model.context_window:
-            completion = max(0, min(completion, model.context_window - prompt))
-        costs.append(model.price.cost(Usage(prompt, completion)))
-    return prompt + completion_for_rate, max(costs)
+# --- the stages ------------------------------------------------------------------------
+async def _request_stages(call: Call) -> Answer | None:
+    """Every stage's on_request, in list order; the first answer ends the walk."""
+    for stage in stages.active().all:
+        if stage.overrides("on_request"):
+            try:
+                answer = await stage.on_request(call)
+            except Blocked:
+                call.blocked = True
+                raise
+            call.entered.append(stage)
+            if answer is not None:
+                call.answer, call.answered_by = answer, stage
+                return answer
+        else:
+            call.entered.append(stage)
+    return None
 
 
+def _outer(call: Call, hook: str) -> list[Stage]:
+    """Stages whose response-side `hook` applies, innermost first (reverse list order),
+    leaving out the stage that answered (its own answer needs no second look)."""
+    return [s for s in reversed(call.entered) if s is not call.answered_by and s.overrides(hook)]
+
+
+async def preview(call: Call) -> list[tuple[str, str]]:
+    """The dry run's view of the stages: (stage, what it would do), no side effects."""
+    notes = []
+    for stage in stages.active().all:
+        if stage.overrides("preview"):
+            note = await stage.preview(call)
+            if note:
+                notes.append((stage.name, note))
+    return notes
+
+
+# --- non-streamed answers ----------------------------------------------------------------
 async def complete(call: Call, settle: bool = True) -> ChatResponse:
     """The answer, with its usage settled (ledger row committed) before returning;
     with settle=False the caller settles right after sending the response
-    (GATEWAY_LEDGER_AFTER_RESPONSE)."""
+    (GATEWAY_LEDGER_AFTER_RESPONSE: `call.settle(call.success_status, 200)`)."""
     try:
-        response = await engine.complete(call.run, call.req)
+        answer = await _request_stages(call)
+        if answer is None:
+            response = await engine.complete(call.run, call.req)
+            call.usage = response.usage or Usage(
+                estimate_prompt_tokens(call.req.messages),
+                estimate_tokens("".join(str(c["message"].get("content") or "") for c in response.choices)),
+                estimated=True,
+            )
+        else:
+            response = answer.response
+            call.usage = response.usage or Usage()
+        call.raw_answer = response
+        if stages.active().any_response:
+            for stage in _outer(call, "on_response"):
+                response = await stage.on_response(call, response)
     except GatewayError as error:
-        await call.settle(UsageRecord.Status.ERROR, error.status, _error_kind(call))
+        await call.settle_error(error)
         raise
     except asyncio.CancelledError:
-        call.settle_in_background(UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+        call.settle_in_background(Status.CLIENT_CLOSED, 499, "client_closed")
         raise
-    call.usage = response.usage or Usage(
-        estimate_prompt_tokens(call.req.messages),
-        estimate_tokens("".join(str(c["message"].get("content") or "") for c in response.choices)),
-        estimated=True,
-    )
-    if call.run.target is not None:
-        call.cost = call.run.target.model.price.cost(call.usage)
+    call.cost = call.actual_cost()
     if settle:
-        await call.settle(UsageRecord.Status.SUCCESS, 200)
+        await call.settle(call.success_status, 200)
     return response
 
 
+# --- streams ------------------------------------------------------------------------------
 async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
     """Open the stream (falling back while nothing was sent), then yield every chunk.
 
@@ -302,39 +431,64 @@ async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
     in-band. Usage is settled when the iteration ends, however it ends.
     """
     try:
-        head, rest = await engine.open_stream(call.run, call.req)
+        answer = await _request_stages(call)
+        if answer is None:
+            head, rest = await engine.open_stream(call.run, call.req)
+        else:
+            head, rest = [], replay(answer.response)
     except GatewayError as error:
-        await call.settle(UsageRecord.Status.ERROR, error.status, _error_kind(call))
+        await call.settle_error(error)
         raise
     except asyncio.CancelledError:
-        call.settle_in_background(UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+        call.settle_in_background(Status.CLIENT_CLOSED, 499, "client_closed")
         raise
-    return _relay(call, head, rest)
+    filters: list[ChunkFilter] = []
+    if stages.active().any_filter:
+        filters = [f for s in _outer(call, "stream_filter") if (f := s.stream_filter(call)) is not None]
+    assembler = Assembler() if stages.active().any_after else None
+    return _relay(call, head, rest, filters, assembler)
 
 
-async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
-    outcome: tuple[str, int, str] = (UsageRecord.Status.CLIENT_CLOSED, 499, "client_closed")
+def _through(filters: list[ChunkFilter], chunks: list[ChatChunk], start: int = 0) -> list[ChatChunk]:
+    for f in filters[start:]:
+        chunks = [out for chunk in chunks for out in f.feed(chunk)]
+    return chunks
+
+
+async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChunk], filters: list[ChunkFilter],
+                 assembler: Assembler | None) -> AsyncIterator[ChatChunk]:
+    outcome: tuple[str, int, str] = (Status.CLIENT_CLOSED, 499, "client_closed")
+    source = _chain(head, rest)
     try:
-        for chunk in head:
+        async for chunk in source:
             _account(call, chunk)
-            yield chunk
-        async for chunk in rest:
-            _account(call, chunk)
-            yield chunk
-        outcome = (UsageRecord.Status.SUCCESS, 200, "")
+            if assembler is not None:
+                assembler.add(chunk)
+            if not filters:
+                yield chunk
+                continue
+            for out in _through(filters, [chunk]):
+                yield out
+        for i, f in enumerate(filters):  # what the filters still hold, through the ones after them
+            for out in _through(filters, f.flush(), i + 1):
+                yield out
+        if assembler is not None:
+            call.raw_answer = assembler.response()
+        outcome = (call.success_status, 200, "")
     except ProviderError as error:
         # Headers (200) are already sent: the client sees an in-band error event.
-        outcome = (UsageRecord.Status.ERROR, 200, error.kind.value)
+        outcome = (Status.ERROR, 200, error.kind.value)
         raise
     except Exception:
-        outcome = (UsageRecord.Status.ERROR, 200, "internal")
+        outcome = (Status.ERROR, 200, "internal")
         raise
     finally:
         if call.usage is None:  # cut or abandoned before the provider reported usage
             call.usage = call.estimated_usage()
+        await _close_quietly(source)
         await _close_quietly(rest)
         verdict = _stream_verdict(call, outcome[2])
-        if outcome[0] == UsageRecord.Status.CLIENT_CLOSED:
+        if outcome[0] == Status.CLIENT_CLOSED:
             # Our task is being torn down: finish the bookkeeping in the background.
             call.settle_in_background(*outcome)
             if verdict is not None:
@@ -345,11 +499,18 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
             await call.settle(*outcome)
 
 
+async def _chain(head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
 def _stream_verdict(call: Call, error_kind: str):
     """The stream's report to the target's breaker (deferred until it ended): a cut
     is a failure; a finished or client-abandoned stream shows a working provider."""
     target = call.run.target
-    if target is None or error_kind == "internal":
+    if target is None or not call.run.calls or error_kind == "internal":
         return None
     kind = ErrorKind(error_kind) if error_kind in ErrorKind._value2member_map_ else None
     return engine.report(call.run, target, kind, call.run.probe)

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from billing.admission import rate_headers
 from gateway_project.errors import GatewayError, InternalError
 from providers.types import ChatChunk, ChatResponse, ProviderError
 
@@ -48,8 +47,7 @@ def call_headers(call: Call) -> Headers:
         ("x-gateway-candidates", ",".join(run.decision.labels[:10])),
         ("x-gateway-attempt-log", ",".join(f"{a.target}={a.outcome}" for a in run.log[:10])),
     ]
-    if call.admission is not None:
-        headers.extend(rate_headers(call.admission.rate).items())
+    headers.extend(call.headers)  # what the stages added (rate limits, cache, guardrails)
     if run.decision.task is not None:
         headers.append(("x-gateway-task", run.decision.task.task.value))
     if run.target is not None:
