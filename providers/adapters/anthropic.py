@@ -16,7 +16,7 @@ import orjson
 from ..catalog import ModelInfo
 from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
-from .base import Adapter, auth_headers, loads, sse_events, tool_arguments
+from .base import Adapter, RequestNotTranslatable, auth_headers, loads, sse_events, tool_arguments
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -39,23 +39,31 @@ ERROR_KINDS = {
 }
 
 
-def _image_block(part: dict) -> dict:
-    url = (part.get("image_url") or {}).get("url", "")
+def _image_block(part: dict, where: str) -> dict:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else None
+    if not isinstance(url, str) or not url:
+        # OpenAI's shape is {"image_url": {"url": ...}}; a bare string (or anything
+        # else) cannot become an Anthropic image block: the client's error, not Anthropic's.
+        raise RequestNotTranslatable(
+            f"'{where}.image_url' must be an object with a 'url' string (a URL or a data: URL).",
+            param=f"{where}.image_url",
+        )
     if url.startswith("data:") and ";base64," in url:
         media, data = url[5:].split(";base64,", 1)
         return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
-def _content_blocks(content: Any) -> list[dict]:
+def _content_blocks(content: Any, where: str) -> list[dict]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks = []
-    for part in content or []:
+    for j, part in enumerate(content or []):
         if part.get("type") == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif part.get("type") == "image_url":
-            blocks.append(_image_block(part))
+            blocks.append(_image_block(part, f"{where}.content[{j}]"))
     return blocks
 
 
@@ -70,14 +78,14 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
         else:
             out.append({"role": role, "content": blocks})
 
-    for msg in messages:
+    for i, msg in enumerate(messages):
         role = msg.get("role")
         if role in ("system", "developer"):
             system.append(message_text(msg.get("content"), sep=""))
         elif role == "user":
-            append("user", _content_blocks(msg.get("content")))
+            append("user", _content_blocks(msg.get("content"), f"messages[{i}]"))
         elif role == "assistant":
-            blocks = _content_blocks(msg.get("content"))
+            blocks = _content_blocks(msg.get("content"), f"messages[{i}]")
             for call in msg.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 blocks.append(
