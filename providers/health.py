@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from .adapters import adapter_for
-from .adapters.base import scrub
+from .adapters.base import RequestNotTranslatable, scrub
 from .catalog import ModelInfo
 from .types import ChatRequest, ProviderError
 
@@ -32,6 +32,8 @@ async def probe(model: ModelInfo) -> ProbeResult:
         await adapter_for(model).complete(model, req, min(model.provider.timeout_s, PROBE_TIMEOUT_S))
     except ProviderError as error:
         return ProbeResult(model.id, False, time.monotonic() - started, error.kind.value, scrub(error.message))
+    except RequestNotTranslatable as error:  # nothing was sent: says nothing about the provider
+        return ProbeResult(model.id, False, time.monotonic() - started, "not_translatable", scrub(error.message))
     except Exception as exc:  # noqa: BLE001 - a probe must report, never crash the sweep
         return ProbeResult(model.id, False, time.monotonic() - started, "bad_response", type(exc).__name__)
     return ProbeResult(model.id, True, time.monotonic() - started)

@@ -6,7 +6,7 @@ GATEWAY_CONFIG_TTL_S; saves in this process invalidate it at once (signals).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -19,17 +19,36 @@ from .conditions import Rule, parse_rules
 from .models import Route, RouteTarget
 
 
+def breaker_key(route_id: int, model_id: int) -> str:
+    """The shared-state key of the circuit breaker of one route's use of one model."""
+    return f"route:{route_id}:model:{model_id}"
+
+
+def stats_key(model_id: int) -> str:
+    """The shared-state key of a model's latency statistics (shared by its routes)."""
+    return f"model:{model_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class TargetInfo:
     model: ModelInfo
     order: int
     weight: int
     task_types: frozenset[str] = frozenset()
+    route_id: int = 0  # set by route_info(): a target is one route's use of a model
 
     @property
     def key(self) -> str:
-        """Identity of the target in shared state (breaker, latency): the model."""
-        return f"model:{self.model.id}"
+        """The target's circuit breaker in shared state: it belongs to route x model, and
+        is governed by that route's BreakerPolicy (RouteInfo.breaker), so another
+        route's failures never open it and a route whose rules are off never opens."""
+        return breaker_key(self.route_id, self.model.id)
+
+    @property
+    def stats_key(self) -> str:
+        """The target's latency statistics in shared state: a property of the model,
+        shared by every route that uses it (the least-latency strategy reads them)."""
+        return stats_key(self.model.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +94,7 @@ def breaker_policy(route: Route) -> BreakerPolicy:
 
 
 def route_info(route: Route, targets: tuple[TargetInfo, ...]) -> RouteInfo:
+    targets = tuple(t if t.route_id == route.id else replace(t, route_id=route.id) for t in targets)
     return RouteInfo(
         id=route.id,
         name=route.name,

@@ -7,8 +7,14 @@ All retry, fallback and breaker decisions live here, decided on `ProviderError.k
 - the request's own faults (bad_request, content_policy) end the request at once,
   since another provider would refuse it too;
 - any other failure (auth, not_found, context_length, exhausted retries) moves on.
-Before each call the target's circuit breaker must admit it; 429s, 5xx, timeouts
-and garbled answers count against the target, the request's own faults do not.
+Before each call the target's circuit breaker (this route's, for this model) must
+admit it; 429s, 5xx, timeouts and garbled answers count against the target, the
+request's own faults do not.
+A request the adapter cannot translate for a target (RequestNotTranslatable: nothing
+was sent) is the client's fault: not counted, not reported even for a probe (the
+probe permit is given back), and the next candidate is tried, since another wire
+format may take it (an image given as a string breaks only Anthropic's); when no
+candidate could be called because of it, the answer is the client's 400.
 A stream may fall back only until its first output chunk has arrived.
 """
 
@@ -24,10 +30,11 @@ from typing import TypeVar
 
 from gateway_project.errors import GatewayError, InvalidRequest, UpstreamFailed
 from providers.adapters import adapter_for
+from providers.adapters.base import RequestNotTranslatable
 from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
 
 from . import metrics
-from .breaker import Admission, get_breaker_store
+from .breaker import Permit, get_breaker_store
 from .catalog import RouteInfo, TargetInfo
 from .strategies import Decision
 
@@ -37,19 +44,21 @@ TERMINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.CONTENT_POLICY})
 # Failures that say something about the provider's health (and open its breaker).
 BREAKER_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE, ErrorKind.BAD_RESPONSE})
 SKIPPED = "breaker_open"
+NOT_TRANSLATABLE = "not_translatable"  # not called: the request cannot be put in this target's format
+NOT_CALLED = frozenset({SKIPPED, NOT_TRANSLATABLE})
 
 
 @dataclass(slots=True)
 class Attempt:
     target: str
-    outcome: str  # "ok", an ErrorKind value, or SKIPPED (not called: breaker open)
+    outcome: str  # "ok", an ErrorKind value, or one of NOT_CALLED
     latency_ms: int
     status: int | None = None
     message: str = ""
 
     @property
     def called(self) -> bool:
-        return self.outcome != SKIPPED
+        return self.outcome not in NOT_CALLED
 
     def as_dict(self) -> dict:
         return {"target": self.target, "outcome": self.outcome, "latency_ms": self.latency_ms, "status": self.status}
@@ -108,6 +117,14 @@ async def _attempt(
     try:
         async with asyncio.timeout(timeout):
             result = await call(target, timeout)
+    except RequestNotTranslatable as exc:
+        # Raised before anything was sent: the request's fault, so the breaker hears
+        # nothing; a probe permit goes back unused, or the breaker would wait
+        # probe_timeout_s for a trial that never happened.
+        run.log.append(Attempt(label, NOT_TRANSLATABLE, 0, None, exc.message))
+        if probe:
+            await get_breaker_store().release(target.key)
+        raise
     except TimeoutError:
         error = ProviderError(ErrorKind.TIMEOUT, f"{label}: no answer within {timeout:.1f} s")
     except ProviderError as exc:
@@ -136,17 +153,17 @@ async def _attempt(
 SNAPSHOT_TRUST_S = 0.5
 
 
-async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool, first: bool = False) -> Admission:
+async def _admit(run: Run, target: TargetInfo, ignore_breaker: bool, first: bool = False) -> Permit:
     if ignore_breaker:
-        return Admission.ALLOWED
+        return Permit.ALLOWED
     if first and target.key in run.closed and time.monotonic() - run.started < SNAPSHOT_TRUST_S:
         # Closed a moment ago, and admit() lets every request through a closed
         # breaker: the same answer without another round trip to Redis.
-        return Admission.ALLOWED
-    admission = await get_breaker_store().admit(target.key, run.route.breaker)
-    if admission is Admission.REJECTED:
+        return Permit.ALLOWED
+    permit = await get_breaker_store().admit(target.key, run.route.breaker)
+    if permit is Permit.REJECTED:
         run.log.append(Attempt(target.model.label, SKIPPED, 0))
-    return admission
+    return permit
 
 
 async def execute(
@@ -166,20 +183,24 @@ async def execute(
             code="no_available_target",
         )
     last: ProviderError | None = None
+    untranslatable: RequestNotTranslatable | None = None
     passes = (False, True) if route.try_when_all_open else (False,)
     for ignore_breaker in passes:
         if ignore_breaker and run.calls:
             break  # the second pass is only for "every breaker was open"
         for target in candidates:
-            admission = await _admit(run, target, ignore_breaker, first=True)
-            if admission is Admission.REJECTED:
+            permit = await _admit(run, target, ignore_breaker, first=True)
+            if permit is Permit.REJECTED:
                 continue
-            probe = admission is Admission.PROBE
+            probe = permit is Permit.PROBE
             for attempt in range(1, route.max_attempts + 1):
-                if attempt > 1 and await _admit(run, target, ignore_breaker) is Admission.REJECTED:
+                if attempt > 1 and await _admit(run, target, ignore_breaker) is Permit.REJECTED:
                     break  # our own failures (or other requests') opened its breaker meanwhile
                 try:
                     return await _attempt(run, target, probe, call, defer_success)
+                except RequestNotTranslatable as exc:
+                    untranslatable = untranslatable or exc
+                    break  # the same request fails the same way: no retry, next format
                 except ProviderError as error:
                     last = error
                 if last.kind in TERMINAL:
@@ -199,6 +220,11 @@ async def execute(
                 await asyncio.sleep(delay)
             if time.monotonic() >= run.deadline:
                 break
+    if untranslatable is not None and not run.calls:
+        raise InvalidRequest(
+            f"The request cannot be sent to any target of route '{route.name}': {untranslatable.message}",
+            param=untranslatable.param,
+        )
     raise _exhausted(run, last)
 
 

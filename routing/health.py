@@ -1,6 +1,11 @@
 """Active health checks: probe every enabled model, keep the history, feed the
 breakers and the latency statistics.
 
+A probe is about a model; breakers belong to route x model (routing.catalog.TargetInfo),
+so one probe result feeds the breaker of every enabled route that uses the model,
+each under that route's own policy (a route whose rules are off never opens), and
+the model's latency statistics once.
+
 With Redis the sweep (a Celery beat task, routing.tasks.probe_models) writes straight
 into the shared breaker store. Without Redis the worker is another process whose
 memory the gateway cannot see, so the gateway absorbs new probe results from the
@@ -23,7 +28,8 @@ from providers.health import ProbeResult, probe
 from providers.models import HealthCheck
 
 from . import engine
-from .breaker import Admission, BreakerPolicy, BreakerStore, State, get_breaker_store
+from .breaker import BreakerPolicy, BreakerStore, Permit, State, get_breaker_store
+from .catalog import RoutingTable, load_table, routing_table, stats_key
 
 log = logging.getLogger("gateway.health")
 BREAKER_KINDS = {k.value for k in engine.BREAKER_KINDS}  # the engine's rule, by value (rows store strings)
@@ -31,6 +37,7 @@ CONCURRENCY = 8
 
 
 def default_policy() -> BreakerPolicy:
+    """The gateway-wide breaker settings (what a route without its own gets)."""
     return BreakerPolicy(
         failure_threshold=settings.GATEWAY_BREAKER_FAILURES,
         failure_rate=settings.GATEWAY_BREAKER_FAILURE_RATE,
@@ -40,24 +47,45 @@ def default_policy() -> BreakerPolicy:
     )
 
 
-async def feed(store: BreakerStore, model_id: int, ok: bool, error_kind: str, latency_s: float | None) -> None:
-    """One probe result into the breaker and latency statistics of `model:<id>`.
+Breakers = dict[int, list[tuple[str, BreakerPolicy]]]  # model id -> (breaker key, its route's policy)
 
-    A healthy answer from a tripped target counts as its half-open trial (so a
+
+def breakers_by_model(table: RoutingTable) -> Breakers:
+    """Every breaker a probe of each model feeds: one per enabled route using it."""
+    found: Breakers = {}
+    for route in table.routes.values():
+        for target in route.targets:
+            found.setdefault(target.model.id, []).append((target.key, route.breaker))
+    return found
+
+
+async def feed(
+    store: BreakerStore,
+    breakers: list[tuple[str, BreakerPolicy]],
+    model_id: int,
+    ok: bool,
+    error_kind: str,
+    latency_s: float | None,
+) -> None:
+    """One probe result of model `model_id` into each of its route x model breakers
+    (with that route's policy) and into the model's latency statistics.
+
+    A healthy answer from a tripped breaker counts as its half-open trial (so a
     recovered provider rejoins without waiting for client traffic); failures count
     like any failed request. Errors that say nothing about health are ignored.
     """
-    key, policy = f"model:{model_id}", default_policy()
     if ok:
         if latency_s is not None:
-            await store.record_latency(key, total_s=latency_s)
-        status = await store.status(key, policy)
-        if status.state is not State.CLOSED and await store.admit(key, policy) is Admission.PROBE:
-            await store.record(key, policy, success=True, probe=True)
-        elif status.state is State.CLOSED:
-            await store.record(key, policy, success=True)
+            await store.record_latency(stats_key(model_id), total_s=latency_s)
+        for key, policy in breakers:
+            status = await store.status(key, policy)
+            if status.state is State.CLOSED:
+                await store.record(key, policy, success=True)
+            elif await store.admit(key, policy) is Permit.PROBE:
+                await store.record(key, policy, success=True, probe=True)
     elif error_kind in BREAKER_KINDS:
-        await store.record(key, policy, success=False)
+        for key, policy in breakers:
+            await store.record(key, policy, success=False)
 
 
 async def sweep() -> list[ProbeResult]:
@@ -80,8 +108,10 @@ async def sweep() -> list[ProbeResult]:
     )
     if settings.REDIS_URL:
         store = get_breaker_store()
+        # Read now, not from a snapshot: the worker has no admin saves to invalidate one.
+        breakers = breakers_by_model(await run_db(load_table))
         for r in results:
-            await feed(store, r.model_id, r.ok, r.error_kind, r.latency_s)
+            await feed(store, breakers.get(r.model_id, []), r.model_id, r.ok, r.error_kind, r.latency_s)
     return results
 
 
@@ -108,10 +138,13 @@ async def absorb_health() -> int:
     if settings.REDIS_URL:
         return 0
     checks = await run_db(new_checks_since, dict(_absorbed))
+    if not checks:
+        return 0
     store = get_breaker_store()
+    breakers = breakers_by_model(await routing_table.get())  # the snapshot this process routes with
     for check in checks:
         if check.id > _absorbed.get(check.model_id, 0):
             _absorbed[check.model_id] = check.id
             latency = check.latency_ms / 1000 if check.latency_ms is not None else None
-            await feed(store, check.model_id, check.ok, check.error_kind, latency)
+            await feed(store, breakers.get(check.model_id, []), check.model_id, check.ok, check.error_kind, latency)
     return len(checks)

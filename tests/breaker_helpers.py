@@ -69,18 +69,19 @@ def run(coro_fn: Callable[[], T]) -> T:
     return asyncio.run(coro_fn())
 
 
-def breaker(model, route=None) -> BreakerStatus:
-    """The breaker of `model` as the gateway sees it (the route's policy, else the
-    gateway-wide default used by the health checks)."""
-    from routing.catalog import breaker_policy
-    from routing.health import default_policy
+def breaker(model, route) -> BreakerStatus:
+    """The breaker of `route`'s use of `model`, read with that route's policy, as the
+    gateway sees it (breakers belong to route x model)."""
+    from routing.catalog import breaker_key, breaker_policy
 
-    policy = breaker_policy(route) if route is not None else default_policy()
-    return run(lambda: get_breaker_store().status(f"model:{model.id}", policy))
+    return run(lambda: get_breaker_store().status(breaker_key(route.id, model.id), breaker_policy(route)))
 
 
 def latency(model) -> LatencyStats:
-    return run(lambda: get_breaker_store().latencies([f"model:{model.id}"]))[f"model:{model.id}"]
+    """The model's latency statistics (shared by every route that uses it)."""
+    from routing.catalog import stats_key
+
+    return run(lambda: get_breaker_store().latencies([stats_key(model.id)]))[stats_key(model.id)]
 
 
 def wait_past_cooldown(model, route) -> None:

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from routing.breaker import (
-    Admission,
+    Permit,
     BreakerPolicy,
     InProcessBreakerStore,
     LatencyStats,
@@ -65,7 +65,7 @@ class Env:
     async def open_then_probe(self, policy: BreakerPolicy = FAST) -> None:
         assert await self.fail(policy, policy.failure_threshold) == State.OPEN
         await self.advance(policy.cooldown_s)
-        assert await self.store.admit(T, policy) == Admission.PROBE
+        assert await self.store.admit(T, policy) == Permit.PROBE
 
 
 async def _sleep_past(seconds: float) -> None:
@@ -89,7 +89,7 @@ async def env(request):
 # --- closed -> open -------------------------------------------------------------
 async def test_opens_after_n_consecutive_failures(env):
     assert await env.fail(FAST, 2) == State.CLOSED
-    assert await env.store.admit(T, FAST) == Admission.ALLOWED
+    assert await env.store.admit(T, FAST) == Permit.ALLOWED
     assert await env.fail(FAST, 1) == State.OPEN
     status = await env.store.status(T, FAST)
     assert (status.state, status.consecutive_failures, status.opens) == (State.OPEN, 3, 1)
@@ -139,7 +139,7 @@ async def test_concurrent_failures_open_the_breaker_exactly_once(env):
 # --- open, half-open ----------------------------------------------------------------
 async def test_rejected_while_open(env):
     await env.fail(FAST, 3)
-    assert [await env.store.admit(T, FAST) for _ in range(3)] == [Admission.REJECTED] * 3
+    assert [await env.store.admit(T, FAST) for _ in range(3)] == [Permit.REJECTED] * 3
 
 
 async def test_after_cooldown_exactly_one_concurrent_caller_probes(env):
@@ -148,8 +148,8 @@ async def test_after_cooldown_exactly_one_concurrent_caller_probes(env):
     status = await env.store.status(T, FAST)  # read-only: still open, probing is due
     assert (status.state, status.retry_in_s) == (State.OPEN, 0.0)
     admissions = await asyncio.gather(*(env.store.admit(T, FAST) for _ in range(50)))
-    assert admissions.count(Admission.PROBE) == 1
-    assert admissions.count(Admission.REJECTED) == 49
+    assert admissions.count(Permit.PROBE) == 1
+    assert admissions.count(Permit.REJECTED) == 49
     status = await env.store.status(T, FAST)
     assert (status.state, status.probe_in_flight, status.retry_in_s) == (State.HALF_OPEN, True, None)
 
@@ -162,7 +162,7 @@ async def test_probe_success_closes_and_clears_counters(env):
         State.CLOSED, 0, 0, 0,
     )
     assert (status.opened_at, status.retry_in_s, status.opens, status.probe_in_flight) == (None, None, 1, False)
-    assert await env.store.admit(T, FAST) == Admission.ALLOWED
+    assert await env.store.admit(T, FAST) == Permit.ALLOWED
     assert await env.fail(FAST, 2) == State.CLOSED  # a full threshold is needed again
 
 
@@ -173,19 +173,43 @@ async def test_probe_failure_reopens_with_a_fresh_cooldown(env):
     status = await env.store.status(T, FAST)
     assert status.opened_at > first_opened and status.opens == 2
     assert 0 < status.retry_in_s <= FAST.cooldown_s
-    assert await env.store.admit(T, FAST) == Admission.REJECTED
+    assert await env.store.admit(T, FAST) == Permit.REJECTED
     await env.advance(FAST.cooldown_s)
-    assert await env.store.admit(T, FAST) == Admission.PROBE
+    assert await env.store.admit(T, FAST) == Permit.PROBE
 
 
 async def test_probe_timeout_frees_the_probe_slot(env):
     await env.open_then_probe()
-    assert await env.store.admit(T, FAST) == Admission.REJECTED
+    assert await env.store.admit(T, FAST) == Permit.REJECTED
     await env.advance(FAST.probe_timeout_s)
     assert not (await env.store.status(T, FAST)).probe_in_flight
     admissions = await asyncio.gather(*(env.store.admit(T, FAST) for _ in range(20)))
-    assert admissions.count(Admission.PROBE) == 1
+    assert admissions.count(Permit.PROBE) == 1
     assert await env.store.record(T, FAST, success=True, probe=True) == State.CLOSED
+
+
+async def test_a_released_probe_permit_lets_the_next_caller_probe_at_once(env):
+    """A probe permit given back unused (the request could not even be translated for
+    this provider) neither closes nor re-opens the breaker: the next caller probes."""
+    await env.open_then_probe()
+    assert await env.store.admit(T, FAST) == Permit.REJECTED  # the probe is in flight
+    await env.store.release(T)
+    status = await env.store.status(T, FAST)
+    assert (status.state, status.probe_in_flight, status.opens) == (State.HALF_OPEN, False, 1)
+    admissions = await asyncio.gather(*(env.store.admit(T, FAST) for _ in range(20)))
+    assert admissions.count(Permit.PROBE) == 1
+    assert await env.store.record(T, FAST, success=True, probe=True) == State.CLOSED
+
+
+async def test_release_leaves_closed_and_open_breakers_alone(env):
+    await env.fail(FAST, 1)
+    await env.store.release(T)
+    assert (await env.store.status(T, FAST)).consecutive_failures == 1
+    await env.fail(FAST, 2)
+    await env.store.release(T)
+    assert await env.store.admit(T, FAST) == Permit.REJECTED  # still open, within its cooldown
+    await env.store.release("never-seen")  # harmless
+    assert (await env.store.status("never-seen", FAST)).state == State.CLOSED
 
 
 async def test_late_non_probe_results_do_not_change_open_or_half_open(env):
@@ -194,7 +218,7 @@ async def test_late_non_probe_results_do_not_change_open_or_half_open(env):
         assert await env.store.record(T, FAST, success=success) == State.OPEN
     assert await env.store.record(T, FAST, success=True, probe=True) == State.OPEN  # no probe was granted
     await env.advance(FAST.cooldown_s)
-    assert await env.store.admit(T, FAST) == Admission.PROBE
+    assert await env.store.admit(T, FAST) == Permit.PROBE
     for success in (True, False, True):
         assert await env.store.record(T, FAST, success=success) == State.HALF_OPEN
     status = await env.store.status(T, FAST)
@@ -209,7 +233,7 @@ async def test_reset_closes_and_clears_but_keeps_opens(env):
     assert (status.state, status.consecutive_failures, status.window_requests, status.opens) == (
         State.CLOSED, 0, 0, 1,
     )
-    assert await env.store.admit(T, FAST) == Admission.ALLOWED
+    assert await env.store.admit(T, FAST) == Permit.ALLOWED
     await env.store.reset("never-seen")  # harmless
     assert (await env.store.status("never-seen", FAST)).state == State.CLOSED
 
@@ -255,6 +279,19 @@ async def test_record_success_is_a_success_and_a_latency_sample(env):
     assert (await env.store.status(T, policy)).state is State.CLOSED
 
 
+async def test_record_success_may_keep_latency_under_another_key(env):
+    """The gateway's breaker is per route and model, its latency per model: one step
+    writes both, each under its own key."""
+    await env.store.record("route:1:model:7", FAST, success=False)
+    await env.store.record_success("route:1:model:7", FAST, total_s=0.4, ttft_s=0.2, stats_key="model:7")
+    await env.store.record_success("route:2:model:7", FAST, total_s=0.8, stats_key="model:7")
+    stats = await env.store.latencies(["model:7", "route:1:model:7"])
+    assert stats["model:7"].samples == 2 and stats["model:7"].total_s == pytest.approx(0.2 * 0.8 + 0.8 * 0.4)
+    assert stats["route:1:model:7"].samples == 0
+    statuses = await env.store.statuses(["route:1:model:7", "route:2:model:7"], FAST)
+    assert [(s.consecutive_failures, s.window_requests) for s in statuses.values()] == [(0, 2), (0, 1)]
+
+
 async def test_latencies_batch(env):
     await env.store.record_latency("a", total_s=0.4, ttft_s=0.1)
     await env.store.record_latency("b", total_s=0.8)
@@ -286,6 +323,7 @@ async def test_redis_keys_are_namespaced_and_expire(redis_store):
     await redis_store.record_latency(T, total_s=1.0)
     await redis_store.record("never-opened", FAST, success=False)
     await redis_store.reset("never-opened")  # nothing worth keeping: the key goes
+    await redis_store.release("never-opened")  # writes nothing
     assert sorted(sync.keys("*")) == [f"gw:brk:{T}", f"gw:lat:{T}"]
     assert all(0 < sync.ttl(key) <= 86_400 for key in sync.keys("*"))
     for _ in range(2):  # the third failure opens it
@@ -309,6 +347,8 @@ async def test_redis_batches_take_one_round_trip(redis_store, redis_sends):
     assert len(sends) == 2
     await redis_store.record_success("t1", FAST, total_s=0.2, ttft_s=0.1)  # breaker + latency: one script
     assert len(sends) == 3
+    await redis_store.record_success("route:1:t1", FAST, total_s=0.2, stats_key="t1")  # two keys, still one
+    assert len(sends) == 4
 
 
 # --- policy and factory -------------------------------------------------------------

@@ -232,7 +232,7 @@ async def test_a_closed_snapshot_stands_in_for_admit_only_while_fresh(monkeypatc
     from types import SimpleNamespace
 
     from routing import engine
-    from routing.breaker import Admission, BreakerPolicy, InProcessBreakerStore
+    from routing.breaker import BreakerPolicy, InProcessBreakerStore, Permit
 
     store = InProcessBreakerStore()
     policy = BreakerPolicy(failure_threshold=1, cooldown_s=60)
@@ -240,9 +240,9 @@ async def test_a_closed_snapshot_stands_in_for_admit_only_while_fresh(monkeypatc
     target = SimpleNamespace(key="t", model=SimpleNamespace(label="p/m"))
     run = engine.Run(SimpleNamespace(breaker=policy), decision=None, closed=frozenset({"t"}))
     monkeypatch.setattr(engine, "get_breaker_store", lambda: store)
-    assert await engine._admit(run, target, False, first=True) is Admission.ALLOWED
-    assert await engine._admit(run, target, False) is Admission.REJECTED  # retries always ask
+    assert await engine._admit(run, target, False, first=True) is Permit.ALLOWED
+    assert await engine._admit(run, target, False) is Permit.REJECTED  # retries always ask
     run.started -= engine.SNAPSHOT_TRUST_S
-    assert await engine._admit(run, target, False, first=True) is Admission.REJECTED
+    assert await engine._admit(run, target, False, first=True) is Permit.REJECTED
     fresh = engine.Run(SimpleNamespace(breaker=policy), decision=None)  # snapshot did not see it closed
-    assert await engine._admit(fresh, target, False, first=True) is Admission.REJECTED
+    assert await engine._admit(fresh, target, False, first=True) is Permit.REJECTED

@@ -40,10 +40,10 @@ def probed(fake_openai, fake_openai_b, build, settings):
     fake_openai_b.reply_text = "from healthy"
     failing = build.model(build.provider(fake_openai, name="failing"))
     healthy = build.model(build.provider(fake_openai_b, name="healthy"))
-    build.route("chat-default", failing, healthy)
+    route = build.route("chat-default", failing, healthy)
     build.route("warmup", healthy)
     fake_openai.fail(500)  # consumed by the probe: the gateway calling it later would succeed
-    return failing, healthy
+    return failing, healthy, route
 
 
 def run_probe_task_in_a_worker(**env: str) -> None:
@@ -65,14 +65,14 @@ def run_probe_task_in_a_worker(**env: str) -> None:
 def test_the_worker_feeds_the_shared_breakers_through_redis(
     breakers, probed, fake_openai, fake_openai_b, build, openai_client
 ):
-    failing, healthy = probed
+    failing, healthy, route = probed
 
     run_probe_task_in_a_worker(REDIS_URL=BREAKER_REDIS_URL)
 
     rows = {r.model_id: r for r in HealthCheck.objects.all()}
     assert (rows[failing.id].ok, rows[failing.id].error_kind) == (False, "unavailable")
     assert rows[healthy.id].ok and rows[healthy.id].latency_ms is not None
-    assert breaker(failing).state is State.OPEN  # written by the worker, read here from Redis
+    assert breaker(failing, route).state is State.OPEN  # written by the worker, read here from Redis
     assert latency(healthy).samples == 1
     raw = ask(openai_client(build.key()))
     assert answer(raw) == "from healthy"
@@ -83,15 +83,15 @@ def test_the_worker_feeds_the_shared_breakers_through_redis(
 def test_without_redis_the_gateway_absorbs_the_workers_results(
     breakers, probed, fake_openai, fake_openai_b, build, openai_client
 ):
-    failing, healthy = probed
+    failing, healthy, route = probed
     assert not django_settings.REDIS_URL
 
     run_probe_task_in_a_worker()  # no REDIS_URL: the worker only writes rows
 
-    assert breaker(failing).state is State.CLOSED  # not absorbed yet
+    assert breaker(failing, route).state is State.CLOSED  # not absorbed yet
     client = openai_client(build.key())
     assert answer(ask(client, model="warmup")) == "from healthy"  # loads the table: absorbs in background
-    assert wait_for(lambda: breaker(failing).state is State.OPEN)
+    assert wait_for(lambda: breaker(failing, route).state is State.OPEN)
     raw = ask(client)
     assert answer(raw) == "from healthy"
     assert raw.headers["x-gateway-candidates"] == "healthy/gpt-4o-mini,failing/gpt-4o-mini"

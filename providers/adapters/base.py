@@ -2,12 +2,20 @@
 
 Adapters only translate. Retries, fallbacks and timeouts-as-policy live in the
 routing engine, which decides on `ProviderError.kind` alone.
+
+A call has two steps. Translation (`encode`: build_request plus serializing the body)
+runs before anything is sent; whatever fails there is the request's fault, raised as
+`RequestNotTranslatable` (the client's 400, never counted against the provider).
+Only what happens after it (the HTTP exchange, parsing the answer) can be a
+`ProviderError` about the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +29,7 @@ from ..catalog import ModelInfo
 from ..http import get_session, iter_lines, timeout_for
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
 
+log = logging.getLogger("gateway.adapters")
 _SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long", "context window")
 _POLICY_HINTS = ("content_policy", "content policy", "content_filter", "safety system")
@@ -107,6 +116,62 @@ def tool_arguments(raw: str | None) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+class RequestNotTranslatable(Exception):
+    """The gateway could not turn this request into the provider's wire format:
+    nesting deeper than the JSON encoder takes, a malformed content part, a tool call
+    it cannot convert. Nothing was sent. The request's fault, not the provider's:
+    the engine neither counts it against a breaker nor reports it (even for a probe),
+    and answers 400 (`param` names the offending part where known) when no target
+    could take the request."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+# orjson refuses to serialize nesting deeper than this (its recursion limit)
+JSON_MAX_DEPTH = 254
+
+
+def _encode(adapter: Adapter, model: ModelInfo, req: ChatRequest, stream: bool) -> bytes:
+    return orjson.dumps(adapter.build_request(model, req, stream)[2])
+
+
+def _fails(adapter: Adapter, model: ModelInfo, req: ChatRequest, stream: bool) -> bool:
+    try:
+        _encode(adapter, model, req, stream)
+    except ProviderError:
+        return False
+    except Exception:  # noqa: BLE001 - probing which part breaks the translation
+        return True
+    return False
+
+
+def culprit(adapter: Adapter, model: ModelInfo, req: ChatRequest, stream: bool) -> str | None:
+    """The request part whose translation fails ('messages[3]', 'tools', ...), found
+    by translating parts of the request alone. Only on the failure path: a binary
+    search over message prefixes, then one trial per parameter."""
+
+    def fails(messages: list[dict], params: dict) -> bool:
+        return _fails(adapter, model, dataclasses.replace(req, messages=messages, params=params), stream)
+
+    messages = req.messages
+    if fails(messages, {}):
+        lo, hi = 1, len(messages)  # the shortest failing prefix has a length in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fails(messages[:mid], {}):
+                hi = mid
+            else:
+                lo = mid + 1
+        return f"messages[{hi - 1}]"
+    for name, value in req.params.items():
+        if fails(messages[:1], {name: value}):
+            return name
+    return None
+
+
 class Adapter:
     """Base of all adapters. Subclasses implement the translation hooks."""
 
@@ -128,11 +193,40 @@ class Adapter:
         return "", ""
 
     # ---- shared machinery --------------------------------------------------
+    def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, bytes]:
+        """The translation step, before anything is sent: (url, headers, body bytes).
+
+        Raises RequestNotTranslatable for anything the request itself makes fail, and
+        ProviderError only for the target's own configuration (no API key)."""
+        try:
+            url, headers, body = self.build_request(model, req, stream)
+            return url, headers, orjson.dumps(body)
+        except (ProviderError, RequestNotTranslatable):
+            raise
+        except orjson.JSONEncodeError as exc:
+            param = culprit(self, model, req, stream)
+            where = f"'{param}'" if param else "The request"
+            raise RequestNotTranslatable(
+                f"{where} cannot be sent to {model.label}: nested deeper than {JSON_MAX_DEPTH} levels, "
+                f"or holds a value JSON cannot carry ({exc}).",
+                param=param,
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - a shape the translation did not foresee: still the request's
+            param = culprit(self, model, req, stream)
+            where = f"'{param}'" if param else "The request"
+            # Logged (without the content): a pattern of these may be a translation gap worth closing.
+            log.warning("%s: request not translatable for %s (%s at %s)", self.name, model.label, type(exc).__name__, param)
+            raise RequestNotTranslatable(
+                f"{where} cannot be translated for {model.label} ({model.provider.spec.wire} format): "
+                f"malformed or unsupported shape ({type(exc).__name__}).",
+                param=param,
+            ) from None
+
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
-        url, headers, body = self.build_request(model, req, stream=False)
+        url, headers, data = self.encode(model, req, stream=False)
         provider = model.provider.name
         try:
-            async with get_session().post(url, data=orjson.dumps(body), headers=headers,
+            async with get_session().post(url, data=data, headers=headers,
                                           timeout=timeout_for(timeout)) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
@@ -143,10 +237,10 @@ class Adapter:
         return self.parse_response(model, loads(raw, provider))
 
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
-        url, headers, body = self.build_request(model, req, stream=True)
+        url, headers, data = self.encode(model, req, stream=True)
         provider = model.provider.name
         try:
-            response = await get_session().post(url, data=orjson.dumps(body), headers=headers,
+            response = await get_session().post(url, data=data, headers=headers,
                                                 timeout=timeout_for(timeout))
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, provider) from None

@@ -1,4 +1,4 @@
-"""Circuit breakers and latency statistics per routing target.
+"""Circuit breakers (per route and model) and latency statistics (per model).
 
 The contract (state machine, sliding window, EWMA) is documented in base.py; the
 store serving this process comes from get_breaker_store(): Redis when REDIS_URL is
@@ -10,23 +10,23 @@ from __future__ import annotations
 import threading
 
 from .base import (
-    Admission,
     BreakerPolicy,
     BreakerStatus,
     BreakerStore,
     LatencyStats,
+    Permit,
     State,
 )
 from .memory import InProcessBreakerStore
 from .redis_store import RedisBreakerStore
 
 __all__ = [
-    "Admission",
     "BreakerPolicy",
     "BreakerStatus",
     "BreakerStore",
     "InProcessBreakerStore",
     "LatencyStats",
+    "Permit",
     "RedisBreakerStore",
     "State",
     "get_breaker_store",

@@ -1,6 +1,12 @@
 """Circuit-breaker and latency-statistics contract: types, the store ABC, window math.
 
-State machine, per target (a provider/model the engine may call):
+What a key names is the caller's choice; the gateway (routing.catalog.TargetInfo) uses
+two kinds: a breaker belongs to one route's use of one model (``route:<r>:model:<m>``,
+governed by that route's BreakerPolicy, so a route whose rules are off never opens
+and another route's traffic never opens it), while latency statistics belong to the
+model (``model:<m>``, shared by every route that uses it).
+
+State machine, per breaker key:
 
     CLOSED --(consecutive failures >= failure_threshold, or
               window_requests >= min_requests and failure ratio >= failure_rate)--> OPEN
@@ -56,7 +62,9 @@ class BreakerPolicy:
             raise ValueError("window_s and probe_timeout_s must be > 0, cooldown_s >= 0")
 
 
-class Admission(StrEnum):
+class Permit(StrEnum):
+    """The breaker's answer to "may I call this target now?" (admit())."""
+
     ALLOWED = "allowed"
     PROBE = "probe"
     REJECTED = "rejected"
@@ -125,11 +133,18 @@ class BreakerStore(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def admit(self, target: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, target: str, policy: BreakerPolicy) -> Permit:
         """ALLOWED when closed; REJECTED when open within the cooldown; after the
         cooldown, moves to half-open and grants PROBE to exactly one caller; REJECTED
         while that probe is in flight, unless it is older than probe_timeout_s (then
         a new PROBE is granted)."""
+
+    @abc.abstractmethod
+    async def release(self, target: str) -> None:
+        """Give back a PROBE permit without a result (the call was never made, e.g. the
+        request could not be translated for this provider): a half-open breaker frees
+        its probe slot at once, so the next admit() probes; any other state is left
+        as it is."""
 
     @abc.abstractmethod
     async def record(self, target: str, policy: BreakerPolicy, *, success: bool, probe: bool = False) -> State:
@@ -154,12 +169,20 @@ class BreakerStore(abc.ABC):
         """Fold one measurement into the target's EWMAs."""
 
     async def record_success(
-        self, target: str, policy: BreakerPolicy, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2
+        self,
+        target: str,
+        policy: BreakerPolicy,
+        *,
+        total_s: float,
+        ttft_s: float | None = None,
+        alpha: float = 0.2,
+        stats_key: str | None = None,
     ) -> State:
-        """record(success=True) of a call that was not a probe, and record_latency() of
-        its answer, together (one round trip for Redis)."""
+        """record(success=True) on the breaker `target` of a call that was not a probe,
+        and record_latency() of its answer on `stats_key` (default: `target`),
+        together (one round trip for Redis)."""
         state = await self.record(target, policy, success=True)
-        await self.record_latency(target, total_s=total_s, ttft_s=ttft_s, alpha=alpha)
+        await self.record_latency(stats_key or target, total_s=total_s, ttft_s=ttft_s, alpha=alpha)
         return state
 
     @abc.abstractmethod

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from .base import (
     WINDOW_BUCKETS,
-    Admission,
     BreakerPolicy,
     BreakerStatus,
     BreakerStore,
     LatencyStats,
+    Permit,
     State,
     bucket_index,
     bucket_is_live,
@@ -75,19 +75,25 @@ class InProcessBreakerStore(BreakerStore):
             breaker = self._breakers[target] = _Breaker()
         return breaker
 
-    async def admit(self, target: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, target: str, policy: BreakerPolicy) -> Permit:
         with self._lock:
             breaker = self._breakers.get(target)
             if breaker is None or breaker.state == State.CLOSED:
-                return Admission.ALLOWED
+                return Permit.ALLOWED
             now = self._clock()
             if breaker.state == State.OPEN:
                 if now < breaker.opened_at + policy.cooldown_s:
-                    return Admission.REJECTED
+                    return Permit.REJECTED
             elif breaker.probe_at is not None and now - breaker.probe_at < policy.probe_timeout_s:
-                return Admission.REJECTED  # half-open, a live probe is in flight
+                return Permit.REJECTED  # half-open, a live probe is in flight
             breaker.state, breaker.probe_at = State.HALF_OPEN, now
-            return Admission.PROBE
+            return Permit.PROBE
+
+    async def release(self, target: str) -> None:
+        with self._lock:
+            breaker = self._breakers.get(target)
+            if breaker is not None and breaker.state == State.HALF_OPEN:
+                breaker.probe_at = None
 
     async def record(self, target: str, policy: BreakerPolicy, *, success: bool, probe: bool = False) -> State:
         with self._lock:

@@ -5,10 +5,10 @@ across processes; time comes from Redis (TIME inside the script), so the clocks 
 the processes do not matter. The scripts mirror base.py and memory.py line for line.
 
 Keys (hashes; each write refreshes a TTL so idle targets expire):
-  gw:brk:<target>  st (absent = closed), cf consecutive failures, oa opened_at,
-                   pa probe granted at, op opens, i<k>/r<k>/f<k> window slot k
-                   (bucket index, requests, failures) for k in 0..5
-  gw:lat:<target>  t total EWMA, f ttft EWMA, n samples
+  gw:brk:<breaker key>  st (absent = closed), cf consecutive failures, oa opened_at,
+                        pa probe granted at, op opens, i<k>/r<k>/f<k> window slot k
+                        (bucket index, requests, failures) for k in 0..5
+  gw:lat:<stats key>    t total EWMA, f ttft EWMA, n samples
 Floats are stored with "%.17g" so they round-trip exactly.
 """
 
@@ -24,11 +24,11 @@ from redis.commands.core import AsyncScript
 
 from .base import (
     WINDOW_BUCKETS,
-    Admission,
     BreakerPolicy,
     BreakerStatus,
     BreakerStore,
     LatencyStats,
+    Permit,
     State,
     check_alpha,
 )
@@ -151,6 +151,11 @@ end
 return out
 """
 
+# KEYS[1] breaker: a half-open breaker forgets its probe (the next admit probes)
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'st') == 'half_open' then redis.call('HDEL', KEYS[1], 'pa') end
+"""
+
 # KEYS[1] breaker; ARGV ttl
 _RESET = """
 local opens = redis.call('HGET', KEYS[1], 'op')
@@ -200,6 +205,7 @@ class _Conn:
     reset: AsyncScript
     latency: AsyncScript
     record_success: AsyncScript
+    release: AsyncScript
 
 
 class RedisBreakerStore(BreakerStore):
@@ -219,7 +225,10 @@ class RedisBreakerStore(BreakerStore):
             # (the default pool raises past its limit under high concurrency).
             pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=50, timeout=10)
             client = aioredis.Redis.from_pool(pool)
-            scripts = (client.register_script(s) for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY, _RECORD_SUCCESS))
+            scripts = (
+                client.register_script(s)
+                for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY, _RECORD_SUCCESS, _RELEASE)
+            )
             conn = self._conns[loop] = _Conn(client, *scripts)
         return conn
 
@@ -233,11 +242,11 @@ class RedisBreakerStore(BreakerStore):
         # never let an open breaker, or a live window, expire before it matters
         return max(self.ttl_s, math.ceil(policy.cooldown_s + policy.probe_timeout_s + policy.window_s))
 
-    async def admit(self, target: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, target: str, policy: BreakerPolicy) -> Permit:
         result = await self._conn().admit(
             [BREAKER_PREFIX + target], [policy.cooldown_s, policy.probe_timeout_s, self._breaker_ttl(policy)]
         )
-        return Admission(result)
+        return Permit(result)
 
     async def record(self, target: str, policy: BreakerPolicy, *, success: bool, probe: bool = False) -> State:
         args = [
@@ -251,8 +260,18 @@ class RedisBreakerStore(BreakerStore):
         ]
         return State(await self._conn().record([BREAKER_PREFIX + target], args))
 
+    async def release(self, target: str) -> None:
+        await self._conn().release([BREAKER_PREFIX + target], [])
+
     async def record_success(
-        self, target: str, policy: BreakerPolicy, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2
+        self,
+        target: str,
+        policy: BreakerPolicy,
+        *,
+        total_s: float,
+        ttft_s: float | None = None,
+        alpha: float = 0.2,
+        stats_key: str | None = None,
     ) -> State:
         check_alpha(alpha)
         args = [
@@ -260,7 +279,9 @@ class RedisBreakerStore(BreakerStore):
             self._breaker_ttl(policy),
             float(total_s), "" if ttft_s is None else float(ttft_s), float(alpha), self.ttl_s,
         ]
-        return State(await self._conn().record_success([BREAKER_PREFIX + target, LATENCY_PREFIX + target], args))
+        return State(await self._conn().record_success(
+            [BREAKER_PREFIX + target, LATENCY_PREFIX + (stats_key or target)], args
+        ))
 
     async def status(self, target: str, policy: BreakerPolicy) -> BreakerStatus:
         return (await self.statuses([target], policy))[target]
