@@ -2,13 +2,20 @@
 
     admit()   before any provider call: rpm/tpm of the key and its team (atomic,
               all or nothing), then a budget reservation of the request's estimated
-              maximum cost against every budget that applies (key, team, global);
-              raises RateLimited / BudgetExceeded (429) and nothing goes upstream.
+              maximum cost (billing.money.reservation_estimate) against every budget
+              that applies (key, team, global), as a lease that expires by itself
+              after ``lease_s`` (billing.money.lease_seconds: the route's deadline
+              plus a margin) if this process dies before settling; raises
+              RateLimited / BudgetExceeded (429) and nothing goes upstream.
     settle()  after the call, however it ended: tokens adjusted to the actual count,
-              the reservation released and the actual cost added to spend.
+              the lease released and the actual cost (never below 0) added to spend.
 
 Accepted spend can exceed a budget only by what in-flight reservations underestimated
-(requests without max_tokens reserve GATEWAY_RESERVE_COMPLETION_TOKENS).
+(requests without max_tokens reserve GATEWAY_RESERVE_COMPLETION_TOKENS, bounded by the
+model's context window) or by requests still running after their lease expired.
+
+Rate limits: None = no limit; 0 = nothing allowed (fail closed: the key or team is
+paused). billing.keys.validate_rate_limits is what every entry point checks them with.
 """
 
 from __future__ import annotations
@@ -20,16 +27,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Sum
 from django.utils import timezone
 
 from gateway_project.db import run_db
 from gateway_project.errors import GatewayError
 from gateway_project.snapshot import Snapshot
 
-from .keys import KeyInfo, key_lineage
+from . import money
+from .keys import KeyInfo
 from .limits import BudgetSlot, RateDecision, RateLimit, from_units, get_limit_store, to_units
-from .models import Budget, UsageRecord
+from .models import Budget
 
 log = logging.getLogger("gateway.billing")
 
@@ -74,52 +81,25 @@ def load_budgets() -> tuple[BudgetInfo, ...]:
 budgets: Snapshot[tuple[BudgetInfo, ...]] = Snapshot(load_budgets, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
 
 
-def period_start(period: str, now: datetime) -> datetime | None:
-    if period == Budget.Period.DAY:
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == Budget.Period.MONTH:
-        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return None
-
-
-def period_key(period: str, now: datetime) -> str:
-    if period == Budget.Period.DAY:
-        return now.strftime("%Y-%m-%d")
-    if period == Budget.Period.MONTH:
-        return now.strftime("%Y-%m")
-    return "total"
-
-
 _SLOT_TTL = {Budget.Period.DAY: 3 * 86400, Budget.Period.MONTH: 40 * 86400, Budget.Period.TOTAL: None}
 
 
 def slot_for(budget: BudgetInfo, now: datetime) -> BudgetSlot:
     return BudgetSlot(
-        key=f"budget:{budget.id}:{period_key(budget.period, now)}",
+        key=f"budget:{budget.id}:{money.period_key(budget.period, now)}",
         limit=to_units(budget.amount),
         blocking=budget.blocking,
         ttl_s=_SLOT_TTL.get(budget.period),
     )
 
 
-def spent_from_ledger(budget: BudgetInfo, now: datetime) -> Decimal:
-    """The ledger is the source of truth; the store is seeded from it once per period."""
-    qs = UsageRecord.objects.all()
-    start = period_start(budget.period, now)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if budget.scope == Budget.Scope.KEY:
-        qs = qs.filter(key_id__in=key_lineage(budget.key_id))  # rotated keys' spend counts too
-    elif budget.scope == Budget.Scope.TEAM:
-        qs = qs.filter(team_id=budget.team_id)
-    return qs.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
-
-
 def rate_limits(key: KeyInfo) -> list[RateLimit]:
+    """The windows a request of `key` counts in. A scope with both limits None has
+    none; 0 is a limit (nothing fits), not "no limit"."""
     limits = []
-    if key.id is not None and (key.rpm_limit or key.tpm_limit):
+    if key.id is not None and (key.rpm_limit is not None or key.tpm_limit is not None):
         limits.append(RateLimit(f"key:{key.id}", key.rpm_limit, key.tpm_limit))
-    if key.team_id is not None and (key.team_rpm_limit or key.team_tpm_limit):
+    if key.team_id is not None and (key.team_rpm_limit is not None or key.team_tpm_limit is not None):
         limits.append(RateLimit(f"team:{key.team_id}", key.team_rpm_limit, key.team_tpm_limit))
     return limits
 
@@ -132,12 +112,17 @@ class Admission:
     slots: list[BudgetSlot] = field(default_factory=list)
     slot_budgets: dict[str, BudgetInfo] = field(default_factory=dict)
     reserved: int = 0
+    lease: str | None = None
     settled: bool = False
 
 
-async def admit(key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal) -> Admission:
+async def admit(
+    key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal, lease_s: float = money.DEFAULT_LEASE_S
+) -> Admission:
     """Rate limits and budget reservation, all or nothing (one store step: one Redis
-    round trip). Raises RateLimited or BudgetExceeded; a refused request counts nothing."""
+    round trip). The reservation is a lease of `lease_s` seconds (pass
+    money.lease_seconds(route.timeout_s)). Raises RateLimited or BudgetExceeded; a
+    refused request counts nothing."""
     adm = Admission(limits=rate_limits(key), estimated_tokens=estimated_tokens)
     now = timezone.now()
     applicable = [b for b in await budgets.get() if b.applies_to(key)]
@@ -147,15 +132,18 @@ async def admit(key: KeyInfo, estimated_tokens: int, estimated_cost: Decimal) ->
         return adm
 
     async def load(slot_key: str) -> int:
-        return to_units(await run_db(spent_from_ledger, adm.slot_budgets[slot_key], now))
+        return to_units(await run_db(money.spent_in_period, adm.slot_budgets[slot_key], now))
 
-    admitted = await get_limit_store().admit(adm.limits, estimated_tokens, adm.slots, to_units(estimated_cost), load)
+    admitted = await get_limit_store().admit(
+        adm.limits, estimated_tokens, adm.slots, to_units(max(estimated_cost, money.ZERO)), load, lease_s
+    )
     if admitted.reservation is None:
-        raise _rate_error(admitted.rate)
+        raise _rate_error(admitted.rate, adm.limits)
     if not admitted.reservation.ok:
         raise _budget_error(adm.slot_budgets[admitted.reservation.refused], key)
     adm.rate = admitted.rate if adm.limits else None
     adm.reserved = admitted.reservation.amount
+    adm.lease = admitted.reservation.lease
     return adm
 
 
@@ -166,12 +154,12 @@ async def settle(adm: Admission, actual_tokens: int, actual_cost: Decimal) -> No
     adm.settled = True
     bucket = adm.rate.bucket if adm.limits and adm.rate is not None else None
     usage = await get_limit_store().settle_all(
-        adm.limits, bucket, actual_tokens - adm.estimated_tokens, adm.slots, adm.reserved, to_units(actual_cost)
+        adm.limits, bucket, actual_tokens - adm.estimated_tokens, adm.slots, adm.lease, to_units(actual_cost)
     )
     if adm.slots:
         crossed = [
             adm.slot_budgets[k] for k, u in usage.items()
-            if _crossed(adm.slot_budgets[k], from_units(u.spent), actual_cost)
+            if _crossed(adm.slot_budgets[k], from_units(u.spent), max(actual_cost, money.ZERO))
         ]
         if crossed:
             # Rare: hand delivery (email, webhook) to Celery; the broker write is
@@ -221,14 +209,20 @@ def rate_headers(decision: RateDecision | None) -> dict[str, str]:
     return headers
 
 
-def _rate_error(decision: RateDecision) -> RateLimited:
+def _rate_error(decision: RateDecision, limits: list[RateLimit]) -> RateLimited:
     kind = decision.refused_kind or "requests"
     who = "this key" if (decision.refused_scope or "").startswith("key:") else "this key's team"
     wait = max(1, int(decision.retry_after_s + 0.999))
-    error = RateLimited(
-        f"Rate limit reached for {who}: too many {kind} per minute. Try again in {wait} s.",
-        headers={"retry-after": str(wait), **rate_headers(decision)},
+    refusing = next((lim for lim in limits if lim.scope == decision.refused_scope), None)
+    cap = None if refusing is None else (
+        refusing.requests_per_minute if kind == "requests" else refusing.tokens_per_minute
     )
+    message = (
+        f"The rate limit of {who} is 0 {kind} per minute: it may not send requests."
+        if cap == 0
+        else f"Rate limit reached for {who}: too many {kind} per minute. Try again in {wait} s."
+    )
+    error = RateLimited(message, headers={"retry-after": str(wait), **rate_headers(decision)})
     error.type = kind
     return error
 

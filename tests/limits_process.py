@@ -9,6 +9,8 @@ process fires its n concurrent calls, so two processes race each other:
     {"op": "reserves", "n": 100, "at": ts, "slot": {...BudgetSlot}, "amount": a, "spent": x}
         -> {"ok": k, "refused": [...]}        (seeds the slot with spent=x first, SETNX)
     {"op": "usage", "slot": {...}}            -> {"spent": ..., "reserved": ...}
+    {"op": "admit", "slot": {...}, "amount": a, "spent": x, "lease_s": s}
+        -> {"ok": bool, "lease": id}         (one admission, never settled: the test kills us)
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ async def handle(store: RedisLimitStore, command: dict) -> dict:
         await _at(command["at"])
         results = await asyncio.gather(*(store.reserve([slot], command["amount"]) for _ in range(command["n"])))
         return {"ok": sum(r.ok for r in results), "refused": sorted({r.refused for r in results if not r.ok})}
+    if op == "admit":
+        slot = BudgetSlot(**command["slot"])
+
+        async def seed(key: str) -> int:
+            return command["spent"]
+
+        admitted = await store.admit([], 0, [slot], command["amount"], seed, command["lease_s"])
+        return {"ok": admitted.ok, "lease": admitted.reservation.lease}
     if op == "usage":
         slot = BudgetSlot(**command["slot"])
         usage = (await store.usage([slot]))[slot.key]

@@ -12,8 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing.limits import InProcessLimitStore, Reservation, SlotUsage, from_units, to_units
+from billing.limits import InProcessLimitStore, RateLimit, Reservation, SlotUsage, from_units, to_units
 from tests.limits_helpers import (
+    KEY,
     FakeClock,
     env,  # noqa: F401 - fixture
     redis_only,
@@ -70,8 +71,9 @@ async def test_concurrent_reservations_fit_exactly(env):
 async def test_alert_only_slots_count_but_never_refuse(env):
     alert = slot("budget:alert", limit=10, blocking=False)
     await env.seed([alert], spent=50)
-    assert (await env.store.reserve([alert], 100)).ok
-    assert await env.store.settle([alert], 100, 80) == {alert.key: SlotUsage(spent=130, reserved=0)}
+    held = await env.store.reserve([alert], 100)
+    assert held.ok
+    assert await env.store.settle([alert], held.lease, 80) == {alert.key: SlotUsage(spent=130, reserved=0)}
 
 
 async def test_reserve_over_two_slots_is_all_or_nothing(env):
@@ -91,8 +93,9 @@ async def test_reserve_over_two_slots_is_all_or_nothing(env):
 async def test_settle_moves_reserved_into_spent(env):
     s = slot(limit=200)
     await env.seed([s], spent=100)
-    assert (await env.store.reserve([s], 50)).ok
-    assert await env.store.settle([s], 50, 30) == {s.key: SlotUsage(spent=130, reserved=0)}
+    held = await env.store.reserve([s], 50)
+    assert held.ok
+    assert await env.store.settle([s], held.lease, 30) == {s.key: SlotUsage(spent=130, reserved=0)}
     assert (await env.store.reserve([s], 70)).ok
     assert not (await env.store.reserve([s], 1)).ok
 
@@ -100,23 +103,25 @@ async def test_settle_moves_reserved_into_spent(env):
 async def test_settling_below_the_estimate_frees_the_difference(env):
     s = slot(limit=100)
     await env.seed([s])
-    assert (await env.store.reserve([s], 60)).ok
+    first = await env.store.reserve([s], 60)
+    assert first.ok
     assert not (await env.store.reserve([s], 60)).ok
-    await env.store.settle([s], 60, 20)
-    assert (await env.store.reserve([s], 60)).ok
+    await env.store.settle([s], first.lease, 20)
+    second = await env.store.reserve([s], 60)
+    assert second.ok
     assert not (await env.store.reserve([s], 21)).ok
-    assert await env.store.settle([s], 500, 0) == {s.key: SlotUsage(spent=20, reserved=0)}  # never below 0
+    assert await env.store.settle([s], second.lease, 0) == {s.key: SlotUsage(spent=20, reserved=0)}
 
 
 async def test_reset_slot_forgets_and_reseeds(env):
     s = slot()
     await env.seed([s], spent=700)
-    await env.store.reserve([s], 100)
+    held = await env.store.reserve([s], 100)
     await env.store.reset_slot(s.key)
     assert await env.store.usage([s]) == {s.key: SlotUsage(0, 0)}
     # the in-flight request settles against the forgotten slot: nothing is recreated,
     # its cost is in the ledger the next seed reads
-    assert await env.store.settle([s], 100, 90) == {s.key: SlotUsage(0, 0)}
+    assert await env.store.settle([s], held.lease, 90) == {s.key: SlotUsage(0, 0)}
     await env.seed([s], spent=790)
     assert await env.store.usage([s]) == {s.key: SlotUsage(790, 0)}
     await env.store.reset_slot("budget:never-seen")  # harmless
@@ -124,8 +129,9 @@ async def test_reset_slot_forgets_and_reseeds(env):
 
 async def test_an_unseeded_slot_counts_reservations_but_not_spend(env):
     s = slot(limit=100)
-    assert (await env.store.reserve([s], 60)).ok
-    assert await env.store.settle([s], 60, 50) == {s.key: SlotUsage(spent=0, reserved=0)}
+    held = await env.store.reserve([s], 60)
+    assert held.ok
+    assert await env.store.settle([s], held.lease, 50) == {s.key: SlotUsage(spent=0, reserved=0)}
     await env.seed([s], spent=50)  # the ledger, holding that cost, seeds it
     assert await env.store.usage([s]) == {s.key: SlotUsage(50, 0)}
 
@@ -134,22 +140,110 @@ async def test_amounts_beyond_double_precision_stay_exact(env):
     limit = to_units(Decimal("900000000"))  # 9e18 units: far beyond 2**53, still an int64
     s = slot(limit=limit)
     await env.seed([s], spent=limit - 3)
-    assert (await env.store.reserve([s], 2)).ok
+    two = await env.store.reserve([s], 2)
+    assert two.ok
     assert not (await env.store.reserve([s], 2)).ok
-    assert (await env.store.reserve([s], 1)).ok
+    one = await env.store.reserve([s], 1)
+    assert one.ok
     assert (await env.store.reserve([s], 0)).ok  # exactly at the limit: a zero estimate still fits
-    assert await env.store.settle([s], 3, 3) == {s.key: SlotUsage(spent=limit, reserved=0)}
+    await env.store.settle([s], two.lease, 2)
+    assert await env.store.settle([s], one.lease, 1) == {s.key: SlotUsage(spent=limit, reserved=0)}
     assert not (await env.store.reserve([s], 1)).ok
     assert from_units((await env.store.usage([s]))[s.key].spent) == Decimal("900000000")
 
 
 async def test_bad_amounts_are_refused(env):
     s = slot()
-    for call in (env.store.reserve([s], -1), env.store.settle([s], 1, -1), env.store.hit([], -5)):
+    for call in (env.store.reserve([s], -1), env.store.hit([], -5), env.store.settle([s], None, 1.5),
+                 env.store.reserve([s], 1, lease_s=0)):
         with pytest.raises(ValueError):
             await call
     with pytest.raises(ValueError):
         await env.store.reserve([s], 1.5)
+
+
+# --- leases: a reservation whose holder never settles expires by itself --------------------
+async def test_an_unsettled_reservation_expires_after_its_lease(env):
+    s = slot(limit=100)
+    await env.seed([s], spent=10)
+    dead = await env.store.reserve([s], 90, lease_s=30)  # its process dies: never settled
+    assert dead.ok and dead.lease
+    assert not (await env.store.reserve([s], 1, lease_s=30)).ok  # the budget is blocked meanwhile
+    env.advance(29)
+    assert not (await env.store.reserve([s], 1, lease_s=30)).ok
+    env.advance(1)
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=10, reserved=0)}
+    alive = await env.store.reserve([s], 90, lease_s=30)
+    assert alive.ok  # usable again, and the spend so far still counts
+    # the dead holder settling late (it was only slow) releases nothing twice: alive's hold stays
+    assert await env.store.settle([s], dead.lease, 0) == {s.key: SlotUsage(spent=10, reserved=90)}
+    assert await env.store.settle([s], alive.lease, 5) == {s.key: SlotUsage(spent=15, reserved=0)}
+
+
+async def test_admit_reserves_under_a_lease_too(env):
+    s = slot(limit=100)
+    limits = [RateLimit(KEY, requests_per_minute=None, tokens_per_minute=None)]
+
+    async def load(key: str) -> int:
+        return 0
+
+    held = await env.store.admit(limits, 0, [s], 100, load, lease_s=5)
+    assert held.ok and held.reservation.lease
+    assert not (await env.store.admit(limits, 0, [s], 1, load, lease_s=5)).ok
+    env.advance(5)
+    assert (await env.store.admit(limits, 0, [s], 100, load, lease_s=5)).ok
+
+
+async def test_leases_over_two_slots_expire_on_both(env):
+    key, team = slot("budget:key", limit=100), slot("budget:team", limit=100)
+    await env.seed([key, team])
+    await env.store.reserve([key, team], 70, lease_s=10)
+    settled = await env.store.reserve([key, team], 20, lease_s=60)
+    env.advance(10)
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(0, 20), team.key: SlotUsage(0, 20)}
+    await env.store.settle([key, team], settled.lease, 20)
+    env.advance(60)  # an already settled lease expiring changes nothing
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(20, 0), team.key: SlotUsage(20, 0)}
+
+
+async def test_many_leases_expire_together(env):
+    s = slot(limit=10_000)
+    await env.seed([s])
+    await asyncio.gather(*(env.store.reserve([s], 7, lease_s=1 + (i % 3)) for i in range(300)))
+    kept = await env.store.reserve([s], 9, lease_s=100)
+    env.advance(3)
+    assert await env.store.usage([s]) == {s.key: SlotUsage(0, 9)}
+    assert await env.store.settle([s], kept.lease, 9) == {s.key: SlotUsage(9, 0)}
+
+
+# --- settlement never lowers spend, whatever a provider reports ------------------------------
+async def test_negative_actual_cost_never_lowers_spend(env):
+    s = slot(limit=100)
+    await env.seed([s], spent=40)
+    held = await env.store.reserve([s], 30)
+    assert await env.store.settle([s], held.lease, -10**18) == {s.key: SlotUsage(spent=40, reserved=0)}
+    assert await env.store.settle_all([], None, 0, [s], None, -1) == {s.key: SlotUsage(spent=40, reserved=0)}
+    assert not (await env.store.reserve([s], 61)).ok  # the refused "refund" did not free budget
+
+
+async def test_settling_releases_only_what_the_lease_held(env):
+    s = slot(limit=100)
+    await env.seed([s])
+    mine = await env.store.reserve([s], 30)
+    other = await env.store.reserve([s], 50)
+    # a caller claiming more than it reserved, or a lease that does not exist, frees nothing else
+    forged = await env.store.settle([s], "not-a-lease", 0)
+    assert forged == {s.key: SlotUsage(spent=0, reserved=80)}
+    assert await env.store.settle([s], mine.lease, 0) == {s.key: SlotUsage(spent=0, reserved=50)}
+    assert await env.store.settle([s], mine.lease, 0) == {s.key: SlotUsage(spent=0, reserved=50)}  # twice: once
+    assert await env.store.settle([s], other.lease, 1) == {s.key: SlotUsage(spent=1, reserved=0)}
+
+
+async def test_a_negative_seed_counts_as_zero(env):
+    s = slot(limit=100)
+    await env.seed([s], spent=-500)  # a ledger holding bad rows must not hand out budget
+    assert await env.store.usage([s]) == {s.key: SlotUsage(0, 0)}
+    assert not (await env.store.reserve([s], 101)).ok
 
 
 # --- store specifics -----------------------------------------------------------------

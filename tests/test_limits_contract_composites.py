@@ -81,7 +81,7 @@ async def test_admit_counts_and_reserves_only_when_nothing_refuses(env):
     s = slot(limit=100)
     await env.seed([s])
     ok = await env.store.admit(limits, 10, [s], 60, loader(0))
-    assert ok.ok and ok.rate.remaining_requests == 2 and ok.reservation == Reservation(True, None, 60)
+    assert ok.ok and ok.rate.remaining_requests == 2 and ok.reservation.amount == 60 and ok.reservation.lease
     # the budget refuses: no request, no tokens counted
     broke = await env.store.admit(limits, 10, [s], 41, loader(0))
     assert not broke.ok and broke.rate.allowed and broke.reservation == Reservation(False, s.key, 0)
@@ -97,7 +97,7 @@ async def test_admit_counts_and_reserves_only_when_nothing_refuses(env):
 async def test_admit_without_budgets_is_a_hit(env):
     limits = [RateLimit(KEY, requests_per_minute=1, tokens_per_minute=None)]
     first = await env.store.admit(limits, 5, [], 0, loader(0))
-    assert first.ok and first.reservation == Reservation(True, None, 0)
+    assert first.ok and first.reservation == Reservation(True, None, 0)  # nothing held: no lease
     second = await env.store.admit(limits, 5, [], 0, loader(0))
     assert second.reservation is None and second.rate.retry_after_s > 0
 
@@ -107,8 +107,9 @@ async def test_settle_all_adjusts_tokens_and_settles_slots(env):
     s = slot(limit=500)
     await env.seed([s], spent=100)
     decision = await env.store.hit(limits, 400)
-    assert (await env.store.reserve([s], 200)).ok
-    usage = await env.store.settle_all(limits, decision.bucket, -150, [s], 200, 120)
+    held = await env.store.reserve([s], 200)
+    assert held.ok
+    usage = await env.store.settle_all(limits, decision.bucket, -150, [s], held.lease, 120)
     assert usage == {s.key: SlotUsage(spent=220, reserved=0)}
     after = await env.store.hit(limits, 0)
     assert (after.limit_tokens, after.remaining_tokens) == (1000, 750)  # 400 estimated, 250 used
@@ -117,13 +118,13 @@ async def test_settle_all_adjusts_tokens_and_settles_slots(env):
 async def test_settle_all_with_only_one_side(env):
     limits = [RateLimit(KEY, None, tokens_per_minute=1000)]
     decision = await env.store.hit(limits, 100)
-    assert await env.store.settle_all(limits, decision.bucket, 50, [], 0, 0) == {}
+    assert await env.store.settle_all(limits, decision.bucket, 50, [], None, 0) == {}
     assert (await env.store.hit(limits, 0)).remaining_tokens == 850
     s = slot()
     await env.seed([s], spent=1)
-    await env.store.reserve([s], 10)
-    assert await env.store.settle_all([], None, 0, [s], 10, 4) == {s.key: SlotUsage(5, 0)}
-    assert await env.store.settle_all(limits, None, 999, [], 0, 0) == {}  # no bucket: no adjustment
+    held = await env.store.reserve([s], 10)
+    assert await env.store.settle_all([], None, 0, [s], held.lease, 4) == {s.key: SlotUsage(5, 0)}
+    assert await env.store.settle_all(limits, None, 999, [], None, 0) == {}  # no bucket: no adjustment
     assert (await env.store.hit(limits, 0)).remaining_tokens == 850
 
 
@@ -133,8 +134,8 @@ async def test_settle_all_ignores_a_bucket_that_left_the_window(env):
     env.advance(61)
     s = slot()
     await env.seed([s])
-    await env.store.reserve([s], 10)
-    assert await env.store.settle_all(limits, old.bucket, 500, [s], 10, 10) == {s.key: SlotUsage(10, 0)}
+    held = await env.store.reserve([s], 10)
+    assert await env.store.settle_all(limits, old.bucket, 500, [s], held.lease, 10) == {s.key: SlotUsage(10, 0)}
     assert (await env.store.hit(limits, 0)).remaining_tokens == 1000
 
 
@@ -142,11 +143,12 @@ async def test_settle_all_ignores_a_bucket_that_left_the_window(env):
 async def test_redis_hot_path_steps_take_one_round_trip_each(redis_store, redis_sends):
     limits = [RateLimit(KEY, 100, 10_000), RateLimit(TEAM, 1000, 100_000)]
     slots = [slot("budget:key"), slot("budget:team"), slot("budget:global")]
-    await redis_store.admit(limits, 10, slots, 1, loader(0))  # warm up: scripts, connection, seeding
-    await redis_store.settle_all(limits, 0, 0, slots, 1, 1)
+    warm = await redis_store.admit(limits, 10, slots, 1, loader(0))  # warm up: scripts, connection, seeding
+    await redis_store.settle_all(limits, 0, 0, slots, warm.reservation.lease, 1)
     sends = redis_sends
     sends.clear()  # count from here: the warm-up above opened the connection and loaded scripts
     admitted = await redis_store.admit(limits, 10, slots, 5, loader(0))
     assert admitted.ok and len(sends) == 1
-    await redis_store.settle_all(limits, admitted.rate.bucket, 3, slots, 5, 4)
+    await redis_store.settle_all(limits, admitted.rate.bucket, 3, slots, admitted.reservation.lease, 4)
     assert len(sends) == 2
+    assert (await redis_store.usage(slots))[slots[0].key] == SlotUsage(spent=5, reserved=0)  # 1 + 4, lease released

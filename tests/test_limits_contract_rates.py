@@ -159,13 +159,18 @@ async def test_redis_keys_are_namespaced_and_expire(redis_store):
         return 12
 
     await redis_store.ensure_seeded([kept, expiring], load)
-    await redis_store.reserve([kept, expiring], 3)
-    assert sorted(sync.keys("*")) == ["gw:bud:budget:kept", "gw:bud:budget:month", f"gw:rl:{KEY}"]
+    lease = (await redis_store.reserve([kept, expiring], 3, lease_s=150)).lease
+    assert sorted(sync.keys("*")) == [
+        "gw:bud:budget:kept", "gw:bud:budget:kept:leases", "gw:bud:budget:month", "gw:bud:budget:month:leases",
+        f"gw:rl:{KEY}",
+    ]
     assert sync.hgetall(f"gw:rl:{KEY}") == {f"r{decision.bucket}": "1", f"t{decision.bucket}": "7"}
-    assert sync.hgetall("gw:bud:budget:month") == {"spent": "12", "reserved": "3"}
+    assert sync.hgetall("gw:bud:budget:month") == {"spent": "12", "reserved": "3", f"l:{lease}": "3"}
+    assert sync.zrange("gw:bud:budget:month:leases", 0, -1) == [lease]
     assert 60 < sync.ttl(f"gw:rl:{KEY}") <= 120
-    assert 3500 < sync.ttl("gw:bud:budget:month") <= 3600
-    assert sync.ttl("gw:bud:budget:kept") == -1
+    for key in ("gw:bud:budget:month", "gw:bud:budget:month:leases"):  # the lease set lives as long as its slot
+        assert 3500 < sync.ttl(key) <= 3600
+    assert sync.ttl("gw:bud:budget:kept") == sync.ttl("gw:bud:budget:kept:leases") == -1
     redis_store.time_offset_s = 61
     await redis_store.hit([RateLimit(KEY, 10, 100)], 0)  # the dead bucket is dropped on the way
     fields = sync.hgetall(f"gw:rl:{KEY}")

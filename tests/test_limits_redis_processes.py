@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from billing.limits import to_units
+from billing.limits import BudgetSlot, RedisLimitStore, SlotUsage, to_units
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +76,11 @@ def workers():
         yield a, b
     finally:
         for worker in (a, b):
-            if worker is not None:
+            if worker is not None and worker.proc.poll() is None:
                 worker.close()
+            elif worker is not None:
+                worker.proc.stdin.close()
+                worker.proc.stdout.close()
 
 
 def race(workers, **command) -> list[dict]:
@@ -104,3 +109,32 @@ def test_two_processes_share_one_budget_exactly(workers):
     assert all(answer["refused"] == [slot["key"]] for answer in answers)
     a, b = workers
     assert a.ask(op="usage", slot=slot) == b.ask(op="usage", slot=slot) == {"spent": spent, "reserved": 37 * amount}
+
+
+def test_a_reservation_of_a_killed_process_expires_after_its_lease(workers):
+    """kill -9 mid-request: nobody settles, yet the budget is usable once the lease is over."""
+    a, b = workers
+    slot = {"key": "budget:9:2026-11", "limit": 1000, "blocking": True, "ttl_s": 3600}
+    held = a.ask(op="admit", slot=slot, amount=1000, spent=0, lease_s=120)
+    assert held["ok"] and held["lease"]
+    a.proc.send_signal(signal.SIGKILL)
+    assert a.proc.wait(timeout=10) == -signal.SIGKILL
+    # the survivor sees the dead process's hold until its lease ends...
+    assert b.ask(op="admit", slot=slot, amount=1, spent=0, lease_s=120)["ok"] is False
+    assert b.ask(op="usage", slot=slot) == {"spent": 0, "reserved": 1000}
+
+    async def after(seconds: float) -> tuple[bool, SlotUsage]:
+        store = RedisLimitStore(REDIS_URL, time_offset_s=seconds)  # Redis time, moved on
+        try:
+            async def seed(key: str) -> int:
+                return 0
+
+            budget = BudgetSlot(**slot)
+            ok = (await store.admit([], 0, [budget], 1000, seed, 120)).ok
+            return ok, (await store.usage([budget]))[budget.key]
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(after(119))[0] is False
+    # ...and then the whole budget is free again, with no sweeper and nobody settling
+    assert asyncio.run(after(120.5)) == (True, SlotUsage(spent=0, reserved=1000))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from .base import (
+    DEFAULT_LEASE_S,
     WINDOW_S,
     Admitted,
     BudgetSlot,
@@ -25,6 +26,7 @@ from .redis_store import RedisLimitStore
 from .units import from_units, to_units
 
 __all__ = [
+    "DEFAULT_LEASE_S",
     "WINDOW_S",
     "Admitted",
     "BudgetSlot",

@@ -15,17 +15,29 @@ reserve() on an unseeded slot counts its spent as 0, and settle() leaves an unse
 slot's spent alone (after reset_slot() the next seed reads the ledger, which already
 holds that usage). Call ensure_seeded() before reserve().
 
+Every reservation is a *lease* (Reservation.lease, an id): it is released by settle()
+or, if its holder never settles (a process killed mid-request), by itself once its
+``lease_s`` has passed: every step that reads a slot first drops its expired leases,
+so no extra step and no sweeper is needed. settle() releases what the lease itself
+reserved (a caller cannot release more), a lease settled after it expired releases
+nothing twice, and ``reserved`` never goes below 0.
+
+Spend never goes below 0 either: settle() counts a negative actual cost as 0, and a
+negative seed as 0 (what a provider reports cannot make a budget look unspent).
+
 Money is integer units of 1e-10 USD (see units.py): exact in both stores.
 """
 
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 WINDOW_S = 60
 NEVER = -2  # a "free at" bucket meaning: no amount of waiting makes room
+DEFAULT_LEASE_S = 3600.0  # a reservation's lifetime when the caller names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,7 @@ class Reservation:
     ok: bool
     refused: str | None  # the BudgetSlot.key that would be exceeded
     amount: int  # units reserved (0 when refused)
+    lease: str | None = None  # pass to settle(); None when nothing is held (refused, or 0 units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +115,24 @@ def check_units(name: str, value: int) -> None:
     # bool is an int too, and a float would silently lose exactness
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+
+def clamp_units(name: str, value: int) -> int:
+    """An amount reported from outside (a provider's usage): an int, floored at 0."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return max(0, value)
+
+
+def check_lease(lease_s: float) -> float:
+    if isinstance(lease_s, bool) or not isinstance(lease_s, (int, float)) or not 0 < lease_s < 10**7:
+        raise ValueError(f"lease_s must be a number of seconds > 0, got {lease_s!r}")
+    return float(lease_s)
+
+
+def new_lease() -> str:
+    """A lease id, unique across processes (64 random bits)."""
+    return secrets.token_hex(8)
 
 
 def is_live(bucket: int, current: int) -> bool:
@@ -220,42 +251,46 @@ class LimitStore(abc.ABC):
 
     @abc.abstractmethod
     async def ensure_seeded(self, slots: list[BudgetSlot], load_spent: Callable[[str], Awaitable[int]]) -> None:
-        """For each unseeded slot: ``spent = await load_spent(slot.key)``, stored only if
-        still unseeded (SETNX: concurrent seeders never add up)."""
+        """For each unseeded slot: ``spent = await load_spent(slot.key)`` (below 0: 0),
+        stored only if still unseeded (SETNX: concurrent seeders never add up)."""
 
     @abc.abstractmethod
-    async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
-        """Atomically: refuse if any blocking slot has spent + reserved + amount > limit
-        (nothing is reserved then); else reserved += amount on every slot."""
+    async def reserve(self, slots: list[BudgetSlot], amount: int, lease_s: float = DEFAULT_LEASE_S) -> Reservation:
+        """Atomically, after dropping expired leases: refuse if any blocking slot has
+        spent + reserved + amount > limit (nothing is reserved then); else reserved +=
+        amount on every slot, held by one lease that expires after ``lease_s``."""
 
     @abc.abstractmethod
-    async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
-        """Atomically on every slot: reserved -= ``reserved`` (not below 0) and, if the
-        slot is seeded, spent += ``actual``. Returns the new usage per slot key."""
+    async def settle(self, slots: list[BudgetSlot], lease: str | None, actual: int) -> dict[str, SlotUsage]:
+        """Atomically on every slot: release ``lease`` (what it reserved; nothing if it
+        expired or is unknown) and, if the slot is seeded, spent += max(0, ``actual``).
+        Returns the new usage per slot key."""
 
     # --- the hot path's composites: one round trip each for Redis ------------------
     @abc.abstractmethod
     async def admit(
         self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
-        load_spent: Callable[[str], Awaitable[int]],
+        load_spent: Callable[[str], Awaitable[int]], lease_s: float = DEFAULT_LEASE_S,
     ) -> Admitted:
         """Admission, all or nothing: seed the unseeded ``slots`` (as ensure_seeded),
         then atomically check every limit (as hit) and every blocking slot (as
         reserve); only if none refuses, count the request and ``tokens`` and reserve
-        ``amount``. A refusal by either counts and reserves nothing."""
+        ``amount`` under a lease of ``lease_s``. A refusal by either counts and
+        reserves nothing."""
 
     async def settle_all(
         self, limits: list[RateLimit], bucket: int | None, token_delta: int,
-        slots: list[BudgetSlot], reserved: int, actual: int,
+        slots: list[BudgetSlot], lease: str | None, actual: int,
     ) -> dict[str, SlotUsage]:
         """adjust_tokens() (when ``bucket`` is not None) and settle() of one request."""
         if bucket is not None:
             await self.adjust_tokens(limits, bucket, token_delta)
-        return await self.settle(slots, reserved, actual) if slots else {}
+        return await self.settle(slots, lease, actual) if slots else {}
 
     @abc.abstractmethod
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
-        """Usage per slot key (0/0 for unknown slots); one round trip for Redis."""
+        """Usage per slot key (0/0 for unknown slots), expired leases dropped first;
+        one round trip for Redis."""
 
     @abc.abstractmethod
     async def reset_slot(self, key: str) -> None:

@@ -3,17 +3,21 @@
 Each method does its whole read-modify-write without awaiting, so on one event loop
 it is atomic; a lock also covers threads running their own loops (async_to_sync).
 ensure_seeded() awaits the loader outside the lock and re-checks before storing.
+Leases expire lazily: looking a slot up drops the leases whose time has passed
+(a heap ordered by expiry, so an admission costs nothing when none has).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .base import (
+    DEFAULT_LEASE_S,
     Admitted,
     BudgetSlot,
     LimitStore,
@@ -21,9 +25,12 @@ from .base import (
     RateLimit,
     Reservation,
     SlotUsage,
+    check_lease,
     check_units,
+    clamp_units,
     decide,
     is_live,
+    new_lease,
     window_view,
 )
 
@@ -31,8 +38,32 @@ from .base import (
 @dataclass(slots=True)
 class _Slot:
     spent: int | None = None  # None: not seeded yet
-    reserved: int = 0
+    reserved: int = 0  # the sum of the live leases' amounts
     expires_at: float | None = None
+    leases: dict[str, tuple[int, float]] = field(default_factory=dict)  # id -> (amount, expires at)
+    by_expiry: list[tuple[float, str]] = field(default_factory=list)  # heap; settled ids linger until popped
+
+    def hold(self, lease: str, amount: int, expires_at: float) -> None:
+        self.reserved += amount
+        self.leases[lease] = (amount, expires_at)
+        heapq.heappush(self.by_expiry, (expires_at, lease))
+
+    def release(self, lease: str) -> None:
+        held = self.leases.pop(lease, None)
+        if held is not None:
+            self.reserved = max(0, self.reserved - held[0])
+        if len(self.by_expiry) > 2 * len(self.leases) + 64:
+            # settled leases wait in the heap until their expiry: rebuild it from the live ones
+            # (amortised O(1); keeps memory bounded by the requests in flight, not the request rate)
+            self.by_expiry = [(expires_at, lid) for lid, (_, expires_at) in self.leases.items()]
+            heapq.heapify(self.by_expiry)
+
+    def prune(self, now: float) -> None:
+        while self.by_expiry and self.by_expiry[0][0] <= now:
+            expires_at, lease = heapq.heappop(self.by_expiry)
+            held = self.leases.get(lease)
+            if held is not None and held[1] == expires_at:
+                self.release(lease)
 
 
 class InProcessLimitStore(LimitStore):
@@ -96,6 +127,8 @@ class InProcessLimitStore(LimitStore):
         if slot is not None and slot.expires_at is not None and now >= slot.expires_at:
             del self._slots[key]
             return None
+        if slot is not None:
+            slot.prune(now)  # the leases of holders that never settled
         return slot
 
     def _write(self, budget: BudgetSlot, now: float) -> _Slot:
@@ -111,23 +144,22 @@ class InProcessLimitStore(LimitStore):
 
     async def ensure_seeded(self, slots: list[BudgetSlot], load_spent: Callable[[str], Awaitable[int]]) -> None:
         for budget in self._unseeded(slots):
-            spent = await load_spent(budget.key)  # other callers may seed meanwhile
-            check_units("spent", spent)
+            spent = clamp_units("spent", await load_spent(budget.key))  # other callers may seed meanwhile
             with self._lock:
                 now = self._clock()
                 existing = self._slot(budget.key, now)
                 if existing is None or existing.spent is None:
                     self._write(budget, now).spent = spent
 
-    async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
+    async def reserve(self, slots: list[BudgetSlot], amount: int, lease_s: float = DEFAULT_LEASE_S) -> Reservation:
         check_units("amount", amount)
+        lease_s = check_lease(lease_s)
         with self._lock:
             now = self._clock()
             refused = self._refusal(slots, amount, now)
             if refused is not None:
                 return Reservation(ok=False, refused=refused, amount=0)
-            self._reserve(slots, amount, now)
-            return Reservation(ok=True, refused=None, amount=amount)
+            return self._reserve(slots, amount, now, lease_s)
 
     def _refusal(self, slots: list[BudgetSlot], amount: int, now: float) -> str | None:
         for budget in slots:
@@ -136,16 +168,21 @@ class InProcessLimitStore(LimitStore):
                 return budget.key
         return None
 
-    def _reserve(self, slots: list[BudgetSlot], amount: int, now: float) -> None:
+    def _reserve(self, slots: list[BudgetSlot], amount: int, now: float, lease_s: float) -> Reservation:
+        lease = new_lease() if amount and slots else None
         for budget in slots:
-            self._write(budget, now).reserved += amount
+            slot = self._write(budget, now)
+            if lease is not None:
+                slot.hold(lease, amount, now + lease_s)
+        return Reservation(ok=True, refused=None, amount=amount, lease=lease)
 
     async def admit(
         self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
-        load_spent: Callable[[str], Awaitable[int]],
+        load_spent: Callable[[str], Awaitable[int]], lease_s: float = DEFAULT_LEASE_S,
     ) -> Admitted:
         check_units("tokens", tokens)
         check_units("amount", amount)
+        lease_s = check_lease(lease_s)
         await self.ensure_seeded(slots, load_spent)
         with self._lock:
             now = self._clock()
@@ -158,19 +195,18 @@ class InProcessLimitStore(LimitStore):
                 self._forget_idle(limits)
                 return Admitted(rate, Reservation(ok=False, refused=refused, amount=0))
             self._count(windows, rate.bucket, tokens)
-            self._reserve(slots, amount, now)
-            return Admitted(rate, Reservation(ok=True, refused=None, amount=amount))
+            return Admitted(rate, self._reserve(slots, amount, now, lease_s))
 
-    async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
-        check_units("reserved", reserved)
-        check_units("actual", actual)
+    async def settle(self, slots: list[BudgetSlot], lease: str | None, actual: int) -> dict[str, SlotUsage]:
+        actual = clamp_units("actual", actual)  # a negative cost never lowers spend
         with self._lock:
             now = self._clock()
             for budget in slots:
                 if self._slot(budget.key, now) is None:
                     continue  # forgotten (reset_slot) or expired: the next seed reads the ledger
                 slot = self._write(budget, now)
-                slot.reserved = max(0, slot.reserved - reserved)
+                if lease is not None:
+                    slot.release(lease)
                 if slot.spent is not None:
                     slot.spent += actual
             return {budget.key: self._usage(budget.key, now) for budget in slots}

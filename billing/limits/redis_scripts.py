@@ -3,7 +3,13 @@
 Rate-limit keys ``gw:rl:<scope>`` are hashes with fields ``r<bucket>`` and
 ``t<bucket>`` (requests and tokens counted in that unix second); dead fields are
 dropped whenever a script reads the hash, and each write refreshes a TTL of about
-two windows. Budget keys ``gw:bud:<slot key>`` are hashes ``spent`` / ``reserved``.
+two windows. Budget keys ``gw:bud:<slot key>`` are hashes ``spent`` / ``reserved``
+and one field ``l:<lease id>`` per live lease (the amount it holds); beside each, a
+sorted set ``gw:bud:<slot key>:leases`` of lease ids scored by expiry (Redis time).
+Every script that reads a slot first prunes its expired leases (ZRANGEBYSCORE up to
+now: nothing to do in the usual case), so a reservation whose holder died is released
+without a sweeper and without another round trip. Slots come in KEYS as (hash, leases)
+pairs.
 
 Lua numbers are doubles, exact only below 2**53 units (about $900k), so money never
 passes through them: Redis adds the decimal strings as 64-bit integers (HINCRBY), and
@@ -20,6 +26,7 @@ local W, NEVER = {WINDOW_S}, {NEVER}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])  -- ARGV[1]: test-only offset
 local cur = math.floor(now)
+local clock = string.format('%.17g', now)
 """
 
 _RATE_FNS = """
@@ -133,104 +140,162 @@ local function expire(key, ttl)
 end
 """
 
-_BUDGET_FNS = """
-local function unseeded(keys)
+_LEASE_FNS = """
+local function release(key, amount)  -- reserved -= amount (a decimal string), never below 0
+  if amount == '0' then return end
+  if over(amount, '0', '0', redis.call('HGET', key, 'reserved') or '0') then
+    redis.call('HSET', key, 'reserved', '0')
+  else
+    redis.call('HINCRBY', key, 'reserved', '-' .. amount)
+  end
+end
+-- drop the slot's leases that expired by now, releasing what they held; at most 1000 a
+-- step (a backlog goes at the next steps; until then the slot is only stricter)
+local function prune(key, leases)
+  local dead = redis.call('ZRANGEBYSCORE', leases, '-inf', clock, 'LIMIT', 0, 1000)
+  if #dead == 0 then return end
+  local fields = {}
+  for i, id in ipairs(dead) do fields[i] = 'l:' .. id end
+  local amounts = redis.call('HMGET', key, unpack(fields))
+  for i = 1, #dead do
+    if amounts[i] then release(key, amounts[i]) end
+  end
+  redis.call('HDEL', key, unpack(fields))
+  redis.call('ZREM', leases, unpack(dead))
+end
+-- release what the lease holds; nothing if it already expired (pruned) or is unknown
+local function release_lease(key, leases, lease)
+  if lease == '' then return end
+  local amount = redis.call('HGET', key, 'l:' .. lease)
+  if amount then
+    release(key, amount)
+    redis.call('HDEL', key, 'l:' .. lease)
+  end
+  redis.call('ZREM', leases, lease)
+end
+local function slot_pairs(keys, from)  -- KEYS[from..] as {hash, leases} pairs
   local out = {}
-  for i, key in ipairs(keys) do
-    if redis.call('HEXISTS', key, 'spent') == 0 then out[#out + 1] = i end
+  for i = from, #keys, 2 do out[#out + 1] = {keys[i], keys[i + 1]} end
+  return out
+end
+"""
+
+_BUDGET_FNS = """
+local function unseeded(slots)
+  local out = {}
+  for i, s in ipairs(slots) do
+    if redis.call('HEXISTS', s[1], 'spent') == 0 then out[#out + 1] = i end
   end
   return out
 end
--- slots keys[i] have limit, blocking ('1'/'0'), ttl ('' = keep) at ARGV[at + 3i - 2 .. at + 3i]
-local function refusal(keys, amount, at)  -- the first blocking slot amount would overfill, or 0
-  for i, key in ipairs(keys) do
+-- slot i has limit, blocking ('1'/'0'), ttl ('' = keep) at ARGV[at + 3i - 2 .. at + 3i]
+local function refusal(slots, amount, at)  -- the first blocking slot amount would overfill, or 0
+  for i, s in ipairs(slots) do
+    prune(s[1], s[2])
     if ARGV[at + 3 * i - 1] == '1' then
-      local v = redis.call('HMGET', key, 'spent', 'reserved')
+      local v = redis.call('HMGET', s[1], 'spent', 'reserved')
       if over(v[1], v[2], amount, ARGV[at + 3 * i - 2]) then return i end
     end
   end
   return 0
 end
-local function reserve(keys, amount, at)
-  for i, key in ipairs(keys) do
-    redis.call('HINCRBY', key, 'reserved', amount)
-    expire(key, ARGV[at + 3 * i])
+local function hold(slots, amount, lease, lease_s, at)  -- reserve amount on every slot, under one lease
+  local expiry = string.format('%.17g', now + tonumber(lease_s))
+  for i, s in ipairs(slots) do
+    local ttl = ARGV[at + 3 * i]
+    redis.call('HINCRBY', s[1], 'reserved', amount)
+    if amount ~= '0' then
+      redis.call('HSET', s[1], 'l:' .. lease, amount)
+      redis.call('ZADD', s[2], expiry, lease)
+      expire(s[2], ttl)
+    end
+    expire(s[1], ttl)
   end
 end
 """
 
-# KEYS slots; ARGV amount, then limit_i, blocking_i ('1'/'0'), ttl_i ('' = keep) per key
-# -> {1, 0} reserved, or {0, i}: slot i would be exceeded
-RESERVE = _MONEY + _BUDGET_FNS + """
-local i = refusal(KEYS, ARGV[1], 1)
+# KEYS slot pairs; ARGV offset, amount, lease id, lease_s, then limit_i, blocking_i
+# ('1'/'0'), ttl_i ('' = keep) per slot -> {1, 0} reserved, or {0, i}: slot i would be exceeded
+RESERVE = _CLOCK + _MONEY + _LEASE_FNS + _BUDGET_FNS + """
+local slots = slot_pairs(KEYS, 1)
+local i = refusal(slots, ARGV[2], 4)
 if i > 0 then return {0, i} end
-reserve(KEYS, ARGV[1], 1)
+hold(slots, ARGV[2], ARGV[3], ARGV[4], 4)
 return {1, 0}
 """
 
 # Admission in one step, all or nothing: rate limits (HIT) and the budget
 # reservation (RESERVE), counted only if neither refuses. Unseeded slots come first:
 # {-1, {i, ...}} and nothing else happens, so the caller seeds them and asks again.
-# KEYS windows..., slots...; ARGV offset, tokens, rate ttl, number of windows, amount,
-# rpm_i, tpm_i per window, then limit_j, blocking_j, ttl_j per slot
+# KEYS windows..., slot pairs...; ARGV offset, tokens, rate ttl, number of windows,
+# amount, lease id, lease_s, rpm_i, tpm_i per window, then limit_j, blocking_j, ttl_j per slot
 # -> {1 admitted | 0 refused, current bucket, now, views (as HIT), refusing slot or 0}
-ADMIT = _CLOCK + _MONEY + _RATE_FNS + _BUDGET_FNS + """
+ADMIT = _CLOCK + _MONEY + _RATE_FNS + _LEASE_FNS + _BUDGET_FNS + """
 local nw = tonumber(ARGV[4])
-local windows, slots = {}, {}
-for i, key in ipairs(KEYS) do
-  if i <= nw then windows[#windows + 1] = key else slots[#slots + 1] = key end
-end
+local windows = {}
+for i = 1, nw do windows[i] = KEYS[i] end
+local slots = slot_pairs(KEYS, nw + 1)
 local missing = unseeded(slots)
 if #missing > 0 then return {-1, missing} end
-local clock = string.format('%.17g', now)
-local views, refused = rate_views(windows, tonumber(ARGV[2]), 5)
+local views, refused = rate_views(windows, tonumber(ARGV[2]), 7)
 if refused then return {0, cur, clock, views, 0} end
-local at = 5 + 2 * nw
+local at = 7 + 2 * nw
 local j = refusal(slots, ARGV[5], at)
 if j > 0 then return {0, cur, clock, views, j} end
 count(windows, ARGV[2], ARGV[3])
-reserve(slots, ARGV[5], at)
+hold(slots, ARGV[5], ARGV[6], ARGV[7], at)
 return {1, cur, clock, views, 0}
 """
 
 _SETTLE_FN = """
-local function settle(keys, reserved, actual, ttls)  -- -> {spent, reserved} per key
+local function settle(slots, lease, actual, ttls)  -- -> {spent, reserved} per slot
+  if string.sub(actual, 1, 1) == '-' then actual = '0' end  -- spend never goes down
   local out = {}
-  for i, key in ipairs(keys) do
-    if redis.call('EXISTS', key) == 1 then  -- a forgotten or expired slot is re-seeded from the ledger
-      local v = redis.call('HMGET', key, 'spent', 'reserved')
-      if over(reserved, '0', '0', v[2] or '0') then
-        redis.call('HSET', key, 'reserved', '0')
-      elseif reserved ~= '0' then
-        redis.call('HINCRBY', key, 'reserved', '-' .. reserved)
+  for i, s in ipairs(slots) do
+    if redis.call('EXISTS', s[1]) == 1 then  -- a forgotten or expired slot is re-seeded from the ledger
+      prune(s[1], s[2])
+      release_lease(s[1], s[2], lease)
+      if redis.call('HEXISTS', s[1], 'spent') == 1 then  -- only a seeded spent grows
+        redis.call('HINCRBY', s[1], 'spent', actual)
       end
-      if v[1] then redis.call('HINCRBY', key, 'spent', actual) end  -- only a seeded spent grows
-      expire(key, ttls[i])
+      expire(s[1], ttls[i])
+      expire(s[2], ttls[i])
     end
-    out[i] = redis.call('HMGET', key, 'spent', 'reserved')
+    out[i] = redis.call('HMGET', s[1], 'spent', 'reserved')
   end
   return out
 end
 """
 
-# KEYS slots; ARGV reserved, actual, then ttl_i per key -> {spent, reserved} per key
-SETTLE = _MONEY + _SETTLE_FN + "return settle(KEYS, ARGV[1], ARGV[2], {unpack(ARGV, 3)})"
+# KEYS slot pairs; ARGV offset, lease id ('' = none), actual, then ttl_i per slot
+# -> {spent, reserved} per slot
+SETTLE = _CLOCK + _MONEY + _LEASE_FNS + _SETTLE_FN + """
+return settle(slot_pairs(KEYS, 1), ARGV[2], ARGV[3], {unpack(ARGV, 4)})
+"""
 
 # A request's whole settlement in one round trip: ADJUST of its windows (unless
 # bucket is '') and SETTLE of its slots.
-# KEYS windows..., slots...; ARGV offset, bucket, delta, rate ttl, number of windows,
-# reserved, actual, then ttl_i per slot -> SETTLE's result
-SETTLE_ALL = _CLOCK + _MONEY + _ADJUST_FN + _SETTLE_FN + """
+# KEYS windows..., slot pairs...; ARGV offset, bucket, delta, rate ttl, number of
+# windows, lease id, actual, then ttl_i per slot -> SETTLE's result
+SETTLE_ALL = _CLOCK + _MONEY + _ADJUST_FN + _LEASE_FNS + _SETTLE_FN + """
 local nw = tonumber(ARGV[5])
-local windows, slots = {}, {}
-for i, key in ipairs(KEYS) do
-  if i <= nw then windows[#windows + 1] = key else slots[#slots + 1] = key end
-end
+local windows = {}
+for i = 1, nw do windows[i] = KEYS[i] end
 if ARGV[2] ~= '' and nw > 0 then adjust(windows, ARGV[2], ARGV[3], ARGV[4]) end
-return settle(slots, ARGV[6], ARGV[7], {unpack(ARGV, 8)})
+return settle(slot_pairs(KEYS, nw + 1), ARGV[6], ARGV[7], {unpack(ARGV, 8)})
 """
 
-# KEYS slots; ARGV spent_i, ttl_i per key: SETNX semantics for each slot's spent
+# KEYS slot pairs; ARGV offset -> {spent, reserved} per slot, expired leases dropped first
+USAGE = _CLOCK + _MONEY + _LEASE_FNS + """
+local out = {}
+for i, s in ipairs(slot_pairs(KEYS, 1)) do
+  prune(s[1], s[2])
+  out[i] = redis.call('HMGET', s[1], 'spent', 'reserved')
+end
+return out
+"""
+
+# KEYS slot hashes; ARGV spent_i, ttl_i per key: SETNX semantics for each slot's spent
 SEED = _MONEY + """
 for i, key in ipairs(KEYS) do
   if redis.call('HSETNX', key, 'spent', ARGV[2 * i - 1]) == 1 then expire(key, ARGV[2 * i]) end

@@ -17,6 +17,7 @@ from redis.commands.core import AsyncScript
 
 from . import redis_scripts
 from .base import (
+    DEFAULT_LEASE_S,
     WINDOW_S,
     Admitted,
     BudgetSlot,
@@ -26,12 +27,16 @@ from .base import (
     Reservation,
     SlotUsage,
     WindowView,
+    check_lease,
     check_units,
+    clamp_units,
     decide,
+    new_lease,
 )
 
 RATE_PREFIX = "gw:rl:"
 BUDGET_PREFIX = "gw:bud:"
+LEASES_SUFFIX = ":leases"
 RATE_TTL_S = 2 * WINDOW_S  # a window outlives its last hit by one more window
 POOL_TIMEOUT_S = 10.0  # waiting longer than this for a connection means Redis is in trouble
 
@@ -48,6 +53,7 @@ class _Conn:
     seed: AsyncScript
     admit: AsyncScript
     settle_all: AsyncScript
+    usage: AsyncScript
 
 
 def _opt(value: int | None) -> int | str:
@@ -64,6 +70,14 @@ def _view(row: list) -> WindowView:
         requests_free_at=None if free_r == -1 else free_r,
         tokens_free_at=None if free_t == -1 else free_t,
     )
+
+
+def _slot_keys(slots: list[BudgetSlot]) -> list[str]:
+    """A slot's hash and its lease set, side by side (the scripts read KEYS in pairs)."""
+    keys = []
+    for slot in slots:
+        keys += [BUDGET_PREFIX + slot.key, BUDGET_PREFIX + slot.key + LEASES_SUFFIX]
+    return keys
 
 
 def _usage(row: list) -> SlotUsage:
@@ -95,7 +109,7 @@ class RedisLimitStore(LimitStore):
             )
             client = aioredis.Redis.from_pool(pool)
             sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
-                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL)
+                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL, redis_scripts.USAGE)
             conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
         return conn
 
@@ -136,25 +150,24 @@ class RedisLimitStore(LimitStore):
             return
         args: list = []
         for slot in missing:
-            spent = await load_spent(slot.key)
-            check_units("spent", spent)
-            args += [spent, _opt(slot.ttl_s)]
+            args += [clamp_units("spent", await load_spent(slot.key)), _opt(slot.ttl_s)]
         await conn.seed([BUDGET_PREFIX + slot.key for slot in missing], args)
 
-    async def reserve(self, slots: list[BudgetSlot], amount: int) -> Reservation:
+    async def reserve(self, slots: list[BudgetSlot], amount: int, lease_s: float = DEFAULT_LEASE_S) -> Reservation:
         check_units("amount", amount)
-        args: list = [amount]
+        lease = new_lease() if amount and slots else None
+        args: list = [repr(float(self.time_offset_s)), amount, lease or "", repr(check_lease(lease_s))]
         for slot in slots:
             args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
-        ok, index = await self._conn().reserve([BUDGET_PREFIX + slot.key for slot in slots], args)
+        ok, index = await self._conn().reserve(_slot_keys(slots), args)
         if ok:
-            return Reservation(ok=True, refused=None, amount=amount)
+            return Reservation(ok=True, refused=None, amount=amount, lease=lease)
         return Reservation(ok=False, refused=slots[int(index) - 1].key, amount=0)
 
     # --- the hot path's composites -------------------------------------------------
     async def admit(
         self, limits: list[RateLimit], tokens: int, slots: list[BudgetSlot], amount: int,
-        load_spent: Callable[[str], Awaitable[int]],
+        load_spent: Callable[[str], Awaitable[int]], lease_s: float = DEFAULT_LEASE_S,
     ) -> Admitted:
         """One round trip when every slot is seeded (the usual case): the script
         names unseeded slots instead of deciding; they are seeded and it is asked
@@ -162,8 +175,10 @@ class RedisLimitStore(LimitStore):
         check_units("tokens", tokens)
         check_units("amount", amount)
         conn = self._conn()
-        keys = [RATE_PREFIX + limit.scope for limit in limits] + [BUDGET_PREFIX + slot.key for slot in slots]
-        args: list = [repr(float(self.time_offset_s)), tokens, RATE_TTL_S, len(limits), amount]
+        lease = new_lease() if amount and slots else None
+        keys = [RATE_PREFIX + limit.scope for limit in limits] + _slot_keys(slots)
+        args: list = [repr(float(self.time_offset_s)), tokens, RATE_TTL_S, len(limits), amount, lease or "",
+                      repr(check_lease(lease_s))]
         for limit in limits:
             args += [_opt(limit.requests_per_minute), _opt(limit.tokens_per_minute)]
         for slot in slots:
@@ -181,42 +196,37 @@ class RedisLimitStore(LimitStore):
             return Admitted(rate, None)
         if int(refusing):
             return Admitted(rate, Reservation(ok=False, refused=slots[int(refusing) - 1].key, amount=0))
-        return Admitted(rate, Reservation(ok=True, refused=None, amount=amount))
+        return Admitted(rate, Reservation(ok=True, refused=None, amount=amount, lease=lease))
 
-    async def settle(self, slots: list[BudgetSlot], reserved: int, actual: int) -> dict[str, SlotUsage]:
-        check_units("reserved", reserved)
-        check_units("actual", actual)
+    async def settle(self, slots: list[BudgetSlot], lease: str | None, actual: int) -> dict[str, SlotUsage]:
+        actual = clamp_units("actual", actual)  # a negative cost never lowers spend
         if not slots:
             return {}
-        args = [reserved, actual, *(_opt(slot.ttl_s) for slot in slots)]
-        rows = await self._conn().settle([BUDGET_PREFIX + slot.key for slot in slots], args)
+        args = [repr(float(self.time_offset_s)), lease or "", actual, *(_opt(slot.ttl_s) for slot in slots)]
+        rows = await self._conn().settle(_slot_keys(slots), args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def settle_all(
         self, limits: list[RateLimit], bucket: int | None, token_delta: int,
-        slots: list[BudgetSlot], reserved: int, actual: int,
+        slots: list[BudgetSlot], lease: str | None, actual: int,
     ) -> dict[str, SlotUsage]:
         """adjust_tokens() and settle() in one script: one round trip."""
-        check_units("reserved", reserved)
-        check_units("actual", actual)
+        actual = clamp_units("actual", actual)
         if bucket is None or not limits or not token_delta:
             limits, bucket = [], None
         if not limits and not slots:
             return {}
-        keys = [RATE_PREFIX + limit.scope for limit in limits] + [BUDGET_PREFIX + slot.key for slot in slots]
+        keys = [RATE_PREFIX + limit.scope for limit in limits] + _slot_keys(slots)
         args = [repr(float(self.time_offset_s)), "" if bucket is None else int(bucket), int(token_delta),
-                RATE_TTL_S, len(limits), reserved, actual, *(_opt(slot.ttl_s) for slot in slots)]
+                RATE_TTL_S, len(limits), lease or "", actual, *(_opt(slot.ttl_s) for slot in slots)]
         rows = await self._conn().settle_all(keys, args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
         if not slots:
             return {}
-        async with self._conn().client.pipeline(transaction=False) as pipe:
-            for slot in slots:
-                pipe.hmget(BUDGET_PREFIX + slot.key, "spent", "reserved")
-            rows = await pipe.execute()
+        rows = await self._conn().usage(_slot_keys(slots), [repr(float(self.time_offset_s))])
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def reset_slot(self, key: str) -> None:
-        await self._conn().client.delete(BUDGET_PREFIX + key)
+        await self._conn().client.delete(BUDGET_PREFIX + key, BUDGET_PREFIX + key + LEASES_SUFFIX)
