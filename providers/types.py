@@ -66,6 +66,32 @@ class ChatRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+# The most tokens one request may report per side (prompt, completion). Far above any
+# real context window, and what bounds a ledger row: tokens x the largest price a
+# model may have (providers.models.MAX_PRICE_PER_MTOK) always fits the cost columns.
+MAX_REPORTED_TOKENS = 10**9
+
+
+def reported_tokens(value: Any, provider: str, name: str, *, optional: bool = False) -> int:
+    """A token count as a provider reported it, or ProviderError(BAD_RESPONSE).
+
+    Accepted: an int (or an integral float such as 12.0) in 0..MAX_REPORTED_TOKENS;
+    with `optional`, a missing or null value counts as 0. Refused: negatives, 12.5,
+    strings, booleans, null where a number is needed, anything above the bound. The
+    one check every adapter uses, so a broken provider is a provider failure
+    (fallback, breaker), never a gateway error or a row the ledger cannot hold.
+    """
+    if value is None and optional:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int:  # bool is an int subclass: refused too
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: usage {name} is not a whole number")
+    if not 0 <= value <= MAX_REPORTED_TOKENS:
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: usage {name} out of range (0..{MAX_REPORTED_TOKENS})")
+    return value
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
@@ -77,6 +103,13 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def reported(cls, provider: str, prompt: Any, completion: Any) -> "Usage":
+        """Usage from the values a provider reported (raw JSON values, or a sum of
+        already checked parts): both sides go through `reported_tokens`. The one
+        constructor every adapter uses for provider-reported usage."""
+        return cls(reported_tokens(prompt, provider, "prompt tokens"), reported_tokens(completion, provider, "completion tokens"))
 
 
 @dataclass(slots=True)

@@ -15,7 +15,8 @@ import orjson
 
 from ..catalog import ModelInfo
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
+from . import checks
 from .base import Adapter, RequestNotTranslatable, auth_headers, loads, sse_events, tool_arguments
 
 API_VERSION = "2023-06-01"
@@ -37,6 +38,18 @@ ERROR_KINDS = {
     "invalid_request_error": ErrorKind.BAD_REQUEST,
     "request_too_large": ErrorKind.CONTEXT_LENGTH,
 }
+CACHE_INPUT_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")  # integer or null
+
+
+def _prompt_tokens(usage: dict, provider: str) -> int:
+    """Input tokens as billed: fresh input plus cache writes and reads (each checked;
+    the sum is bounded again by Usage.reported)."""
+    total = reported_tokens(usage.get("input_tokens"), provider, "input_tokens")
+    return total + sum(reported_tokens(usage.get(k), provider, k, optional=True) for k in CACHE_INPUT_FIELDS)
+
+
+def _finish(stop_reason: object, provider: str) -> str:
+    return STOP_REASONS.get(checks.expect_text(stop_reason, provider, "stop_reason"), "stop")
 
 
 def _image_block(part: dict, where: str) -> dict:
@@ -171,9 +184,11 @@ class AnthropicAdapter(Adapter):
             raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: answer has no content")
         text, calls = [], []
         for block in data["content"]:
+            block = checks.expect_object(block, provider, "a content block")
             if block.get("type") == "text":
-                text.append(block.get("text", ""))
+                text.append(checks.expect_text(block.get("text", ""), provider, "a text block's text") or "")
             elif block.get("type") == "tool_use":
+                checks.expect_object(block.get("input"), provider, "a tool_use block's input", optional=True)
                 calls.append(
                     {
                         "id": block.get("id"),
@@ -184,12 +199,14 @@ class AnthropicAdapter(Adapter):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
         if calls:
             message["tool_calls"] = calls
-        usage = data.get("usage") or {}
-        prompt = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        usage = data.get("usage")
+        if usage is not None:  # absent: the gateway estimates (pipeline), as for a cut stream
+            usage = checks.expect_object(usage, provider, "usage")
+            usage = Usage.reported(provider, _prompt_tokens(usage, provider), usage.get("output_tokens"))
         return ChatResponse(
             model=str(data.get("model") or model.upstream_id),
-            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": STOP_REASONS.get(data.get("stop_reason"), "stop")}],
-            usage=Usage(prompt, int(usage.get("output_tokens") or 0)),
+            choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(data.get("stop_reason"), provider)}],
+            usage=usage,
         )
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
@@ -198,39 +215,42 @@ class AnthropicAdapter(Adapter):
         prompt_tokens = completion_tokens = 0
         tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
         async for event, data in sse_events(response):
-            obj = loads(data, provider)
-            kind = obj.get("type", event) if isinstance(obj, dict) else event
+            obj = checks.expect_object(loads(data, provider), provider, "a stream event")
+            kind = obj.get("type", event)
             if kind == "message_start":
-                message = obj.get("message") or {}
+                message = checks.expect_object(obj.get("message"), provider, "message_start's message", optional=True)
                 name = message.get("model") or name
-                usage = message.get("usage") or {}
-                prompt_tokens = sum(
-                    int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-                )
-                completion_tokens = int(usage.get("output_tokens") or 0)
+                usage = checks.expect_object(message.get("usage"), provider, "message_start's usage", optional=True)
+                if usage:
+                    prompt_tokens = _prompt_tokens(usage, provider)
+                    completion_tokens = reported_tokens(usage.get("output_tokens"), provider, "output_tokens", optional=True)
                 yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             elif kind == "content_block_start":
-                block = obj.get("content_block") or {}
+                block = checks.expect_object(obj.get("content_block"), provider, "a content block", optional=True)
                 if block.get("type") == "tool_use":
-                    idx = tool_index.setdefault(obj.get("index", 0), len(tool_index))
+                    idx = tool_index.setdefault(checks.expect_index(obj.get("index"), provider, 0), len(tool_index))
                     call = {"index": idx, "id": block.get("id"), "type": "function",
                             "function": {"name": block.get("name"), "arguments": ""}}
                     yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
             elif kind == "content_block_delta":
-                delta = obj.get("delta") or {}
+                delta = checks.expect_object(obj.get("delta"), provider, "a stream delta")
                 if delta.get("type") == "text_delta":
-                    yield ChatChunk(name, [{"index": 0, "delta": {"content": delta.get("text", "")}, "finish_reason": None}])
+                    text = checks.expect_text(delta.get("text", ""), provider, "a text delta's text")
+                    yield ChatChunk(name, [{"index": 0, "delta": {"content": text or ""}, "finish_reason": None}])
                 elif delta.get("type") == "input_json_delta":
-                    idx = tool_index.get(obj.get("index", 0), 0)
-                    call = {"index": idx, "function": {"arguments": delta.get("partial_json", "")}}
+                    idx = tool_index.get(checks.expect_index(obj.get("index"), provider, 0), 0)
+                    partial = checks.expect_text(delta.get("partial_json", ""), provider, "a tool delta's partial_json")
+                    call = {"index": idx, "function": {"arguments": partial or ""}}
                     yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
             elif kind == "message_delta":
-                usage = obj.get("usage") or {}
-                completion_tokens = int(usage.get("output_tokens") or completion_tokens)
-                reason = STOP_REASONS.get((obj.get("delta") or {}).get("stop_reason"), "stop")
+                usage = checks.expect_object(obj.get("usage"), provider, "message_delta's usage", optional=True)
+                if usage.get("output_tokens") is not None:  # cumulative; absent: keep message_start's
+                    completion_tokens = reported_tokens(usage["output_tokens"], provider, "output_tokens")
+                delta = checks.expect_object(obj.get("delta"), provider, "message_delta's delta", optional=True)
+                reason = _finish(delta.get("stop_reason"), provider)
                 yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": reason}])
             elif kind == "message_stop":
-                yield ChatChunk(name, [], usage=Usage(prompt_tokens, completion_tokens))
+                yield ChatChunk(name, [], usage=Usage.reported(provider, prompt_tokens, completion_tokens))
                 return
             elif kind == "error":
                 message, code = self.error_details(obj)

@@ -35,7 +35,8 @@ def mock_reply(model: ModelInfo, req: ChatRequest) -> str:
 
 def mock_usage(req: ChatRequest, text: str) -> Usage:
     prompt = sum(len(message_text(m.get("content"), sep="").split()) + 3 for m in req.messages)
-    return Usage(prompt, len(text.split()))
+    # Through the same check as a real provider's counts (a huge fixed reply is bounded too).
+    return Usage.reported("mock", prompt, len(text.split()))
 
 
 class MockAdapter(Adapter):

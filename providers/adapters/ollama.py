@@ -10,8 +10,9 @@ import orjson
 
 from ..catalog import ModelInfo
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from ..http import iter_lines
+from . import checks
 from .base import Adapter, auth_headers, loads, tool_arguments
 
 OPTION_NAMES = {
@@ -42,6 +43,29 @@ def _messages(messages: list[dict]) -> list[dict]:
             ]
         out.append(item)
     return out
+
+
+def _usage(obj: dict, provider: str) -> Usage:
+    """Ollama's counters, both optional (prompt_eval_count is left out when the prompt
+    came from its cache), each checked when present."""
+    return Usage.reported(
+        provider,
+        reported_tokens(obj.get("prompt_eval_count"), provider, "prompt_eval_count", optional=True),
+        reported_tokens(obj.get("eval_count"), provider, "eval_count", optional=True),
+    )
+
+
+def _checked_message(value: object, provider: str) -> dict:
+    """The `message` of an answer or stream line: text content, tool calls as objects
+    with a function object (Ollama's arguments are an object, not a string)."""
+    message = checks.expect_object(value, provider, "message", optional=True)
+    checks.expect_text(message.get("content"), provider, "message content")
+    for call in checks.expect_list(message.get("tool_calls"), provider, "tool_calls", optional=True):
+        function = checks.expect_object(checks.expect_object(call, provider, "a tool call").get("function"), provider, "a tool call's function")
+        if not isinstance(function.get("name"), str):
+            raise checks.bad(provider, "a tool call without a name")
+        checks.expect_object(function.get("arguments"), provider, "a tool call's arguments", optional=True)
+    return message
 
 
 def _tool_calls(message: dict) -> list[dict]:
@@ -90,14 +114,15 @@ class OllamaAdapter(Adapter):
     def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
         if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
             raise ProviderError(ErrorKind.BAD_RESPONSE, f"{model.provider.name}: answer has no message")
-        calls = _tool_calls(data["message"])
-        message: dict[str, Any] = {"role": "assistant", "content": data["message"].get("content", "")}
+        provider = model.provider.name
+        calls = _tool_calls(_checked_message(data["message"], provider))
+        message: dict[str, Any] = {"role": "assistant", "content": data["message"].get("content") or ""}
         if calls:
             message["tool_calls"] = calls
         return ChatResponse(
             model=str(data.get("model") or model.upstream_id),
             choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(data, bool(calls))}],
-            usage=Usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)),
+            usage=_usage(data, provider),
         )
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
@@ -113,8 +138,8 @@ class OllamaAdapter(Adapter):
             if obj.get("error"):
                 raise ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: stream error - {str(obj['error'])[:200]}")
             name = str(obj.get("model") or model.upstream_id)
-            message = obj.get("message") or {}
-            delta: dict[str, Any] = {"content": message.get("content", "")}
+            message = _checked_message(obj.get("message"), provider)
+            delta: dict[str, Any] = {"content": message.get("content") or ""}
             if first:
                 delta["role"] = "assistant"
                 first = False
@@ -126,7 +151,7 @@ class OllamaAdapter(Adapter):
                 if delta.get("content") or calls or "role" in delta:
                     yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
                 yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": _finish(obj, saw_tools)}])
-                yield ChatChunk(name, [], usage=Usage(int(obj.get("prompt_eval_count") or 0), int(obj.get("eval_count") or 0)))
+                yield ChatChunk(name, [], usage=_usage(obj, provider))
                 return
             yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended before done")

@@ -14,13 +14,17 @@ import aiohttp
 
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from . import checks
 from .base import Adapter, auth_headers, loads, sse_events
 
 
-def _usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
+def _usage(data: Any, provider: str) -> Usage | None:
+    """`usage` of an answer or chunk: null/absent is none (a stream's chunks before the
+    last), an object must carry both counts; anything else is a bad answer."""
+    if data is None:
         return None
-    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+    data = checks.expect_object(data, provider, "usage")
+    return Usage.reported(provider, data.get("prompt_tokens"), data.get("completion_tokens"))
 
 
 class OpenAIAdapter(Adapter):
@@ -56,13 +60,15 @@ class OpenAIAdapter(Adapter):
                 raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: choice without a message")
             choices.append(
                 {
-                    "index": choice.get("index", i),
-                    "message": message,
+                    "index": checks.expect_index(choice.get("index"), provider, i),
+                    "message": checks.chat_message(message, provider),
                     "logprobs": choice.get("logprobs"),
-                    "finish_reason": choice.get("finish_reason"),
+                    "finish_reason": checks.finish_reason(choice.get("finish_reason"), provider),
                 }
             )
-        return ChatResponse(model=str(data.get("model") or model.upstream_id), choices=choices, usage=_usage(data.get("usage")))
+        return ChatResponse(
+            model=str(data.get("model") or model.upstream_id), choices=choices, usage=_usage(data.get("usage"), provider)
+        )
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         provider = model.provider.name
@@ -76,19 +82,18 @@ class OpenAIAdapter(Adapter):
                 message, code = self.error_details(obj)
                 kind = ErrorKind.RATE_LIMITED if "rate" in code else ErrorKind.UNAVAILABLE
                 raise ProviderError(kind, f"{provider}: stream error - {message[:200]}")
-            choices = obj.get("choices") or []
+            choices = checks.expect_list(obj.get("choices"), provider, "a chunk's choices", optional=True)
             yield ChatChunk(
                 model=str(obj.get("model") or model.upstream_id),
                 choices=[
                     {
-                        "index": c.get("index", 0),
-                        "delta": c.get("delta") or {},
+                        "index": checks.expect_index(c.get("index"), provider, 0),
+                        "delta": checks.chat_message(c.get("delta"), provider, "a stream delta", optional=True),
                         "logprobs": c.get("logprobs"),
-                        "finish_reason": c.get("finish_reason"),
+                        "finish_reason": checks.finish_reason(c.get("finish_reason"), provider),
                     }
-                    for c in choices
-                    if isinstance(c, dict)
+                    for c in (checks.expect_object(c, provider, "a stream choice") for c in choices)
                 ],
-                usage=_usage(obj.get("usage")),
+                usage=_usage(obj.get("usage"), provider),
             )
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")

@@ -3,7 +3,7 @@
 Subclasses (one per provider) route requests and encode answers in the
 provider's wire format; this module decides *what* to answer (default reply,
 scripted ``reply()``, truncation, usage numbers) and applies scripted faults
-(``fail``, ``hang``, ``cut_stream``, ``malformed``) in FIFO order.
+(``fail``, ``hang``, ``cut_stream``, ``malformed``, ``mangle``) in FIFO order.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ Route = Callable[[Exchange, Optional["Behaviour"]], None]
 class Behaviour:
     """A scripted behaviour for one upcoming generation request."""
 
-    kind: str  # "fail" | "hang" | "cut" | "malformed" | "reply"
+    kind: str  # "fail" | "hang" | "cut" | "malformed" | "reply" | "mangle"
     status: int = 200
     body: Any = None
     headers: Mapping[str, str] | None = None
@@ -40,6 +40,7 @@ class Behaviour:
     text: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    mangle: Callable[[Any], Any] | None = None
 
 
 class FakeServer:
@@ -193,6 +194,12 @@ class FakeServer:
         """200 with invalid JSON (non-stream) or a garbage event (stream)."""
         self._push(Behaviour("malformed", after_chunks=1), times)
 
+    def mangle(self, edit: Callable[[Any], Any], *, times: int = 1) -> None:
+        """A broken provider: every JSON object of the next answer (the body, or each
+        stream event / NDJSON line) goes through ``edit(obj) -> obj`` before it is sent,
+        e.g. to report absurd usage or a ``delta`` that is not an object."""
+        self._push(Behaviour("mangle", mangle=edit), times)
+
     def reply(self, text: str, *, prompt_tokens: int | None = None,
               completion_tokens: int | None = None, times: int = 1) -> None:
         """A specific successful answer."""
@@ -274,8 +281,8 @@ class FakeServer:
 
     def send_result(self, ex: Exchange, behaviour: Behaviour | None, payload: Any) -> None:
         """Send a successful non-stream JSON body, applying cut/malformed faults."""
-        data = dumps(payload)
         kind = behaviour.kind if behaviour else None
+        data = dumps(behaviour.mangle(payload) if kind == "mangle" else payload)  # type: ignore[union-attr,misc]
         if kind == "hang" and behaviour and behaviour.after_chunks is not None:
             self._sleep(behaviour.seconds)  # mid-stream stall requested on a non-stream call
         if kind == "malformed":  # a strict prefix of a JSON object is never valid JSON
@@ -306,7 +313,7 @@ class FakeServer:
                         self._sleep(behaviour.seconds)  # type: ignore[union-attr]
                     elif kind == "malformed":
                         ex.write_chunk(self.garbage_event())
-                ex.write_chunk(data)
+                ex.write_chunk(_mangled(data, behaviour.mangle) if kind == "mangle" else data)  # type: ignore[union-attr,arg-type]
                 sent += phase == "content"
             ex.end_stream()
         except DISCONNECTS:
@@ -334,6 +341,19 @@ class FakeServer:
 
     def not_found(self, ex: Exchange) -> None:
         self.send_error(ex, 404, f"Invalid URL ({ex.method} {ex.path})")
+
+
+def _mangled(data: bytes, edit: Callable[[Any], Any]) -> bytes:
+    """Apply ``edit`` to each JSON object of an SSE event (``data:`` lines) or NDJSON line."""
+    lines = []
+    for line in data.split(b"\n"):
+        prefix = b"data: " if line.startswith(b"data: ") else b"" if line.startswith(b"{") else None
+        try:
+            obj = json.loads(line[len(prefix):]) if prefix is not None else None
+        except ValueError:  # [DONE] and the like
+            obj = None
+        lines.append(line if obj is None else prefix + dumps(edit(obj)))  # type: ignore[operator]
+    return b"\n".join(lines)
 
 
 def _first(*values: Any) -> Any:
