@@ -13,6 +13,12 @@ from django_cryptography.fields import encrypt
 from .kinds import KINDS, kind_choices
 
 ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+# The highest price a model may have, per million tokens (today's dearest models cost
+# a few hundred). With the token bound of providers.types.MAX_REPORTED_TOKENS it keeps
+# every ledger cost inside its column: 2 x 10^9 tokens x $10,000 / 10^6 = $2 x 10^7,
+# below the cost columns' 10^8 (billing.models.UsageRecord.cost_usd).
+MAX_PRICE_PER_MTOK = Decimal("10000")
+PRICE_HELP = f"0 to {MAX_PRICE_PER_MTOK:,} USD per million tokens."
 NAME_HELP = "Letters, digits, '.', '-' and '_'. Used in config files and reports."
 
 
@@ -126,10 +132,12 @@ class Model(Timestamped):
         help_text="The model id sent to the provider. Leave blank to use the name.",
     )
     input_price_per_mtok = models.DecimalField(
-        "input price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0")
+        "input price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)], help_text=PRICE_HELP,
     )
     output_price_per_mtok = models.DecimalField(
-        "output price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0")
+        "output price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)], help_text=PRICE_HELP,
     )
     context_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="Tokens the model accepts (prompt + answer). Blank if unknown."
@@ -149,6 +157,11 @@ class Model(Timestamped):
             models.CheckConstraint(
                 condition=models.Q(input_price_per_mtok__gte=0) & models.Q(output_price_per_mtok__gte=0),
                 name="model_prices_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(input_price_per_mtok__lte=MAX_PRICE_PER_MTOK)
+                & models.Q(output_price_per_mtok__lte=MAX_PRICE_PER_MTOK),
+                name="model_prices_bounded",
             ),
         ]
 
