@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from . import money
 from .budgets import delete_budget, save_budget
 from .models import Budget, BudgetAlert
 
@@ -85,10 +86,10 @@ class BudgetAdmin(admin.ModelAdmin):
     list_select_related = ["key", "team"]
     search_fields = ["key__name", "key__prefix", "team__name"]
     autocomplete_fields = ["key", "team"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["spent_this_period", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["scope", "key", "team"]}),
-        ("Limit", {"fields": ["amount_usd", "period", "action", "enabled"]}),
+        ("Limit", {"fields": ["amount_usd", "period", "action", "enabled", "spent_this_period"]}),
         ("Alerts", {"fields": ["alert_threshold_pct", "alert_emails", "webhook_url"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -96,6 +97,19 @@ class BudgetAdmin(admin.ModelAdmin):
     @admin.display(description="owner")
     def owner(self, obj: Budget) -> str:
         return str(obj.key or obj.team or "whole gateway")
+
+    @admin.display(description="spent this period")
+    def spent_this_period(self, obj: Budget) -> str:
+        """billing.money's figure: the one enforcement, alerts and the finance report use."""
+        if obj.pk is None:
+            return "—"
+        spent = money.spent_in_period(obj)
+        share = f" ({spent * 100 / obj.amount_usd:.1f}%)" if obj.amount_usd else ""
+        rotated = " Includes the spend of the keys this key replaced (rotation)." if obj.scope == "key" else ""
+        return (
+            f"${spent} of ${obj.amount_usd}{share} in {money.period_key(obj.period)} (UTC), from the usage "
+            f"ledger.{rotated} Requests in flight are not counted until they finish."
+        )
 
     def save_model(self, request: HttpRequest, obj: Budget, form, change: bool) -> None:
         save_budget(obj)

@@ -1,8 +1,8 @@
 """Budget alerts: one BudgetAlert per budget, period and threshold crossed, delivered
 once (log, email, optional webhook).
 
-Spend is read from the usage ledger (not the rollups) so an alert is never late by
-the rollup schedule. Delivery is best effort: failures are logged and recorded in
+Spend comes from billing.money.spent_in_period: the ledger (not the rollups, so an
+alert is never late by the rollup schedule), exactly what enforcement sees. Delivery is best effort: failures are logged and recorded in
 BudgetAlert.delivered, never raised, so one broken webhook cannot stop the others.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -18,59 +18,26 @@ import httpx
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from .models import Budget, BudgetAlert, UsageRecord
-from .rollups import COST_PLACES, as_usd, exact_sum
+from . import money
+from .models import Budget, BudgetAlert
+from .money import period_bounds, period_key
+from .rollups import COST_PLACES
 
 log = logging.getLogger("gateway.budget")
 
 WEBHOOK_TIMEOUT_S = 5.0
 AMOUNT_PLACES = Decimal("0.0001")  # Budget.amount_usd
-Period = Budget.Period
+__all__ = ["check_all_budgets", "check_budget", "deliver", "period_bounds", "period_key", "spent_in_period"]
 
 
 def _utc(now: datetime | None) -> datetime:
     return (now or timezone.now()).astimezone(UTC)
 
 
-def period_key(period: str, now: datetime | None = None) -> str:
-    """The period `now` falls in: '2026-11-05' (day), '2026-11' (month), 'total'."""
-    now = _utc(now)
-    if period == Period.DAY:
-        return now.strftime("%Y-%m-%d")
-    if period == Period.MONTH:
-        return now.strftime("%Y-%m")
-    return "total"
-
-
-def period_bounds(period: str, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
-    """[start, end) of the UTC period `now` falls in; (None, None) for 'total'."""
-    now = _utc(now)
-    if period == Period.DAY:
-        start = datetime.combine(now.date(), time.min, tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    if period == Period.MONTH:
-        start = datetime(now.year, now.month, 1, tzinfo=UTC)
-        nxt = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-        return start, nxt
-    return None, None
-
-
-def scope_filter(budget: Budget) -> dict:
-    """Ledger/rollup filter for what a budget covers (column names are shared)."""
-    if budget.scope == Budget.Scope.KEY:
-        return {"key_id": budget.key_id}
-    if budget.scope == Budget.Scope.TEAM:
-        return {"team_id": budget.team_id}
-    return {}
-
-
 def spent_in_period(budget: Budget, now: datetime | None = None) -> Decimal:
-    """Exact spend, from the ledger, in the budget's current period and scope."""
-    start, end = period_bounds(budget.period, now)
-    rows = UsageRecord.objects.filter(**scope_filter(budget))
-    if start is not None:
-        rows = rows.filter(created_at__gte=start, created_at__lt=end)
-    return as_usd(rows.aggregate(spent=exact_sum("cost_usd"))["spent"])
+    """What the budget spent this period: billing.money's answer, the same that
+    enforcement is seeded from (rotated keys' spend included)."""
+    return money.spent_in_period(budget, now)
 
 
 def thresholds(budget: Budget) -> list[int]:

@@ -1,6 +1,9 @@
-"""Report queries. Every figure comes from CostRollup (plus Budget for burn), never
-from the ledger, so a page costs a few GROUP BYs over at most a few thousand rows
-per day of range whatever the ledger's size. Money is exact Decimal throughout.
+"""Report queries. Spend breakdowns come from CostRollup, never from the ledger, so a
+page costs a few GROUP BYs over at most a few thousand rows per day of range whatever
+the ledger's size. Budget burn is the exception: a budget's spend is
+billing.money.spent_in_period (the ledger, rotated keys included), the figure that
+enforcement and alerts use, one aggregate per enabled budget. Money is exact Decimal
+throughout.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from decimal import Decimal
 from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
-from billing.alerts import owner_label, period_bounds, period_key
+from billing import money
+from billing.alerts import owner_label
 from billing.models import Budget, CostRollup, VirtualKey
 from billing.rollups import ZERO, as_usd, exact_sum
 
@@ -140,51 +144,19 @@ class Burn:
     period_end: date | None = None
 
 
-@dataclass
-class _ScopeSpend:
-    total: Decimal
-    by_team: dict[int, Decimal]
-    by_key: dict[int, Decimal]
-
-    def of(self, budget: Budget) -> Decimal:
-        if budget.scope == Budget.Scope.KEY:
-            return self.by_key.get(budget.key_id, ZERO)
-        if budget.scope == Budget.Scope.TEAM:
-            return self.by_team.get(budget.team_id, ZERO)
-        return self.total
-
-
-def _scope_spend(start: date | None, end: date) -> _ScopeSpend:
-    qs = CostRollup.objects.filter(day__lte=end)
-    if start is not None:
-        qs = qs.filter(day__gte=start)
-
-    def grouped(column: str) -> dict[int, Decimal]:
-        return {v[column]: as_usd(v["s"]) for v in qs.values(column).annotate(s=exact_sum("cost_usd")).order_by()}
-
-    return _ScopeSpend(as_usd(qs.aggregate(s=exact_sum("cost_usd"))["s"]), grouped("team_id"), grouped("key_id"))
-
-
 def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.0001"))
 
 
 def budget_burn(now: datetime | None = None) -> list[Burn]:
-    """Each enabled budget: spent this period (from rollups), % used, daily burn rate
+    """Each enabled budget: spent this period (billing.money), % used, daily burn rate
     and, for day/month budgets, the period-end forecast by linear extrapolation."""
     now = (now or timezone.now()).astimezone(UTC)
     today = now.date()
-    cache: dict[date | None, _ScopeSpend] = {}
-
-    def spend(first: date | None) -> _ScopeSpend:
-        if first not in cache:
-            cache[first] = _scope_spend(first, today)
-        return cache[first]
-
     out = []
     for budget in Budget.objects.filter(enabled=True).select_related("key", "team"):
-        start, end = period_bounds(budget.period, now)
-        spent = spend(start.date() if start else None).of(budget)
+        start, end = money.period_bounds(budget.period, now)
+        spent = money.spent_in_period(budget, now)
         if start is not None:
             # Fractional days elapsed (at least an hour, so 00:05 does not extrapolate
             # five minutes of spend over a whole month).
@@ -194,7 +166,7 @@ def budget_burn(now: datetime | None = None) -> list[Burn]:
             forecast = _money(daily_burn * Decimal(repr(length)))
             forecast = max(forecast, _money(spent))
         else:  # a 'total' budget never resets: burn rate over the last 30 days
-            daily_burn = spend(today - timedelta(days=29)).of(budget) / 30
+            daily_burn = money.spent_between(budget, today - timedelta(days=29), now) / 30
             forecast = None
         amount = budget.amount_usd
         pct = (spent * HUNDRED / amount).quantize(Decimal("0.1")) if amount else None
@@ -202,7 +174,7 @@ def budget_burn(now: datetime | None = None) -> list[Burn]:
             Burn(
                 budget=budget,
                 owner=owner_label(budget),
-                period_key=period_key(budget.period, now),
+                period_key=money.period_key(budget.period, now),
                 spent=spent,
                 pct_used=pct,
                 daily_burn=_money(daily_burn),
