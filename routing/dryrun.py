@@ -25,6 +25,7 @@ from providers.kinds import KINDS
 from providers.tokens import estimate_prompt_tokens
 from providers.types import ChatRequest
 
+from billing import money
 from billing.keys import KeyInfo
 
 from . import pipeline
@@ -32,7 +33,7 @@ from .breaker import State, get_breaker_store
 from .catalog import RouteInfo, TargetInfo, route_info
 from .models import Route, RouteTarget
 from .schemas import parse_chat_request
-from .strategies import Candidate, Decision, Signals, decide, estimated_cost
+from .strategies import Candidate, Decision, Signals
 from .task_detection import TaskDecision
 
 BREAKER_WORDS = {State.CLOSED: "closed", State.OPEN: "open", State.HALF_OPEN: "half-open"}
@@ -175,7 +176,7 @@ async def _plan(
     rng: random.Random | None,
 ) -> tuple[pipeline.Call, list[tuple[str, str]]]:
     signals = await pipeline.gather_signals(info, req, key, task_hint)  # as the hot path reads them
-    keys = [t.key for t in info.targets]
+    keys = [t.stats_key for t in info.targets]
     if keys and not signals.latencies:  # the explanation shows every target's latency
         signals.latencies = await get_breaker_store().latencies(keys)
     if sticky_id is not None and info.sticky_by != "none":
@@ -219,8 +220,9 @@ def explain_decision(
     """Pure: a decision and the signals it was made with -> rows an editor can read."""
     total = sum(t.weight for t in info.targets if t.weight > 0)
     prompt = estimate_prompt_tokens(req.messages)
-    completion = req.max_tokens if req.max_tokens is not None else max(prompt, 256)  # as estimated_cost()
     first = decision.candidates[0].target if decision.candidates else None
+    # The same estimate the budget reservation makes (billing.money), on the first candidate.
+    estimate = money.reservation_estimate(req, [first.model] if first else [], prompt_tokens=prompt)
     return Explanation(
         route=info,
         request=req,
@@ -229,8 +231,8 @@ def explain_decision(
         excluded=_rows(decision.excluded, signals, total, start=0),
         unused=list(unused),
         prompt_tokens=prompt,
-        completion_tokens=completion,
-        first_cost=estimated_cost(first, prompt, req.max_tokens) if first else None,
+        completion_tokens=estimate.completion_tokens if first else (req.max_tokens or 0),
+        first_cost=estimate.cost if first else None,
     )
 
 
@@ -245,7 +247,7 @@ def _ms(seconds: float | None) -> int | None:
 def _row(c: Candidate, signals: Signals, total: int, position: int) -> Row:
     model = c.target.model
     status = signals.breakers.get(c.target.key)
-    stats = signals.latencies.get(c.target.key)
+    stats = signals.latencies.get(c.target.stats_key)
     measured = stats is not None and stats.samples > 0
     open_ = status is not None and status.state is State.OPEN
     return Row(

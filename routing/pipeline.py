@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from django.db import DatabaseError
 
-from billing import admission
+from billing import admission, money
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, write_usage
@@ -163,7 +163,7 @@ class Call:
         if self.answer is not None:
             return self.answer.cost
         if self.run.calls and self.run.target is not None:
-            return self.run.target.model.price.cost(self.usage_or_zero())
+            return money.actual_cost(self.run.target.model.price, self.usage_or_zero())
         return Decimal(0)
 
     def entry(self, status: str, http_status: int, error_kind: str = "") -> UsageEntry:
@@ -173,7 +173,7 @@ class Call:
         self.cost = self.actual_cost()
         # What the same tokens would have cost on the route's first target: the
         # savings report compares routing decisions against "always the default".
-        baseline = self.route.targets[0].model.price.cost(usage) if self.route.targets else self.cost
+        baseline = money.actual_cost(self.route.targets[0].model.price, usage) if self.route.targets else self.cost
         latency = time.monotonic() - self.run.started
         decision = self.run.decision
         return UsageEntry(
@@ -252,11 +252,12 @@ class Call:
         if run.success_unreported:
             run.success_unreported = False
             if status == Status.SUCCESS:
-                spawn(store.record_success(target.key, run.route.breaker, total_s=total, ttft_s=self.ttft))
+                spawn(store.record_success(target.key, run.route.breaker, total_s=total, ttft_s=self.ttft,
+                                           stats_key=target.stats_key))
             else:  # answered, then the client left (or we failed): the provider still worked
                 spawn(engine.report(run, target, None, False))
         elif status == Status.SUCCESS:
-            spawn(store.record_latency(target.key, total_s=total, ttft_s=self.ttft))
+            spawn(store.record_latency(target.stats_key, total_s=total, ttft_s=self.ttft))
 
     def settle_in_background(self, status: str, http_status: int, error_kind: str = "") -> None:
         """For a cancelled request: the record must be written (and the reservation
@@ -320,9 +321,9 @@ async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_
     keys = [t.key for t in route.targets]
     signals = Signals(task_hint=task_hint)
     if keys:
-        signals.breakers = await store.statuses(keys, route.breaker)
-        if route.strategy == "least_latency":
-            signals.latencies = await store.latencies(keys)
+        signals.breakers = await store.statuses(keys, route.breaker)  # route x model
+        if route.strategy == "least_latency":  # per model, shared by its routes
+            signals.latencies = await store.latencies([t.stats_key for t in route.targets])
     if route.sticky_by == "user":
         signals.sticky_id = str(req.params.get("user") or f"key:{key.id}")
     elif route.sticky_by == "key":

@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 
+from routing.catalog import breaker_key
+
 from gateway_project.errors import InvalidRequest
 from providers.types import Usage
 from routing.breaker import get_breaker_store, reset_breaker_store_for_tests
@@ -32,10 +34,11 @@ def route_with(*models, strategy="fallback", **kw):
     return route, targets
 
 
-def open_breaker(model) -> None:
+def open_breaker(route, model) -> None:
+    """Open the breaker of `route`'s use of `model` (breakers belong to route x model)."""
     store, policy = get_breaker_store(), default_policy()
     for _ in range(policy.failure_threshold):
-        async_to_sync(store.record)(f"model:{model.pk}", policy, success=False)
+        async_to_sync(store.record)(breaker_key(route.pk, model.pk), policy, success=False)
 
 
 def test_it_lists_fallback_candidates_in_order_with_reasons():
@@ -103,7 +106,7 @@ def test_it_estimates_the_cost_of_the_first_candidate_with_max_tokens():
 def test_it_moves_an_open_breaker_to_the_end_and_says_when_it_retries():
     first, second = ModelFactory(), ModelFactory()
     route, _ = route_with(first, second)
-    open_breaker(first)
+    open_breaker(route, first)
     ex = explain(route, "Hello")
     assert [r.label for r in ex.candidates] == [str(second), str(first)]
     tripped = ex.candidates[1]

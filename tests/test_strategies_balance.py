@@ -150,7 +150,7 @@ def latency_route(*targets, explore_rate: float = 0.0):
 def stats(r, **by_name) -> dict:
     """{"a": latency(...)} -> {key of the target labelled "a/m": ...}."""
     labels = by_label(r)
-    return {labels[f"{name}/m"].key: value for name, value in by_name.items()}
+    return {labels[f"{name}/m"].stats_key: value for name, value in by_name.items()}
 
 
 def test_least_latency_puts_the_lowest_ewma_first():

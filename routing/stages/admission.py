@@ -6,11 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.conf import settings
-
-from billing import admission
-from providers.tokens import estimate_prompt_tokens
-from providers.types import Usage
+from billing import admission, money
 
 from .base import Stage
 
@@ -23,7 +19,7 @@ class Admission(Stage):
 
     async def on_request(self, call: Call) -> None:
         tokens, cost = estimate(call)
-        call.admission = await admission.admit(call.key, tokens, cost)
+        call.admission = await admission.admit(call.key, tokens, cost, money.lease_seconds(call.route.timeout_s))
         call.headers.extend(admission.rate_headers(call.admission.rate).items())
 
     async def on_finish(self, call: Call) -> None:
@@ -39,18 +35,10 @@ class Admission(Stage):
 
 
 def estimate(call: Call) -> tuple[int, Decimal]:
-    """The most the request may use: prompt estimate plus max_tokens (or the configured
-    reserve, bounded by the context window), at the priciest candidate."""
-    req = call.req
-    prompt = estimate_prompt_tokens(req.messages)
-    costs = [Decimal(0)]
-    for candidate in call.run.decision.candidates:
-        model = candidate.target.model
-        completion = req.max_tokens or settings.GATEWAY_RESERVE_COMPLETION_TOKENS
-        if model.context_window:
-            completion = max(0, min(completion, model.context_window - prompt))
-        costs.append(model.price.cost(Usage(prompt, completion)))
-    return prompt + (req.max_tokens or 0), max(costs)
+    """The most the request may use (billing.money: every cost multiplier, the
+    priciest candidate)."""
+    found = money.reservation_estimate(call.req, [c.target.model for c in call.run.decision.candidates])
+    return found.tokens, found.cost
 
 
 def _plain(amount: Decimal) -> str:
