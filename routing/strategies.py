@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from billing import money
 from providers.tokens import estimate_prompt_tokens
-from providers.types import ChatRequest, Usage
+from providers.types import ChatRequest
 
 from .breaker import BreakerStatus, LatencyStats, State
 from .catalog import RouteInfo, TargetInfo
@@ -69,9 +70,11 @@ class Decision:
 
 
 def estimated_cost(target: TargetInfo, prompt_tokens: int, max_tokens: int | None) -> Decimal:
-    """Upper estimate: the prompt plus max_tokens (or as much again as the prompt)."""
-    completion = max_tokens if max_tokens is not None else max(prompt_tokens, 256)
-    return target.model.price.cost(Usage(prompt_tokens, completion))
+    """billing.money's estimate for a request of `prompt_tokens` and `max_tokens` on
+    this target (no multiplying parameters: the cost strategy itself passes the whole
+    request to money.estimated_cost, so `n` counts there)."""
+    req = ChatRequest(model="", messages=[], max_tokens=max_tokens)
+    return money.estimated_cost(target.model, req, prompt_tokens=prompt_tokens)
 
 
 def _ordered(route: RouteInfo, reason: Callable[[int, TargetInfo], str]) -> list[Candidate]:
@@ -133,7 +136,7 @@ def least_latency(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decis
     probability explore_rate a random other target is promoted to keep estimates fresh."""
 
     def estimate(t: TargetInfo) -> float | None:
-        stats = signals.latencies.get(t.key)
+        stats = signals.latencies.get(t.stats_key)
         if stats is None or stats.samples == 0:
             return None
         value = stats.ttft_s if req.stream and stats.ttft_s is not None else stats.total_s
@@ -165,7 +168,8 @@ def cost(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decision:
         elif window is not None and need > window:
             excluded.append(Candidate(t, f"needs ~{need} tokens, context window is {window}"))
         else:
-            eligible.append((estimated_cost(t, prompt, req.max_tokens), t))
+            # the same estimate admission reserves (max_tokens or the reserve, within the window, x n)
+            eligible.append((money.estimated_cost(t.model, req, prompt_tokens=prompt), t))
     eligible.sort(key=lambda pair: (pair[0], -pair[1].model.quality, pair[1].order))
     candidates = [
         Candidate(t, f"{'cheapest' if i == 0 else f'#{i + 1} cheapest'}: ~${c:.6f}, quality {t.model.quality}")
