@@ -66,7 +66,7 @@ async def _read_body(receive) -> bytes:
     except TimeoutError:
         raise InvalidRequest(
             f"The request body did not arrive within {settings.GATEWAY_REQUEST_READ_TIMEOUT_S:g} s.",
-            code="request_timeout", status=408,
+            code="request_timeout", status=408, headers={"connection": "close"},  # and drop the connection
         ) from None
 
 
