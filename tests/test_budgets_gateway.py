@@ -122,3 +122,40 @@ def test_a_rotated_key_and_its_replacement_share_one_budget(priced_route, build,
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="chat-default", messages=MESSAGES, max_tokens=4)
     assert UsageRecord.objects.filter(status="success").count() == 3
+
+
+def test_n_choices_are_reserved_n_times(fake_openai, build, gateway):
+    """A $0.01 budget once accepted `n: 128` and spent 82 times the budget: the
+    reservation now counts every choice (billing.money.reservation_estimate)."""
+    fake_openai.reply_text = "a b c d"
+    model = build.model(build.provider(fake_openai, name="p"), input_price="100", output_price="1000")
+    build.route("chat-default", model)
+    secret = build.key("k")
+    Budget.objects.create(scope="key", key=VirtualKey.objects.get(name="k"), amount_usd=Decimal("0.01"), period="month")
+    with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
+        body = {"model": "chat-default", "messages": MESSAGES, "max_tokens": 4}
+        calls_before = fake_openai.request_count
+        many = http.post("/v1/chat/completions", json={**body, "n": 128})  # 9 + 128 x 4 tokens: ~$0.51
+        assert many.status_code == 429 and many.json()["error"]["code"] == "key_budget_exceeded"
+        assert fake_openai.request_count == calls_before  # nothing went upstream
+        assert http.post("/v1/chat/completions", json=body).status_code == 200  # one choice fits ($0.0049)
+
+
+@pytest.mark.parametrize("limits", [{"rpm_limit": 0}, {"tpm_limit": 0}, {"rpm_limit": 0, "tpm_limit": 1000}])
+def test_a_key_limit_of_zero_allows_nothing(priced_route, build, gateway, fake_openai, limits):
+    secret = build.key("k")
+    VirtualKey.objects.filter(name="k").update(**limits)
+    with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {secret}"}) as http:
+        answer = http.post("/v1/chat/completions", json={"model": "chat-default", "messages": MESSAGES})
+    assert answer.status_code == 429 and answer.json()["error"]["code"] == "rate_limit_exceeded"
+    assert "is 0" in answer.json()["error"]["message"] and fake_openai.request_count == 0
+    assert UsageRecord.objects.count() == 0
+
+
+def test_a_team_limit_of_zero_pauses_every_key_of_the_team(priced_route, build, gateway):
+    team = Team.objects.create(name="t", rpm_limit=0)
+    secret = build.key("k", team=team, rpm_limit=100)
+    with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {secret}"}) as http:
+        answer = http.post("/v1/chat/completions", json={"model": "chat-default", "messages": MESSAGES})
+    assert answer.status_code == 429 and "this key's team is 0 requests per minute" in answer.json()["error"]["message"]
+    Team.objects.filter(pk=team.pk).update(rpm_limit=None)  # blank = no limit: the key's own limit alone
