@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import admin_usage  # noqa: F401  (registers the usage ledger)
+from . import admin_usage  # noqa: F401  (registers the usage ledger and its dead letters)
 from .admin_budgets import BudgetInlineSaving, KeyBudgetInline, TeamBudgetInline
 from .admin_keys import KeyConfirmations, key_status
 from .keys import KEY_STATUSES, issue_key, normalize_tags, update_key, with_status

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from .models import UsageRecord
+from .models import UsageDeadLetter, UsageRecord
 
 
 @admin.register(UsageRecord)
@@ -98,3 +98,24 @@ class UsageRecordAdmin(admin.ModelAdmin):
             "<th>HTTP status</th></tr></thead><tbody>{}</tbody></table>",
             body,
         )
+
+
+@admin.register(UsageDeadLetter)
+class UsageDeadLetterAdmin(admin.ModelAdmin):
+    """Usage rows the ledger could not write, waiting for
+    `manage.py replay_usage_dead_letters`; read-only (the replay is the one way out)."""
+
+    list_display = ["created_at", "request_id", "source", "error", "replay_attempts", "replayed_at"]
+    list_filter = [("replayed_at", admin.EmptyFieldListFilter), "source"]
+    search_fields = ["=request_id"]
+    ordering = ["-created_at"]
+    readonly_fields = ["request_id", "created_at", "occurred_at", "source", "error", "replay_attempts", "replayed_at", "entry"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UsageDeadLetter | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UsageDeadLetter | None = None) -> bool:
+        return False

@@ -10,6 +10,21 @@ The write itself is one prepared INSERT ... ON CONFLICT (request_id) DO NOTHING
 own fields. On SQLite the ledger's connection never checkpoints the WAL on commit
 (a checkpoint copies pages and fsyncs: several milliseconds, on whichever commit
 crosses the threshold); a background thread checkpoints instead (`sqlite_wal`).
+
+A row that cannot be written never takes other rows down, and is never lost:
+
+* each row is checked against its columns before any statement (`_Insert.row`: an
+  integer out of its field's range, a cost with too many digits, a string too long,
+  a missing value), the same on SQLite (which would store anything) as on PostgreSQL
+  (which would refuse the whole statement); a refused row skips the batch;
+* if the batch's statement fails anyway (a constraint, a trigger, a dropped
+  connection), its rows are retried one by one; only then
+* a row that still cannot be written goes to a dead letter (`dead_letters`): the
+  table if the database is up, a local fsynced file if it is not. Its request is
+  answered as usual; `manage.py replay_usage_dead_letters` writes it later, once.
+
+So the normal case stays one statement per batch; the per-row retry costs only a
+batch that failed.
 """
 
 from __future__ import annotations
@@ -21,13 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connections, models, router, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, models, router, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
-from . import sqlite_wal
+from . import dead_letters, sqlite_wal
 from .models import UsageRecord
 
-COST_PLACES = Decimal("0.0000000001")
+COST_PLACES = Decimal("0.0000000001")  # the cost columns' decimal places
 MAX_ROWS_PER_STATEMENT = 500  # ~30 parameters a row: well inside SQLite's and PostgreSQL's limits
 
 
@@ -65,12 +81,66 @@ class UsageEntry:
     annotations: dict = field(default_factory=dict)  # what the request's stages added
 
 
+class RowRefused(ValueError):
+    """The row cannot be stored in the ledger's columns (found before any statement).
+    The message names the field, never its value."""
+
+
+class LedgerUnavailable(DatabaseError):
+    """Neither the ledger, nor the dead-letter table, nor the local file could take
+    the row (database down and the disk refusing writes): the one case `write_usage`
+    raises. A DatabaseError, so callers' existing retry paths apply."""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database itself is away (connection refused or lost, locked beyond the
+    timeout), as opposed to refusing one row: no point retrying row by row."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _check(f: models.Field):
+    """A checker for one column's value (None if the column takes anything). The
+    bounds are the portable ones (PostgreSQL's), enforced on SQLite too."""
+    name = f.name
+    if isinstance(f, models.DecimalField):
+        limit = Decimal(10) ** (f.max_digits - f.decimal_places)
+
+        def check(value):
+            if not isinstance(value, Decimal) or not value.is_finite() or abs(value) >= limit:
+                raise RowRefused(f"{name} does not fit its column ({f.max_digits} digits, {f.decimal_places} decimals)")
+        return check
+    if isinstance(f, (models.IntegerField, models.ForeignKey)):
+        kind = f.target_field.get_internal_type() if isinstance(f, models.ForeignKey) else f.get_internal_type()
+        low, high = BaseDatabaseOperations.integer_field_ranges.get(kind, (None, None))
+
+        def check(value):
+            if value is None:
+                if not f.null:
+                    raise RowRefused(f"{name} is missing")
+                return
+            if type(value) is not int or (low is not None and not low <= value <= high):
+                raise RowRefused(f"{name} is not an integer within its column's range")
+        return check
+    if isinstance(f, models.CharField):
+        def check(value):
+            if not isinstance(value, str) or len(value) > f.max_length:
+                raise RowRefused(f"{name} is not a string of at most {f.max_length} characters")
+        return check
+    if isinstance(f, models.BooleanField):
+        def check(value):
+            if not isinstance(value, bool):
+                raise RowRefused(f"{name} is not a boolean")
+        return check
+    return None
+
+
 class _Insert:
     """The ledger INSERT for one database connection, prepared once.
 
     Every concrete column except the primary key; values come from the entry (or
-    the field default), converted by the field's own `get_db_prep_save` where the
-    database needs it (decimals, JSON, datetimes), passed through otherwise.
+    the field default), checked against the column (`_check`), then converted by the
+    field's own `get_db_prep_save` where the database needs it (decimals, JSON,
+    datetimes), passed through otherwise.
     """
 
     PASS_THROUGH = (models.CharField, models.IntegerField, models.BooleanField, models.ForeignKey)
@@ -85,13 +155,13 @@ class _Insert:
         self.tail = f" ON CONFLICT ({quote(meta.get_field('request_id').column)}) DO NOTHING"
         self._sql: dict[int, str] = {}
         entry_names = set(UsageEntry.__dataclass_fields__)
-        self.plan = []  # (entry attribute or None, field, converter or None)
+        self.plan = []  # (entry attribute or None, field, checker or None, converter or None)
         for f in fields:
             name = f.attname if f.attname in entry_names else f.name if f.name in entry_names else None
             convert = None
             if not isinstance(f, self.PASS_THROUGH):
                 convert = (lambda f: lambda value: f.get_db_prep_save(value, connection))(f)
-            self.plan.append((name, f, convert))
+            self.plan.append((name, f, _check(f) if name is not None else None, convert))
         self.connection = connection
 
     def sql(self, rows: int) -> str:
@@ -103,27 +173,36 @@ class _Insert:
                 self._sql[rows] = sql
         return sql
 
-    def row(self, entry: UsageEntry, now) -> list:
+    def row(self, entry: UsageEntry, created_at) -> list:
+        """The row's values; RowRefused if one does not fit its column."""
         values = []
-        for name, f, convert in self.plan:
+        for name, f, check, convert in self.plan:
             if name is None:
-                value = now if f.name == "created_at" else f.get_default()
+                value = created_at if f.name == "created_at" else f.get_default()
             else:
                 value = getattr(entry, name)
-                if name in ("cost_usd", "baseline_cost_usd"):
-                    value = Decimal(value).quantize(COST_PLACES)
-            values.append(convert(value) if convert is not None else value)
+                if name in ("cost_usd", "baseline_cost_usd", "input_price_per_mtok", "output_price_per_mtok"):
+                    value = _decimal(value, name, f.decimal_places)
+                if check is not None:
+                    check(value)
+            try:
+                values.append(convert(value) if convert is not None else value)
+            except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. JSON that does not serialize
+                raise RowRefused(f"{f.name} cannot be stored ({type(exc).__name__})") from None
         return values
+
+
+def _decimal(value, name: str, places: int) -> Decimal:
+    try:
+        return Decimal(value).quantize(Decimal(1).scaleb(-places))
+    except (TypeError, ValueError, ArithmeticError):
+        raise RowRefused(f"{name} is not a finite number") from None
 
 
 _inserts: dict[str, _Insert] = {}
 
 
-def record_usages(entries: list[UsageEntry]) -> None:
-    """Write the entries in one transaction, skipping any whose request id already
-    has a row: idempotent by construction (unique request_id + ON CONFLICT DO
-    NOTHING), so a retried settlement can never double count."""
-    alias = router.db_for_write(UsageRecord)
+def _statement(alias: str):
     connection = connections[alias]
     connection.ensure_connection()
     statement = _inserts.get(alias)
@@ -131,16 +210,99 @@ def record_usages(entries: list[UsageEntry]) -> None:
         statement = _inserts[alias] = _Insert(connection)
     if connection.vendor == "sqlite":
         sqlite_wal.take_over_checkpoints(connection)
-    now = timezone.now()
-    rows = [statement.row(entry, now) for entry in entries]
+    return connection, statement
+
+
+def _execute(alias: str, rows: list[list]) -> int:
+    """The rows in one multi-row statement (per MAX_ROWS_PER_STATEMENT, in one
+    transaction if several): how many were new."""
+    connection, statement = _statement(alias)
     chunks = [rows[i:i + MAX_ROWS_PER_STATEMENT] for i in range(0, len(rows), MAX_ROWS_PER_STATEMENT)]
     gate = sqlite_wal.gate(connection) if connection.vendor == "sqlite" else sqlite_wal.NO_GATE
+    inserted = 0
     with gate:
         # One multi-row statement is atomic by itself: no BEGIN/COMMIT round trips.
         with transaction.atomic(using=alias) if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
             for chunk in chunks:
                 cursor.execute(statement.sql(len(chunk)), [value for row in chunk for value in row])
+                inserted += max(cursor.rowcount, 0)
         gate.note_commit()
+    return inserted
+
+
+def insert_rows(entries: list[UsageEntry], created_at=None) -> int:
+    """Write the entries as they are, all or nothing, skipping request ids that already
+    have a row (unique request_id + ON CONFLICT DO NOTHING): how many rows were new.
+    Raises RowRefused (before any statement) or the database's error. The building
+    block of `record_usages` and of the dead-letter replay."""
+    alias = router.db_for_write(UsageRecord)
+    _, statement = _statement(alias)
+    created_at = created_at or timezone.now()
+    return _execute(alias, [statement.row(entry, created_at) for entry in entries])
+
+
+def record_usages(entries: list[UsageEntry]) -> None:
+    """Write the entries' rows; idempotent by request id, so a retried settlement can
+    never double count. Never raises for a row that could not be written: it is
+    dead-lettered (module docstring). Raises LedgerUnavailable only if not even the
+    local dead-letter file could take it."""
+    alias = router.db_for_write(UsageRecord)
+    now = timezone.now()
+    refused: list[tuple[UsageEntry, str]] = []
+    batch: list[tuple[UsageEntry, list]] = []
+    database_up = True
+    try:
+        _, statement = _statement(alias)
+    except DatabaseError as exc:  # cannot even connect
+        _drop_connection(alias)
+        _dead_letter([(entry, dead_letters.reason(exc)) for entry in entries], now, database_up=False)
+        return
+    for entry in entries:
+        try:
+            batch.append((entry, statement.row(entry, now)))
+        except RowRefused as exc:
+            refused.append((entry, f"RowRefused: {exc}"))
+    if batch:
+        try:
+            _execute(alias, [row for _, row in batch])  # the normal case: one statement
+        except Exception as exc:  # noqa: BLE001 - any failure: the rows are retried alone
+            if database_unavailable(exc):
+                _drop_connection(alias)
+            failed, database_up = _one_by_one(alias, batch, exc)
+            refused += failed
+    _dead_letter(refused, now, database_up=database_up)
+
+
+def _one_by_one(alias: str, batch: list[tuple[UsageEntry, list]], batch_error: BaseException):
+    """After a failed batch: each row alone, so only the rows at fault stay out. If the
+    database turns out to be away, the rest are not tried (each would wait for it)."""
+    failed: list[tuple[UsageEntry, str]] = []
+    for i, (entry, row) in enumerate(batch):
+        try:
+            _execute(alias, [row])
+        except Exception as exc:  # noqa: BLE001 - this row alone is at fault, or the database is away
+            failed.append((entry, dead_letters.reason(exc)))
+            if database_unavailable(exc):
+                _drop_connection(alias)
+                why = dead_letters.reason(exc)
+                failed += [(other, why) for other, _ in batch[i + 1:]]
+                return failed, False
+    return failed, True
+
+
+def _drop_connection(alias: str) -> None:
+    """A lost connection is closed, so the next statement starts on a fresh one."""
+    try:
+        connections[alias].close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+        pass
+
+
+def _dead_letter(refused: list[tuple[UsageEntry, str]], now, *, database_up: bool) -> None:
+    try:
+        dead_letters.store(refused, now, database_up=database_up)
+    except OSError as exc:
+        raise LedgerUnavailable(f"usage rows could not be stored anywhere: {dead_letters.reason(exc)}") from exc
 
 
 def record_usage(entry: UsageEntry) -> None:
@@ -156,13 +318,15 @@ _LEDGER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 def _write_batch(entries: list[UsageEntry]) -> None:
     """On the ledger thread, which keeps its connection across batches (it is the
     only thread writing the ledger, so holding one pooled connection for good costs
-    the pool one slot and saves a checkout and a reset per batch); a failed write
-    drops the connection, so the next batch starts on a fresh one."""
-    try:
-        record_usages(entries)
-    except Exception:
-        connections[router.db_for_write(UsageRecord)].close()
-        raise
+    the pool one slot and saves a checkout and a reset per batch); a lost
+    connection is dropped (record_usages), so the next batch starts on a fresh one."""
+    record_usages(entries)
+
+
+def run_on_ledger_thread(fn, *args):
+    """Run `fn(*args)` on the ledger thread and return its result (tests install
+    database fault hooks on the ledger's own connection with it)."""
+    return _LEDGER_THREAD.submit(fn, *args).result(timeout=30)
 
 
 class _GroupCommit:
@@ -203,7 +367,9 @@ _writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit]" =
 
 
 async def write_usage(entry: UsageEntry) -> None:
-    """Commit the entry's row (batched with concurrent ones); raises on DB errors."""
+    """Commit the entry's row (batched with concurrent ones), or dead-letter it: either
+    way it is stored durably when this returns. Raises (LedgerUnavailable, a
+    DatabaseError) only if the row could not be stored anywhere."""
     loop = asyncio.get_running_loop()
     writer = _writers.get(loop)
     if writer is None:
