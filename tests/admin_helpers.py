@@ -10,9 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from billing.keys import issue_key
-from billing.models import UsageRecord
 
-from .factories import ModelFactory, ProviderFactory, RouteFactory, RouteTargetFactory, TeamFactory
+from .factories import ModelFactory, ProviderFactory, RouteFactory, RouteTargetFactory, TeamFactory, UsageRecordFactory
 
 
 def errors_text(response) -> str:
@@ -26,13 +25,11 @@ def config():
     first = RouteTargetFactory(route=route, order=0)
     RouteTargetFactory(route=route, order=1, model=ModelFactory(provider=ProviderFactory(kind="mock", base_url="")))
     issued = issue_key("search-backend", team=TeamFactory(), routes=[route])
-    UsageRecord.objects.create(
+    UsageRecordFactory(
         request_id="req-123",
         route_name=route.name,
         provider_name=first.model.provider.name,
         model_name=str(first.model),
-        status=UsageRecord.Status.SUCCESS,
-        http_status=200,
         prompt_tokens=12,
         completion_tokens=34,
         attempts=2,

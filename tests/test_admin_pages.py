@@ -13,7 +13,7 @@ from billing.models import UsageRecord
 from routing.models import Route
 
 from .admin_helpers import config  # noqa: F401  (fixture)
-from .factories import RouteFactory, RouteTargetFactory, TeamFactory
+from .factories import RouteFactory, RouteTargetFactory, TeamFactory, UsageRecordFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def add_config(n: int) -> None:
     for order in range(2):
         RouteTargetFactory(route=route, order=order)
     issue_key(f"key-{n}", team=TeamFactory(), routes=[route])
-    UsageRecord.objects.create(request_id=f"req-{n}", route_name=route.name, status="success", http_status=200)
+    UsageRecordFactory(request_id=f"req-{n}", route_name=route.name)
 
 
 @pytest.mark.parametrize("name", CHANGELISTS)

@@ -19,7 +19,7 @@ from routing.health import default_policy
 from routing.models import Route, RouteTarget
 
 from .admin_helpers import errors_text
-from .factories import ModelFactory, RouteFactory, RouteTargetFactory
+from .factories import HealthCheckFactory, ModelFactory, RouteFactory, RouteTargetFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +162,7 @@ def test_model_health_lists_without_a_query_per_row(admin_client):
     counts = []
     for rows in (1, 5):
         while HealthCheck.objects.count() < rows:
-            HealthCheck.objects.create(model=ModelFactory(), ok=True, latency_ms=120)
+            HealthCheckFactory()
         with CaptureQueriesContext(connection) as queries:
             assert admin_client.get(url).status_code == 200
         counts.append(len(queries))
@@ -192,8 +192,8 @@ def test_resetting_a_breaker_asks_first_then_closes_it(admin_client):
 def test_model_health_detail_shows_the_last_20_health_checks(admin_client):
     model = ModelFactory()
     for i in range(25):
-        HealthCheck.objects.create(model=model, ok=i % 2 == 0, error_kind="" if i % 2 == 0 else "timeout",
-                                   latency_ms=100 + i, message=f"probe-{i:02d}")
+        HealthCheckFactory(model=model, ok=i % 2 == 0, error_kind="" if i % 2 == 0 else "timeout",
+                           latency_ms=100 + i, message=f"probe-{i:02d}")
     html = admin_client.get(reverse("admin:routing_targethealth_change", args=[model.pk])).content.decode()
     assert "probe-24" in html and "probe-05" in html and "probe-04" not in html
     assert "failed (timeout)" in html and "124 ms" in html

@@ -17,7 +17,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from billing.alerts import check_all_budgets, check_budget, period_bounds, period_key, spent_in_period
 from billing.models import Budget, BudgetAlert
 from tests.conftest import free_port
-from tests.factories import TeamFactory
+from tests.factories import BudgetFactory, TeamFactory
 from tests.test_rollups import ledger_row
 
 pytestmark = pytest.mark.django_db
@@ -63,13 +63,6 @@ class BrokenEmailBackend(BaseEmailBackend):
         raise ConnectionRefusedError("smtp down")
 
 
-def make_budget(**kw) -> Budget:
-    kw.setdefault("scope", Budget.Scope.GLOBAL)
-    kw.setdefault("amount_usd", Decimal("10"))
-    kw.setdefault("period", Budget.Period.MONTH)
-    return Budget.objects.create(**kw)
-
-
 def spend(amount: str, at: datetime = NOW, **kw) -> None:
     ledger_row(at, cost_usd=Decimal(amount), **kw)
 
@@ -90,14 +83,14 @@ def test_spent_in_period_follows_scope_and_period():
     spend("2.2222222222", team_id=team.id, key_id=6)
     spend("4", key_id=5, at=NOW - timedelta(days=31))  # last month
     spend("0.0000000001")
-    assert spent_in_period(make_budget(scope="team", team=team), NOW) == Decimal("3.3333333333")
-    assert spent_in_period(make_budget(scope="global"), NOW) == Decimal("3.3333333334")
+    assert spent_in_period(BudgetFactory(scope="team", team=team), NOW) == Decimal("3.3333333333")
+    assert spent_in_period(BudgetFactory(scope="global"), NOW) == Decimal("3.3333333334")
     key_budget = Budget(scope="key", key_id=5, period="total", amount_usd=1)
     assert spent_in_period(key_budget, NOW) == Decimal("5.1111111111")
 
 
 def test_crossing_80_then_100_percent_alerts_once_each(webhook):
-    budget = make_budget(alert_emails="finance@example.com, ops@example.com", webhook_url=webhook.url)
+    budget = BudgetFactory(alert_emails="finance@example.com, ops@example.com", webhook_url=webhook.url)
     spend("7.99")
     assert check_budget(budget, now=NOW) == []
 
@@ -127,7 +120,7 @@ def test_crossing_80_then_100_percent_alerts_once_each(webhook):
 
 
 def test_both_thresholds_at_once_and_again_next_period():
-    budget = make_budget(period="day", alert_threshold_pct=50)
+    budget = BudgetFactory(period="day", alert_threshold_pct=50)
     spend("12")
     assert [a.threshold_pct for a in check_budget(budget, now=NOW)] == [50, 100]
     spend("12", at=NOW + timedelta(days=1))
@@ -137,7 +130,7 @@ def test_both_thresholds_at_once_and_again_next_period():
 
 def test_alert_for_a_team_names_the_team_in_the_log(caplog):
     team = TeamFactory(name="research")
-    budget = make_budget(scope="team", team=team, amount_usd=Decimal("1"))
+    budget = BudgetFactory(scope="team", team=team, amount_usd=Decimal("1"))
     spend("1", team_id=team.id)
     with caplog.at_level(logging.WARNING, logger="gateway.budget"):
         check_budget(budget, now=NOW)
@@ -147,7 +140,7 @@ def test_alert_for_a_team_names_the_team_in_the_log(caplog):
 def test_delivery_failures_are_logged_not_raised(settings, caplog):
     settings.EMAIL_BACKEND = "tests.test_alerts.BrokenEmailBackend"
     url = f"http://127.0.0.1:{free_port()}/hook?token=s3cret-token"  # nothing listens
-    budget = make_budget(alert_emails="finance@example.com", webhook_url=url)
+    budget = BudgetFactory(alert_emails="finance@example.com", webhook_url=url)
     spend("10")
     with caplog.at_level(logging.WARNING, logger="gateway.budget"):
         alerts = check_budget(budget, now=NOW)
@@ -162,7 +155,7 @@ def test_delivery_failures_are_logged_not_raised(settings, caplog):
 def test_a_webhook_answering_an_error_is_recorded():
     hook = Webhook(status=500)
     try:
-        budget = make_budget(webhook_url=hook.url, alert_threshold_pct=100)
+        budget = BudgetFactory(webhook_url=hook.url, alert_threshold_pct=100)
         spend("11")
         [alert] = check_budget(budget, now=NOW)
         assert alert.delivered["webhook"] == {"ok": False, "host": "127.0.0.1", "status": 500}
@@ -172,8 +165,8 @@ def test_a_webhook_answering_an_error_is_recorded():
 
 
 def test_zero_budget_alerts_on_any_spend_and_check_all_skips_disabled():
-    make_budget(amount_usd=Decimal("0"), enabled=False)
-    zero = make_budget(amount_usd=Decimal("0"))
+    BudgetFactory(amount_usd=Decimal("0"), enabled=False)
+    zero = BudgetFactory(amount_usd=Decimal("0"))
     assert check_all_budgets(now=NOW) == 0  # nothing spent yet
     spend("0.0000000001")
     assert check_all_budgets(now=NOW) == 2
@@ -181,8 +174,8 @@ def test_zero_budget_alerts_on_any_spend_and_check_all_skips_disabled():
 
 
 def test_check_all_budgets_survives_one_broken_budget(monkeypatch):
-    make_budget()
-    make_budget()
+    BudgetFactory()
+    BudgetFactory()
     spend("20")
     calls = []
 

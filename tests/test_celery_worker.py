@@ -19,6 +19,7 @@ from billing.retention import prune_usage_records
 from billing.tasks import prune_usage_records as prune_task
 from gateway_project.celery import app
 from tests.conftest import database_url, wait_for
+from tests.factories import UsageRecordFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +27,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _usage(request_id: str, age_days: int) -> UsageRecord:
-    return UsageRecord.objects.create(
-        request_id=request_id, route_name="r", status="success", http_status=200,
-        created_at=timezone.now() - timedelta(days=age_days),
-    )
+    return UsageRecordFactory(request_id=request_id, created_at=timezone.now() - timedelta(days=age_days))
 
 
 def test_prune_keeps_recent_records_and_zero_means_forever():

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from billing.budgets import set_team_budget
 from billing.models import Budget, Team
 from routing.config import ConfigError, dump_config, export_config, import_config, load_config_text
+from tests.factories import TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +95,7 @@ def test_changing_the_amount_updates_the_budget_and_null_switches_it_off():
 
 
 def test_absent_budget_keys_leave_budgets_made_elsewhere_alone():
-    team = Team.objects.create(name="ops")
+    team = TeamFactory(name="ops")
     alert_only = set_team_budget(team, Decimal("40"), "month", action="alert", alert_emails="ops@example.com").budget
     set_team_budget(team, Decimal("3"), "day")
 

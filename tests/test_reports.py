@@ -13,12 +13,12 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from billing.alerts import spent_in_period
-from billing.models import Budget, UsageRecord
+from billing.models import UsageRecord
 from billing.reports.chart import spend_chart
 from billing.reports.forms import DateRangeForm
 from billing.reports.queries import budget_burn, daily
 from billing.rollups import recompute_range
-from tests.factories import TeamFactory
+from tests.factories import BudgetFactory, TeamFactory
 from tests.test_rollups import TRICKY, ledger_row
 
 pytestmark = pytest.mark.django_db
@@ -148,8 +148,8 @@ def test_budgets_csv_spend_equals_the_ledger(finance_client):
     for cost in TRICKY:
         ledger_row(now, team_id=team.id, key_id=9, cost_usd=cost)
     recompute_range(now.date(), now.date())
-    team_budget = Budget.objects.create(scope="team", team=team, amount_usd=Decimal("5"), period="total")
-    month_budget = Budget.objects.create(scope="global", amount_usd=Decimal("100"), period="month")
+    team_budget = BudgetFactory(scope="team", team=team, amount_usd=Decimal("5"), period="total")
+    month_budget = BudgetFactory(scope="global", amount_usd=Decimal("100"), period="month")
     rows = {int(r["budget_id"]): r for r in read_csv(finance_client.get("/reports/csv/budgets/"))}
     for budget in (team_budget, month_budget):
         assert Decimal(rows[budget.pk]["spent_usd"]) == spent_in_period(budget) == sum(TRICKY)
@@ -210,9 +210,9 @@ def test_budget_burn_forecasts_the_period_end_linearly():
     for day in range(1, 10):  # $10 a day for 9 days of April
         ledger_row(datetime(2026, 4, day, 12, tzinfo=UTC), team_id=team.id, cost_usd=Decimal("10"))
     recompute_range(date(2026, 4, 1), date(2026, 4, 10))
-    Budget.objects.create(scope="team", team=team, amount_usd=Decimal("250"), period="month")
-    Budget.objects.create(scope="global", amount_usd=Decimal("80"), period="day", alert_threshold_pct=50)
-    Budget.objects.create(scope="global", amount_usd=Decimal("1000"), period="month", enabled=False)
+    BudgetFactory(scope="team", team=team, amount_usd=Decimal("250"), period="month")
+    BudgetFactory(scope="global", amount_usd=Decimal("80"), period="day", alert_threshold_pct=50)
+    BudgetFactory(scope="global", amount_usd=Decimal("1000"), period="month", enabled=False)
     month, day = budget_burn(now=datetime(2026, 4, 10, tzinfo=UTC))
     if month.budget.period == "day":
         month, day = day, month

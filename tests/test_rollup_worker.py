@@ -14,11 +14,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from billing.models import Budget, BudgetAlert, CostRollup
+from billing.models import BudgetAlert, CostRollup
 from billing.tasks import check_budgets, rollup_costs
 from gateway_project.celery import app
 from tests.conftest import database_url, wait_for
 from tests.test_celery_worker import REDIS_URL, _redis_available
+from tests.factories import BudgetFactory
 from tests.test_rollups import ledger_row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -53,7 +54,7 @@ def test_rollup_and_budget_tasks_run_in_a_real_worker(broker):
         pytest.skip("the filesystem broker is the default only without REDIS_URL")
     ledger_row(team_id=4, team_name="search", cost_usd=Decimal("1.2500000001"))
     ledger_row(team_id=4, team_name="search", cost_usd=Decimal("0.7499999999"))
-    budget = Budget.objects.create(scope="global", amount_usd=Decimal("2"), period="month")
+    budget = BudgetFactory(amount_usd=Decimal("2"))
 
     # A queue of its own: another test session sharing the broker cannot take the tasks.
     queue = f"test-rollups-{uuid.uuid4().hex[:12]}"

@@ -3,7 +3,6 @@ idempotent, and never rebuilt from a pruned ledger."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -14,10 +13,10 @@ from django.utils import timezone
 
 from billing.models import CostRollup, UsageRecord
 from billing.rollups import recompute_day, recompute_range, recompute_recent
+from tests.factories import UsageRecordFactory
 
 pytestmark = pytest.mark.django_db
 
-_ids = itertools.count()
 DAY = date(2026, 3, 14)
 NOON = datetime(2026, 3, 14, 12, tzinfo=UTC)
 # Costs whose float sums drift: exactness must come from the database's decimals.
@@ -27,25 +26,9 @@ TRICKY = [Decimal("0.1"), Decimal("0.2"), Decimal("0.0000000001"), Decimal("0.33
 
 
 def ledger_row(created_at: datetime | None = None, *, save: bool = True, **kw) -> UsageRecord:
-    """A usage record with sensible defaults (ids need not exist: no FK constraints)."""
-    fields = {
-        "request_id": f"req-{next(_ids)}",
-        "route_name": "chat",
-        "provider_name": "openai",
-        "model_name": "openai/gpt-4o-mini",
-        "status": UsageRecord.Status.SUCCESS,
-        "http_status": 200,
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "cost_usd": Decimal("0.0010000000"),
-        "baseline_cost_usd": Decimal("0.0020000000"),
-        "created_at": created_at or timezone.now(),
-        **kw,
-    }
-    record = UsageRecord(**fields)
-    if save:
-        record.save()
-    return record
+    """A billed usage record (UsageRecordFactory's `billed` trait), saved or not."""
+    make = UsageRecordFactory.create if save else UsageRecordFactory.build
+    return make(billed=True, created_at=created_at or timezone.now(), **kw)
 
 
 def test_groups_the_ledger_per_day_team_key_route_provider_and_model():
