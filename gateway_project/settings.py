@@ -234,7 +234,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every provider key the process holds is scrubbed by value from every record that
+    # reaches a handler, whichever logger wrote it (providers/secrets.py).
+    "filters": {"scrub_secrets": {"()": "providers.secrets.ScrubSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # httpx logs every request URL at INFO; upstream URLs are config, not secrets,
     # but the noise costs CPU on the hot path.

@@ -12,6 +12,7 @@ from typing import Any
 
 from .kinds import KINDS, KindSpec
 from .models import ENV_REF, Model
+from .secrets import remember
 from .types import Price
 
 
@@ -26,6 +27,11 @@ class ProviderInfo:
     api_key_ref: str | None  # "env:VAR" when the key comes from the environment
     timeout_s: float
     options: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # Every key this process holds is scrubbed by value from upstream error texts
+        # and log records (providers/secrets.py): registered as it is loaded.
+        remember(self.api_key)
 
     def __repr__(self) -> str:  # never print the secret
         return f"ProviderInfo({self.name!r}, kind={self.kind!r})"

@@ -17,7 +17,7 @@ from ..catalog import ModelInfo
 from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from . import checks
-from .base import Adapter, RequestNotTranslatable, auth_headers, loads, sse_events, tool_arguments
+from .base import Adapter, RequestNotTranslatable, auth_headers, loads, provider_error, sse_events, tool_arguments
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -254,5 +254,6 @@ class AnthropicAdapter(Adapter):
                 return
             elif kind == "error":
                 message, code = self.error_details(obj)
-                raise ProviderError(ERROR_KINDS.get(code, ErrorKind.UNAVAILABLE), f"{provider}: stream error - {message[:200]}")
+                raise provider_error(ERROR_KINDS.get(code, ErrorKind.UNAVAILABLE), provider, "stream error", message,
+                                     secrets=[model.provider.api_key], limit=200)
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without message_stop")

@@ -18,7 +18,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,7 @@ from multidict import CIMultiDictProxy
 
 from ..catalog import ModelInfo
 from ..http import get_session, iter_lines, timeout_for
+from ..secrets import scrub_secrets
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
 
 log = logging.getLogger("gateway.adapters")
@@ -35,10 +36,31 @@ _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too ma
 _POLICY_HINTS = ("content_policy", "content policy", "content_filter", "safety system")
 
 
-def scrub(message: str, limit: int = 300) -> str:
-    """Upstream error text made safe to show: no key-like strings, bounded length."""
-    text = _SECRETISH.sub("[redacted]", str(message or "")).strip()
+def scrub(message: str, secrets: Iterable[str | None] = (), limit: int = 300) -> str:
+    """Upstream error text made safe to show: every secret the gateway holds removed by
+    value (and `secrets`, e.g. the provider's own key), then key-like strings, then
+    bounded in length (after scrubbing, so a cut never leaves part of a key)."""
+    text = _SECRETISH.sub("[redacted]", scrub_secrets(str(message or ""), secrets)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provider_error(
+    kind: ErrorKind,
+    provider: str,
+    what: str,
+    upstream_text: Any = "",
+    *,
+    secrets: Iterable[str | None] = (),
+    status: int | None = None,
+    retry_after: float | None = None,
+    limit: int = 300,
+) -> ProviderError:
+    """The one way to put text an upstream sent into a ProviderError: `what` is the
+    gateway's own words, `upstream_text` (an error body's message, a stream error event)
+    passes through `scrub`. The message reaches clients, logs and usage records."""
+    text = scrub(str(upstream_text), secrets, limit) if upstream_text else ""
+    message = f"{provider}: {what}" + (f" - {text}" if text else "")
+    return ProviderError(kind, message, status=status, retry_after=retry_after)
 
 
 def parse_retry_after(headers) -> float | None:
@@ -262,8 +284,8 @@ class Adapter:
         except (orjson.JSONDecodeError, AttributeError, TypeError):
             message, code = "", ""
         kind = classify_status(status, message, code)
-        text = f"{provider}: HTTP {status}" + (f" - {scrub(message)}" if message else "")
-        return ProviderError(kind, text, status=status, retry_after=parse_retry_after(headers))
+        return provider_error(kind, provider, f"HTTP {status}", message, status=status,
+                              retry_after=parse_retry_after(headers))
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:

@@ -13,7 +13,7 @@ from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from ..http import iter_lines
 from . import checks
-from .base import Adapter, auth_headers, loads, tool_arguments
+from .base import Adapter, auth_headers, loads, provider_error, tool_arguments
 
 OPTION_NAMES = {
     "temperature": "temperature",
@@ -136,7 +136,8 @@ class OllamaAdapter(Adapter):
             if not isinstance(obj, dict):
                 raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream line")
             if obj.get("error"):
-                raise ProviderError(ErrorKind.UNAVAILABLE, f"{provider}: stream error - {str(obj['error'])[:200]}")
+                raise provider_error(ErrorKind.UNAVAILABLE, provider, "stream error", obj["error"],
+                                     secrets=[model.provider.api_key], limit=200)
             name = str(obj.get("model") or model.upstream_id)
             message = _checked_message(obj.get("message"), provider)
             delta: dict[str, Any] = {"content": message.get("content") or ""}

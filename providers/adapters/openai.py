@@ -15,7 +15,7 @@ import aiohttp
 from ..catalog import ModelInfo
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 from . import checks
-from .base import Adapter, auth_headers, loads, sse_events
+from .base import Adapter, auth_headers, loads, provider_error, sse_events
 
 
 def _usage(data: Any, provider: str) -> Usage | None:
@@ -81,7 +81,7 @@ class OpenAIAdapter(Adapter):
             if "error" in obj:
                 message, code = self.error_details(obj)
                 kind = ErrorKind.RATE_LIMITED if "rate" in code else ErrorKind.UNAVAILABLE
-                raise ProviderError(kind, f"{provider}: stream error - {message[:200]}")
+                raise provider_error(kind, provider, "stream error", message, secrets=[model.provider.api_key], limit=200)
             choices = checks.expect_list(obj.get("choices"), provider, "a chunk's choices", optional=True)
             yield ChatChunk(
                 model=str(obj.get("model") or model.upstream_id),
