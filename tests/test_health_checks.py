@@ -121,11 +121,6 @@ def test_a_healthy_probe_closes_a_tripped_breaker_after_the_cooldown(breakers, f
 
 
 @REDIS
-@pytest.mark.xfail(
-    strict=True,
-    reason="until pipeline.gather_signals reads latencies by TargetInfo.stats_key (the lead's file): "
-    "probes measure the model, the strategy still reads route x model keys",
-)
 def test_probe_latencies_order_a_least_latency_route(breakers, fake_openai, fake_openai_b, build, openai_client):
     fake_openai.reply_text = "slow answer"
     fake_openai_b.reply_text = "fast answer"
@@ -143,3 +138,31 @@ def test_probe_latencies_order_a_least_latency_route(breakers, fake_openai, fake
     assert raw.headers["x-gateway-candidates"] == "fast/gpt-4o-mini,slow/gpt-4o-mini"
     record = UsageRecord.objects.get(request_id=raw.headers["x-request-id"])
     assert [c["reason"].split(" ")[:2] for c in record.candidates] == [["recent", "latency"]] * 2
+
+
+@pytest.mark.parametrize("breakers", ["memory", "redis"], indirect=True)
+def test_a_probe_feeds_every_route_using_the_model_each_under_its_own_policy(breakers, fake_openai, build):
+    """A probe is about the model; the breakers it feeds are each route's: a strict
+    route opens at once, a lenient one later, one with its rules off never."""
+    model = build.model(build.provider(fake_openai, name="flaky"))
+    strict = build.route("strict", model, breaker_failure_threshold=1, breaker_failure_rate=0)
+    lenient = build.route("lenient", model, breaker_failure_threshold=3, breaker_failure_rate=0)
+    off = build.route("off", model, breaker_failure_threshold=0, breaker_failure_rate=0)
+    fake_openai.fail(500, times=3)
+
+    def probe_round() -> None:
+        run(sweep)
+        if breakers == "memory":  # the worker's results reach this process from the database
+            assert run(absorb_health) == 1
+
+    for _ in range(2):
+        probe_round()
+    assert [breaker(model, r).state for r in (strict, lenient, off)] == [State.OPEN, State.CLOSED, State.CLOSED]
+    assert breaker(model, lenient).consecutive_failures == 2
+    probe_round()
+    assert [breaker(model, r).state for r in (strict, lenient, off)] == [State.OPEN, State.OPEN, State.CLOSED]
+    assert (breaker(model, off).consecutive_failures, breaker(model, strict).opens) == (3, 1)
+    probe_round()  # healthy again: a closed breaker's count starts over; open ones wait out their cooldown
+    assert breaker(model, off).consecutive_failures == 0
+    assert breaker(model, strict).state is State.OPEN
+    assert latency(model).samples == 1  # failed probes measure nothing; the model's statistics, once
