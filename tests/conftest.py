@@ -189,37 +189,36 @@ def build():
 
 
 class Builder:
-    """Terse creation of providers/models/routes/keys for API tests."""
+    """Terse creation of providers/models/routes/keys for API tests: the factories
+    (tests/factories.py) with the defaults these tests share."""
 
     def provider(self, fake=None, *, name=None, kind="openai", timeout_s="5", **kw):
         from providers.models import Provider
+        from tests.factories import ProviderFactory
 
         if fake is not None:
             kw.setdefault("base_url", fake.base_url)
             kw.setdefault("api_key", fake.api_key or "")
         name = name or f"{kind}-{Provider.objects.count() + 1}"
-        return Provider.objects.create(name=name, kind=kind, timeout_s=Decimal(timeout_s), **kw)
+        return ProviderFactory(name=name, kind=kind, timeout_s=Decimal(timeout_s), **kw)
 
     def model(self, provider, name="gpt-4o-mini", *, input_price="0.15", output_price="0.60", **kw):
-        from providers.models import Model
+        from tests.factories import ModelFactory
 
-        return Model.objects.create(
-            provider=provider,
-            name=name,
-            input_price_per_mtok=Decimal(input_price),
-            output_price_per_mtok=Decimal(output_price),
-            **kw,
+        return ModelFactory(
+            provider=provider, name=name, input_price_per_mtok=Decimal(input_price),
+            output_price_per_mtok=Decimal(output_price), **kw,
         )
 
     def route(self, name, *models, strategy="fallback", **kw):
-        from routing.models import Route, RouteTarget
+        from tests.factories import RouteFactory, RouteTargetFactory
 
         kw.setdefault("max_attempts", 1)
         kw.setdefault("backoff_base_ms", 10)
         kw.setdefault("backoff_max_ms", 40)
-        route = Route.objects.create(name=name, strategy=strategy, **kw)
+        route = RouteFactory(name=name, strategy=strategy, **kw)
         for i, model in enumerate(models):
-            RouteTarget.objects.create(route=route, model=model, order=i)
+            RouteTargetFactory(route=route, model=model, order=i)
         return route
 
     def key(self, name="test-key", *, routes=(), team=None, **kw) -> str:
