@@ -1,6 +1,7 @@
-"""Admin "Model health": every model's breaker state, latency and probe history,
-with an action to reset a breaker. Breaker states come from the shared breaker
-store (Redis when configured), read once per page."""
+"""Admin "Model health": per model, the circuit breaker of each route that uses it
+(state and rules in words), the model's latency and probe history, and an action
+that resets all of the model's breakers. Breaker states come from the shared
+breaker store (Redis when configured), read once per page."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from .models import TargetHealth
 class TargetHealthAdmin(admin.ModelAdmin):
     """Breaker states come from the shared breaker store, read once per page."""
 
-    list_display = ["name", "provider", "enabled", "breaker", "consecutive_failures", "failure_rate", "opens",
-                    "latency", "last_check"]
+    list_display = ["name", "provider", "enabled", "breakers", "latency", "last_check"]
     list_display_links = ["name"]
     list_filter = ["enabled", "provider"]
     list_select_related = ["provider"]
@@ -29,16 +29,17 @@ class TargetHealthAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["provider", "name", "enabled", "quality_score"]}),
         (
-            "Circuit breaker and latency",
+            "Circuit breakers and latency",
             {
-                "description": "Live, from the gateway's shared breaker store (with the gateway-wide breaker "
-                "settings; a route can override them).",
-                "fields": ["breaker", "consecutive_failures", "failure_rate", "opens", "latency"],
+                "description": "Live, from the gateway's shared breaker store. Each route that uses this model "
+                "has its own breaker, under that route's rules (set on the route: Circuit breaker); "
+                "latency is the model's, shared by its routes.",
+                "fields": ["breaker_table", "latency"],
             },
         ),
         ("Active health checks", {"fields": ["recent_checks"]}),
     ]
-    readonly_fields = ["breaker", "consecutive_failures", "failure_rate", "opens", "latency", "recent_checks"]
+    readonly_fields = ["breaker_table", "latency", "recent_checks"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -64,24 +65,13 @@ class TargetHealthAdmin(admin.ModelAdmin):
             views.attach_health([obj])
         return obj
 
-    @admin.display(description="circuit breaker")
-    def breaker(self, obj: TargetHealth) -> str:
-        return views.breaker_html(obj.health.breaker)
+    @admin.display(description="circuit breakers (per route)")
+    def breakers(self, obj: TargetHealth) -> str:
+        return views.breakers_html(obj.health)
 
-    @admin.display(description="failures in a row")
-    def consecutive_failures(self, obj: TargetHealth) -> int:
-        return obj.health.breaker.consecutive_failures
-
-    @admin.display(description="recent failure rate")
-    def failure_rate(self, obj: TargetHealth) -> str:
-        status = obj.health.breaker
-        if not status.window_requests:
-            return "no recent requests"
-        return f"{status.window_failures} of {status.window_requests} ({status.window_failures / status.window_requests:.0%})"
-
-    @admin.display(description="times opened")
-    def opens(self, obj: TargetHealth) -> int:
-        return obj.health.breaker.opens
+    @admin.display(description="circuit breaker of each route")
+    def breaker_table(self, obj: TargetHealth) -> str:
+        return views.breakers_table(obj.health)
 
     @admin.display(description="recent latency")
     def latency(self, obj: TargetHealth) -> str:
@@ -95,18 +85,19 @@ class TargetHealthAdmin(admin.ModelAdmin):
     def recent_checks(self, obj: TargetHealth) -> str:
         return views.checks_table(HealthCheck.objects.filter(model=obj).order_by("-checked_at", "-id")[:20])
 
-    @admin.action(description="Reset circuit breaker", permissions=["reset"])
+    @admin.action(description="Reset circuit breakers (every route using the model)", permissions=["reset"])
     def reset_breakers(self, request: HttpRequest, queryset: QuerySet[TargetHealth]) -> HttpResponse | None:
         models = list(queryset.select_related("provider"))
         if request.POST.get("post") != "yes":
             return views.confirm_reset(self, request, models)
-        views.reset_breakers(models)
+        count = views.reset_breakers(models)
         for model in models:
-            self.log_change(request, model, "Reset the circuit breaker.")
+            self.log_change(request, model, "Reset the circuit breakers of every route using it.")
         names = ", ".join(str(m) for m in models)
         self.message_user(
             request,
-            f"Circuit breaker reset for {names}: back in rotation, with failure counts starting from zero.",
+            f"Circuit breaker reset for {names} ({count} route breaker{'s' if count != 1 else ''}): back in "
+            "rotation on every route, with failure counts starting from zero.",
             messages.SUCCESS,
         )
         return None
