@@ -4,6 +4,8 @@ its secret appears in exactly two responses: issue (POST /api/keys/) and rotatio
 from __future__ import annotations
 
 import copy
+import math
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
@@ -16,6 +18,48 @@ from routing.models import Route
 
 KEY_WRITABLE = ["name", "team", "allowed_routes", "expires_at", "rpm_limit", "tpm_limit", "metadata", "tags"]
 SECRET_HELP = "The key's secret, shown only in this response: store it now. Only its hash is kept."
+# Ids are 64-bit database integers: a filter beyond that is the client's 400 (SQLite's
+# driver and PostgreSQL both fail on it otherwise), not a query.
+MAX_ID = 2**63 - 1
+# Key metadata is for tools, not a document store: objects and arrays at most this deep
+# (the metadata object itself is the first level).
+MAX_METADATA_DEPTH = 8
+
+
+def id_filter(help_text: str) -> serializers.IntegerField:
+    """A query parameter naming a row by id: a positive 64-bit integer."""
+    return serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text=help_text)
+
+
+def _metadata_problem(value: Any, depth: int = 1) -> str | None:
+    """Why a metadata value cannot be stored as given on every database, or None."""
+    if depth > MAX_METADATA_DEPTH:
+        return f"Nested too deeply: at most {MAX_METADATA_DEPTH} levels of objects and arrays."
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return "Keys and strings cannot contain NUL characters."
+            if problem := _metadata_problem(item, depth + 1):
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            if problem := _metadata_problem(item, depth + 1):
+                return problem
+    elif isinstance(value, str):
+        if "\x00" in value:
+            return "Keys and strings cannot contain NUL characters."
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "Numbers must be finite (JSON has no NaN or Infinity)."
+    return None
+
+
+def validate_metadata(value: dict) -> dict:
+    """Serializer validator for key metadata (depth, NUL characters, non-finite numbers)."""
+    if problem := _metadata_problem(value):
+        raise serializers.ValidationError(problem)
+    return value
+
+
 
 
 def django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -32,7 +76,10 @@ class _KeyFields(serializers.ModelSerializer):
         many=True, slug_field="name", queryset=Route.objects.all(), required=False,
         help_text="Route names the key may call; empty = every route.",
     )
-    metadata = serializers.DictField(required=False, help_text="Free-form JSON object kept with the key.")
+    metadata = serializers.DictField(
+        required=False, validators=[validate_metadata],
+        help_text=f"Free-form JSON object kept with the key (at most {MAX_METADATA_DEPTH} levels deep).",
+    )
     tags = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_CHARS), max_length=MAX_TAGS, required=False,
         help_text="Labels for reports and filtering.",
@@ -128,7 +175,7 @@ class RotateSerializer(serializers.Serializer):
 
 
 class KeyQuerySerializer(serializers.Serializer):
-    team = serializers.IntegerField(required=False, help_text="Only this team's keys (team id).")
+    team = id_filter("Only this team's keys (team id).")
     status = serializers.ChoiceField(choices=KEY_STATUSES, required=False)
 
 
@@ -181,8 +228,8 @@ class UsageRecordSerializer(serializers.ModelSerializer):
 class UsageQuerySerializer(serializers.Serializer):
     since = serializers.DateTimeField(required=False, help_text="Records at or after this time (ISO 8601).")
     until = serializers.DateTimeField(required=False, help_text="Records before this time (ISO 8601).")
-    team = serializers.IntegerField(required=False, help_text="Team id.")
-    key = serializers.IntegerField(required=False, help_text="Virtual key id.")
+    team = id_filter("Team id.")
+    key = id_filter("Virtual key id.")
     route = serializers.CharField(required=False, help_text="Route name (as recorded).")
 
     def validate(self, attrs: dict) -> dict:
