@@ -47,6 +47,14 @@ DISPLAY_CHARS = 12
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 MAX_TAGS, MAX_TAG_CHARS = 20, 50
 UNSET: Any = object()  # "not given" (None means "no limit" / "never")
+# Rate limits (requests / tokens per minute, of a key or a team): None = no limit;
+# 0 = nothing allowed (fail closed: every request is refused with 429, e.g. to pause a
+# key without revoking it). The ceiling is the columns' range on every database.
+MAX_RATE_LIMIT = 2_147_483_647
+RATE_LIMIT_HELP = (
+    "Blank (null) = no limit. 0 = nothing allowed: every request is refused (429) until it is raised. "
+    f"At most {MAX_RATE_LIMIT}."
+)
 
 
 def hash_key(raw: str) -> str:
@@ -76,7 +84,35 @@ def normalize_tags(value: str | Iterable[str] | None) -> list[str]:
     return tags
 
 
+def validate_rate_limits(rpm_limit: int | None = None, tpm_limit: int | None = None) -> None:
+    """The one check of a key's or a team's rate limits, called by every entry point
+    (admin, management API, `issue_key`, `gateway_import`): None (no limit) or a whole
+    number from 0 (nothing allowed) to MAX_RATE_LIMIT. Raises ValidationError naming
+    the field(s)."""
+    errors = {}
+    for field, value in (("rpm_limit", rpm_limit), ("tpm_limit", tpm_limit)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RATE_LIMIT:
+            errors[field] = (
+                f"Must be a whole number greater than or equal to 0 (0 = nothing allowed) and at most "
+                f"{MAX_RATE_LIMIT}, or null for no limit; got {value!r}."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def save_team(team: Team) -> Team:
+    """Validate (rate limits, then the model) and save a team; keys see its limits
+    within GATEWAY_CONFIG_TTL_S (their cached KeyInfo carries them)."""
+    validate_rate_limits(team.rpm_limit, team.tpm_limit)
+    team.full_clean()
+    team.save()
+    return team
+
+
 def _check(key: VirtualKey) -> None:
+    validate_rate_limits(key.rpm_limit, key.tpm_limit)
     if not isinstance(key.metadata, dict):
         raise ValidationError({"metadata": "Metadata must be a JSON object."})
     key.tags = normalize_tags(key.tags)

@@ -12,7 +12,15 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.keys import KEY_STATUSES, MAX_GRACE_SECONDS, MAX_TAG_CHARS, MAX_TAGS
+from billing.keys import (
+    KEY_STATUSES,
+    MAX_GRACE_SECONDS,
+    MAX_RATE_LIMIT,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    RATE_LIMIT_HELP,
+    validate_rate_limits,
+)
 from billing.models import Budget, Team, UsageRecord, VirtualKey
 from routing.models import Route
 
@@ -83,6 +91,23 @@ class _KeyFields(serializers.ModelSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_CHARS), max_length=MAX_TAGS, required=False,
         help_text="Labels for reports and filtering.",
+    )
+    # Checked by billing.keys.validate_rate_limits (through issue_key / update_key);
+    # the bounds here only document the same constant in the OpenAPI schema.
+    rpm_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_RATE_LIMIT,
+        help_text=f"Requests per minute for this key alone (its team's limit applies as well). {RATE_LIMIT_HELP}",
+    )
+    tpm_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_RATE_LIMIT,
+        help_text=f"Tokens (prompt + completion) per minute for this key alone. {RATE_LIMIT_HELP}",
+    )
+
+
+def _team_limit(what: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_RATE_LIMIT,
+        help_text=f"{what} per minute for all the team's keys together. {RATE_LIMIT_HELP}",
     )
 
 
@@ -180,10 +205,22 @@ class KeyQuerySerializer(serializers.Serializer):
 
 
 class TeamSerializer(serializers.ModelSerializer):
+    rpm_limit = _team_limit("Requests")
+    tpm_limit = _team_limit("Tokens (prompt + completion)")
+
     class Meta:
         model = Team
         fields = ["id", "name", "description", "rpm_limit", "tpm_limit", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate(self, attrs: dict) -> dict:
+        """Rate limits as every entry point checks them (billing.keys.validate_rate_limits)."""
+        current = {f: getattr(self.instance, f, None) for f in ("rpm_limit", "tpm_limit")}
+        try:
+            validate_rate_limits(**{**current, **{f: attrs[f] for f in current if f in attrs}})
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return attrs
 
 
 class BudgetSerializer(serializers.ModelSerializer):

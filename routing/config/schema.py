@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
+from billing.keys import validate_rate_limits
 from billing.models import Budget
 from providers.kinds import KINDS
 from providers.types import ErrorKind
@@ -106,6 +109,21 @@ def _int(value: Any) -> int:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else _int(value)
+
+
+def _rate_limit(field: str) -> Callable[[Any], int | None]:
+    """A team's rpm_limit / tpm_limit: null = no limit, 0 = nothing allowed, checked
+    by billing.keys.validate_rate_limits like every other entry point."""
+
+    def coerce(value: Any) -> int | None:
+        limit = _optional_int(value)
+        try:
+            validate_rate_limits(**{field: limit})
+        except ValidationError as exc:
+            raise Invalid(" ".join(exc.messages)) from None
+        return limit
+
+    return coerce
 
 
 def _optional_decimal(value: Any) -> Decimal | None:
@@ -339,8 +357,8 @@ TARGET_FIELDS: dict[str, Field] = {
 }
 TEAM_FIELDS: dict[str, Field] = {
     "description": Field(_text, omit_empty=True),
-    "rpm_limit": Field(_optional_int, omit_empty=True),
-    "tpm_limit": Field(_optional_int, omit_empty=True),
+    "rpm_limit": Field(_rate_limit("rpm_limit"), omit_empty=True),  # 0 is exported: it is not "no limit"
+    "tpm_limit": Field(_rate_limit("tpm_limit"), omit_empty=True),
 }
 # A team's budget: not Team fields but one Budget row (billing.budgets.set_team_budget),
 # so the importer and exporter handle these two keys themselves. Absent = the team's

@@ -1,5 +1,5 @@
 """manage.py issue_key --name NAME [--team T [--create-team]] [--routes a,b] [--expires-in-days N]
-    [--rpm N] [--tpm N] [--budget USD [--budget-period day|month|total]] [--tags a,b]
+    [--rpm N] [--tpm N] (0 = no requests allowed) [--budget USD [--budget-period day|month|total]] [--tags a,b]
 
 Prints the new secret ALONE on stdout (so `KEY=$(manage.py issue_key ...)` works);
 everything else goes to stderr. The secret is shown this once and never stored.
@@ -15,13 +15,19 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.keys import issue_key, normalize_tags
+from billing.keys import issue_key, normalize_tags, validate_rate_limits
 from billing.models import Budget, Team
 from routing.models import Route
 
 
 def _plain(text: str) -> str:
     return text
+
+
+def _limit_text(value: int | None, unit: str) -> str:
+    if value is None:
+        return ""
+    return f"0 {unit} (no requests allowed)" if value == 0 else f"{value} {unit}"
 
 
 def _usd(value: str) -> Decimal:
@@ -46,8 +52,14 @@ class Command(BaseCommand):
             "--routes", default="", help="Comma-separated route names the key may call (default: every route)."
         )
         parser.add_argument("--expires-in-days", type=int, metavar="N", help="Expire the key after N days.")
-        parser.add_argument("--rpm", type=int, metavar="N", help="Requests per minute for this key (default: none).")
-        parser.add_argument("--tpm", type=int, metavar="N", help="Tokens per minute for this key (default: none).")
+        parser.add_argument(
+            "--rpm", type=int, metavar="N",
+            help="Requests per minute for this key (default: no limit; 0 = no requests allowed).",
+        )
+        parser.add_argument(
+            "--tpm", type=int, metavar="N",
+            help="Tokens per minute for this key (default: no limit; 0 = no requests allowed).",
+        )
         parser.add_argument("--budget", metavar="USD", help="A blocking budget of USD per --budget-period.")
         parser.add_argument(
             "--budget-period", choices=Budget.Period.values, help="Period of --budget (default: month)."
@@ -66,9 +78,14 @@ class Command(BaseCommand):
             raise CommandError("--expires-in-days must be at least 1.")
         if create_team and not team:
             raise CommandError("--create-team needs --team NAME.")
-        for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
-            if value is not None and value < 1:
-                raise CommandError(f"{flag} must be at least 1 (leave it out for no limit).")
+        try:
+            validate_rate_limits(rpm, tpm)  # the check every entry point makes: 0 = nothing allowed
+        except ValidationError as exc:
+            flags = {"rpm_limit": "--rpm", "tpm_limit": "--tpm"}
+            raise CommandError(
+                " ".join(f"{flags[f]}: {' '.join(m)}" for f, m in exc.message_dict.items())
+                + " Leave it out for no limit. No key was issued."
+            ) from None
         if budget_period and budget is None:
             raise CommandError("--budget-period needs --budget USD.")
         budget_usd = _usd(budget) if budget is not None else None
@@ -102,8 +119,8 @@ class Command(BaseCommand):
             f"team {team_obj.name}" if team_obj else "no team",
             f"routes {', '.join(route_names)}" if route_names else "every route",
             f"expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "never expires",
-            f"{rpm} requests/min" if rpm else "",
-            f"{tpm} tokens/min" if tpm else "",
+            _limit_text(rpm, "requests/min"),
+            _limit_text(tpm, "tokens/min"),
             f"budget ${budget_usd} per {budget_period}" if budget_usd is not None else "",
             f"tags {', '.join(tag_list)}" if tag_list else "",
         ]
