@@ -51,8 +51,8 @@ def test_the_budget_period_defaults_to_month_and_no_flags_mean_no_limits():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--rpm", "0"], "--rpm must be at least 1"),
-        (["--tpm", "-5"], "--tpm must be at least 1"),
+        (["--rpm", "-1"], "--rpm: Must be a whole number"),
+        (["--tpm", "-5"], "--tpm: Must be a whole number"),
         (["--budget", "ten"], "--budget must be an amount"),
         (["--budget", "-1"], "at least 0"),
         (["--budget", "1.00001"], "at most 4 decimal places"),

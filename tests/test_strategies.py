@@ -108,9 +108,10 @@ def test_fallback_keeps_the_configured_order_with_reasons():
 def test_estimated_cost_is_prompt_plus_max_tokens():
     t = target("a/m", input_price="2", output_price="10")
     assert estimated_cost(t, 1000, 500) == Decimal("0.007")  # (1000*2 + 500*10) / 1e6
-    # Without max_tokens the completion is assumed as long as the prompt, at least 256.
-    assert estimated_cost(t, 1000, None) == Decimal("0.012")
-    assert estimated_cost(t, 10, None) == Decimal("0.00258")  # (10*2 + 256*10) / 1e6
+    # Without max_tokens the completion is the reservation's: GATEWAY_RESERVE_COMPLETION_TOKENS
+    # (4096 by default), as billing.money estimates it for the budget.
+    assert estimated_cost(t, 1000, None) == Decimal("0.04296")  # (1000*2 + 4096*10) / 1e6
+    assert estimated_cost(t, 10, None) == Decimal("0.04098")  # (10*2 + 4096*10) / 1e6
 
 
 @pytest.mark.parametrize(
