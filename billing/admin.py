@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from . import admin_usage  # noqa: F401  (registers the usage ledger and its dead letters)
 from .admin_budgets import BudgetInlineSaving, KeyBudgetInline, TeamBudgetInline
 from .admin_keys import KeyConfirmations, key_status
-from .keys import KEY_STATUSES, issue_key, normalize_tags, update_key, with_status
+from .keys import KEY_STATUSES, issue_key, normalize_tags, save_team, update_key, with_status
 from .models import Team, VirtualKey
 
 
@@ -34,6 +34,9 @@ class TeamAdmin(BudgetInlineSaving, admin.ModelAdmin):
         ("Rate limits (all the team's keys together)", {"fields": ["rpm_limit", "tpm_limit"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
+
+    def save_model(self, request: HttpRequest, obj: Team, form, change: bool) -> None:
+        save_team(obj)  # the one validation every entry point shares
 
     def get_inlines(self, request: HttpRequest, obj: Team | None):
         # Budgets need a saved team (their scope check names it): add them after saving.

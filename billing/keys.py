@@ -40,7 +40,7 @@ from gateway_project.errors import AuthenticationFailed
 from gateway_project.snapshot import KeyedCache
 
 from .budgets import set_key_budget
-from .models import Budget, Team, VirtualKey
+from .models import MAX_RATE_LIMIT, RATE_LIMIT_HELP, Budget, Team, VirtualKey  # noqa: F401 (re-exported)
 
 KEY_PREFIX = "sk-gw-"
 DISPLAY_CHARS = 12
@@ -49,12 +49,8 @@ MAX_TAGS, MAX_TAG_CHARS = 20, 50
 UNSET: Any = object()  # "not given" (None means "no limit" / "never")
 # Rate limits (requests / tokens per minute, of a key or a team): None = no limit;
 # 0 = nothing allowed (fail closed: every request is refused with 429, e.g. to pause a
-# key without revoking it). The ceiling is the columns' range on every database.
-MAX_RATE_LIMIT = 2_147_483_647
-RATE_LIMIT_HELP = (
-    "Blank (null) = no limit. 0 = nothing allowed: every request is refused (429) until it is raised. "
-    f"At most {MAX_RATE_LIMIT}."
-)
+# key without revoking it). The ceiling (MAX_RATE_LIMIT, billing.models) is the
+# columns' range on every database.
 
 
 def hash_key(raw: str) -> str:

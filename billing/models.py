@@ -12,14 +12,22 @@ from django.utils import timezone
 from providers.models import Timestamped, validate_name
 
 
-LIMIT_HELP = "Blank = no limit."
+# Rate limits mean the same from every entry point (billing.keys.validate_rate_limits).
+MAX_RATE_LIMIT = 2_147_483_647
+RATE_LIMIT_HELP = (
+    "Blank (null) = no limit. 0 = nothing allowed: every request is refused (429) until it is raised. "
+    f"At most {MAX_RATE_LIMIT}."
+)
+LIMIT_VALIDATORS = [MaxValueValidator(MAX_RATE_LIMIT)]
 
 
 class Team(Timestamped):
     name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     description = models.TextField(blank=True)
-    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, help_text="For the whole team. " + LIMIT_HELP)
-    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, help_text="For the whole team. " + LIMIT_HELP)
+    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, validators=LIMIT_VALIDATORS,
+                                            help_text="For the whole team. " + RATE_LIMIT_HELP)
+    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, validators=LIMIT_VALIDATORS,
+                                            help_text="For the whole team. " + RATE_LIMIT_HELP)
 
     class Meta:
         ordering = ["name"]
@@ -44,8 +52,10 @@ class VirtualKey(Timestamped):
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Blank = never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, help_text=LIMIT_HELP)
-    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, help_text=LIMIT_HELP)
+    rpm_limit = models.PositiveIntegerField("requests / minute", null=True, blank=True, validators=LIMIT_VALIDATORS,
+                                            help_text=RATE_LIMIT_HELP)
+    tpm_limit = models.PositiveIntegerField("tokens / minute", null=True, blank=True, validators=LIMIT_VALIDATORS,
+                                            help_text=RATE_LIMIT_HELP)
     replaced_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_keys", editable=False,
         help_text="Set when the key was rotated: the new key. The old one works until its expiry (grace period).",
