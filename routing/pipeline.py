@@ -206,7 +206,7 @@ class Call:
             strategy=decision.strategy,
             task_type=decision.task.task.value if decision.task else "",
             candidates=[{"target": c.label, "reason": c.reason} for c in decision.candidates],
-            annotations=self.annotations,
+            annotations={k: dict(v) if isinstance(v, dict) else v for k, v in self.annotations.items()},
         )
 
     def estimated_usage(self) -> Usage:
@@ -218,13 +218,15 @@ class Call:
 
     async def settle(self, status: str, http_status: int, error_kind: str = "") -> None:
         """Exactly once: the stages' on_finish (reservations released, actual cost
-        settled), then the usage record and metrics if the request is recordable,
-        then the after-answer hooks of a successful answer, in the background."""
+        settled) and, if the request is recordable, its usage record — the two at the
+        same time (one Redis step and one ledger commit, not one after the other) —
+        plus metrics, and the after-answer hooks of a successful answer in the
+        background. Annotations are taken as they are when settlement starts."""
         if self.settled:
             return
         self.settled = True
-        await _finish_stages(self)
         if not self.recordable:
+            await _finish_stages(self)
             return
         entry = self.entry(status, http_status, error_kind)
         _observe(entry, self)
@@ -232,12 +234,7 @@ class Call:
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
             if stages.active().any_after:
                 spawn(_after_answer(self, self.raw_answer))
-        try:
-            await write_usage(entry)
-        except DatabaseError:
-            # The client still gets its answer; the record is retried in the
-            # background (idempotent by request id, so a late success cannot double count).
-            spawn(_record_later(entry))
+        await asyncio.gather(_finish_stages(self), _record(entry))
 
     def report_after_answer(self, status: str) -> None:
         """What the target's breaker and the least-latency statistics (shared across
@@ -288,6 +285,16 @@ async def _after_answer(call: Call, response: ChatResponse) -> None:
                 await stage.after_answer(call, response)
             except Exception:  # noqa: BLE001 - after the answer: log, never fail the request
                 log.exception("stage %s failed after answering request %s", stage.name, call.request_id)
+
+
+async def _record(entry: UsageEntry) -> None:
+    try:
+        await write_usage(entry)  # committed, or dead-lettered durably (billing.usage)
+    except DatabaseError:
+        # Stored nowhere (database and dead-letter file both failed): the client still
+        # gets its answer; the record is retried in the background (idempotent by
+        # request id, so a late success cannot double count).
+        spawn(_record_later(entry))
 
 
 async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:
