@@ -41,7 +41,6 @@ from providers.http import close_session, has_session
 from . import engine, pipeline
 from .breaker import BreakerStatus, LatencyStats, State, get_breaker_store
 from .dryrun import BREAKER_WORDS, explain, request_body
-from .health import default_policy
 from .models import Route, Strategy
 from .task_detection import TaskDecision, TaskType
 

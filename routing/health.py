@@ -125,6 +125,11 @@ def prune_health_checks(days: int | None = None) -> int:
 _absorbed: dict[int, int] = {}  # model id -> id of the last probe result fed
 
 
+def reset_absorbed() -> None:
+    """Forget which probe results were fed (a fresh process; tests with a fresh database)."""
+    _absorbed.clear()
+
+
 def new_checks_since(absorbed: dict[int, int]) -> list[HealthCheck]:
     # Only recent results: a gateway starting up must not act on yesterday's failure.
     recent = timezone.now() - timedelta(seconds=3 * settings.GATEWAY_HEALTH_INTERVAL_S)

@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 from django.db import DatabaseError
 
-from billing import admission, money
+from billing import money
+from billing.admission import Admission
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, write_usage
@@ -127,7 +128,7 @@ class Call:
     ttft: float | None = None
     completion_text: list[str] = field(default_factory=list)
     settled: bool = False
-    admission: admission.Admission | None = None  # the Admission stage's reservation
+    admission: Admission | None = None  # the admission stage's rate decision and budget lease
     headers: list[tuple[str, str]] = field(default_factory=list)  # stages' response headers
     annotations: dict[str, Any] = field(default_factory=dict)  # stages' notes for the usage record
     entered: list[Stage] = field(default_factory=list)  # stages whose on_request returned, in order

@@ -169,9 +169,13 @@ def _fresh_config_caches():
     from billing.limits import reset_limit_store_for_tests
     from routing.breaker import reset_breaker_store_for_tests
     from routing.catalog import routing_table
+    from routing.health import reset_absorbed
+    from routing.pipeline import table_watch
 
     def fresh():
         routing_table.invalidate()
+        table_watch.reset()
+        reset_absorbed()
         budgets.invalidate()
         key_cache.clear()
         reset_limit_store_for_tests()

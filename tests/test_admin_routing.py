@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -14,8 +12,7 @@ from django.urls import reverse
 
 from billing.models import UsageRecord
 from providers.models import HealthCheck
-from routing.breaker import State, get_breaker_store, reset_breaker_store_for_tests
-from routing.health import default_policy
+from routing.breaker import reset_breaker_store_for_tests
 from routing.models import Route, RouteTarget
 
 from .admin_helpers import errors_text
@@ -52,19 +49,6 @@ def target(model, order=0, **extra) -> dict:
 
 def label(model) -> str:
     return f"{model.provider.name}/{model.name}"
-
-
-def open_breaker(model) -> None:
-    store, policy = get_breaker_store(), default_policy()
-    for _ in range(policy.failure_threshold):
-        async_to_sync(store.record)(f"model:{model.pk}", policy, success=False)
-
-
-def breaker_state(model) -> State:
-    return async_to_sync(get_breaker_store().status)(f"model:{model.pk}", default_policy()).state
-
-
-# --- the route form ---------------------------------------------------------------------
 
 
 def test_it_groups_route_settings_by_concern(admin_client, settings):
@@ -145,18 +129,6 @@ def test_the_change_page_links_to_the_test_page(admin_client):
 # --- model health ---------------------------------------------------------------------
 
 
-def test_model_health_shows_breaker_states_from_the_store(admin_client):
-    failing, healthy = ModelFactory(name="flaky"), ModelFactory(name="steady")
-    open_breaker(failing)
-    async_to_sync(get_breaker_store().record_latency)(f"model:{healthy.pk}", total_s=0.5, ttft_s=0.1)
-    html = admin_client.get(reverse("admin:routing_targethealth_changelist")).content.decode()
-    assert re.search(r"● open</strong> <span class=\"help\">retry in \d+ s", html)
-    assert "● closed" in html
-    assert "5 of 5 (100%)" in html  # recent failure rate
-    assert "500 ms total, 100 ms to first token" in html
-    assert "never checked" in html
-
-
 def test_model_health_lists_without_a_query_per_row(admin_client):
     url = reverse("admin:routing_targethealth_changelist")
     counts = []
@@ -174,19 +146,6 @@ def test_model_health_is_read_only(admin_client):
     assert admin_client.get(reverse("admin:routing_targethealth_add")).status_code == 403
     html = admin_client.get(reverse("admin:routing_targethealth_change", args=[model.pk])).content.decode()
     assert 'name="_save"' not in html
-
-
-def test_resetting_a_breaker_asks_first_then_closes_it(admin_client):
-    model = ModelFactory()
-    open_breaker(model)
-    url = reverse("admin:routing_targethealth_changelist")
-    action = {"action": "reset_breakers", "_selected_action": [model.pk]}
-    confirm = admin_client.post(url, action)
-    assert confirm.status_code == 200 and "Yes, reset" in confirm.content.decode()
-    assert breaker_state(model) is State.OPEN
-    done = admin_client.post(url, {**action, "post": "yes"}, follow=True)
-    assert "Circuit breaker reset for" in done.content.decode()
-    assert breaker_state(model) is State.CLOSED
 
 
 def test_model_health_detail_shows_the_last_20_health_checks(admin_client):
