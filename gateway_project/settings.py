@@ -220,9 +220,19 @@ LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
-    "TITLE": "LLM gateway management API",
+    "TITLE": "LLM gateway API",
+    "DESCRIPTION": "The OpenAI-compatible API (/v1, Bearer virtual key) and the management API (/api, staff token).",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    # The site's URLs plus the /v1 endpoints, which routing.api serves outside Django.
+    "SERVE_URLCONF": "routing.openapi.urls",
+    # The /v1 bodies' one-value discriminators ("role": "user", "type": "text"): one
+    # named enum each instead of colliding generated names.
+    "ENUM_NAME_OVERRIDES": {
+        "".join(w.title() for w in v.replace(".", "_").split("_")) + "Literal": [v]
+        for v in ("system", "developer", "user", "assistant", "tool", "function", "text", "refusal", "image_url",
+                  "input_audio", "file", "chat.completion", "chat.completion.chunk", "model", "list")
+    },
     # Swagger UI and Redoc assets are served from the sidecar package: no CDN needed.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

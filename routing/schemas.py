@@ -218,7 +218,7 @@ PARAMS: dict[str, Callable[[str, Any], None]] = {
 
 # --- messages --------------------------------------------------------------------------
 def _check_part(where: str, part: Any, allowed: frozenset[str], role: str) -> None:
-    if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str) or part["type"] not in PART_TYPES:
         raise _bad(f"{where}.type", f"'{where}.type' must be one of {', '.join(sorted(PART_TYPES))}.")
     kind = part["type"]
     if kind not in allowed:
@@ -266,7 +266,7 @@ def _check_message(i: int, msg: Any) -> None:
     if not isinstance(msg, dict):
         raise _bad(where, f"'{where}' must be an object with 'role' and 'content'.")
     role = msg.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:  # (a list is unhashable: not `in` a set)
         raise _bad(f"{where}.role", f"'{where}.role' must be one of {', '.join(sorted(ROLES))}; got {role!r}.")
     _string(f"{where}.name", msg.get("name"), required=role == "function")
     calls = msg.get("tool_calls")
