@@ -216,6 +216,56 @@ async def test_many_leases_expire_together(env):
     assert await env.store.settle([s], kept.lease, 9) == {s.key: SlotUsage(9, 0)}
 
 
+# --- renewal: a holder that runs longer than its lease (a long stream) keeps it ------------
+async def test_a_renewed_lease_survives_past_its_original_expiry(env):
+    s = slot(limit=100)
+    await env.seed([s], spent=10)
+    held = await env.store.reserve([s], 90, lease_s=30)
+    env.advance(20)
+    assert await env.store.renew([s], held.lease, 30) is True  # now expires 50 s after the reservation
+    env.advance(20)  # 40 s: past the original expiry
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=10, reserved=90)}
+    assert not (await env.store.reserve([s], 1, lease_s=30)).ok  # still protected
+    env.advance(10)  # 50 s: not renewed again, so it expires after all
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=10, reserved=0)}
+    assert (await env.store.reserve([s], 90, lease_s=30)).ok
+
+
+async def test_a_settled_or_expired_lease_is_not_renewed(env):
+    s = slot(limit=100)
+    await env.seed([s])
+    settled = await env.store.reserve([s], 40, lease_s=30)
+    await env.store.settle([s], settled.lease, 40)
+    assert await env.store.renew([s], settled.lease, 30) is False
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=40, reserved=0)}
+    expired = await env.store.reserve([s], 60, lease_s=5)
+    env.advance(5)
+    assert await env.store.renew([s], expired.lease, 30) is False  # gone: never brought back
+    assert await env.store.usage([s]) == {s.key: SlotUsage(spent=40, reserved=0)}
+    assert (await env.store.reserve([s], 60, lease_s=30)).ok  # the money it held is free
+    assert await env.store.renew([s], "not-a-lease", 30) is False
+    assert await env.store.renew([], expired.lease, 30) is False
+    with pytest.raises(ValueError):
+        await env.store.renew([s], settled.lease, 0)
+
+
+async def test_renewing_one_lease_leaves_the_others_alone(env):
+    key, team = slot("budget:key", limit=1000), slot("budget:team", limit=1000)
+    await env.seed([key, team])
+    mine = await env.store.reserve([key, team], 30, lease_s=10)
+    other = await env.store.reserve([key, team], 50, lease_s=10)
+    assert await env.store.renew([key, team], mine.lease, 60) is True
+    assert await env.store.renew([key, team], mine.lease, 1) is True  # a shorter renewal never shortens
+    env.advance(10)  # `other` expires on its own schedule; `mine` holds on both slots
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(0, 30), team.key: SlotUsage(0, 30)}
+    assert await env.store.renew([key, team], other.lease, 60) is False
+    await env.store.reset_slot(team.key)  # a budget edit forgets one slot: the other is still held
+    assert await env.store.renew([key, team], mine.lease, 60) is True
+    env.advance(55)
+    assert await env.store.usage([key, team]) == {key.key: SlotUsage(0, 30), team.key: SlotUsage(0, 0)}
+    assert await env.store.settle([key, team], mine.lease, 30) == {key.key: SlotUsage(30, 0), team.key: SlotUsage(0, 0)}
+
+
 # --- settlement never lowers spend, whatever a provider reports ------------------------------
 async def test_negative_actual_cost_never_lowers_spend(env):
     s = slot(limit=100)
@@ -275,6 +325,15 @@ async def test_redis_usage_takes_one_round_trip(redis_store, redis_sends):
     sends.clear()  # count from here: the warm-up above opened the connection and loaded scripts
     assert len(await redis_store.usage(slots)) == 20
     assert len(sends) == 1
+
+
+@redis_only
+async def test_redis_renew_takes_one_round_trip(redis_store, redis_sends):
+    slots = [slot(f"budget:{i}") for i in range(3)]
+    held = await redis_store.reserve(slots, 5, lease_s=30)  # warm up: connection and scripts
+    redis_sends.clear()
+    assert await redis_store.renew(slots, held.lease, 30) is True
+    assert len(redis_sends) == 1
 
 
 # --- money -----------------------------------------------------------------

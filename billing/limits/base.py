@@ -20,7 +20,9 @@ or, if its holder never settles (a process killed mid-request), by itself once i
 ``lease_s`` has passed: every step that reads a slot first drops its expired leases,
 so no extra step and no sweeper is needed. settle() releases what the lease itself
 reserved (a caller cannot release more), a lease settled after it expired releases
-nothing twice, and ``reserved`` never goes below 0.
+nothing twice, and ``reserved`` never goes below 0. A holder that runs longer than
+its lease (a long stream) keeps it with renew(), which extends a lease still held and
+never brings back one that expired or was settled.
 
 Spend never goes below 0 either: settle() counts a negative actual cost as 0, and a
 negative seed as 0 (what a provider reports cannot make a budget look unspent).
@@ -265,6 +267,14 @@ class LimitStore(abc.ABC):
         """Atomically on every slot: release ``lease`` (what it reserved; nothing if it
         expired or is unknown) and, if the slot is seeded, spent += max(0, ``actual``).
         Returns the new usage per slot key."""
+
+    @abc.abstractmethod
+    async def renew(self, slots: list[BudgetSlot], lease: str, lease_s: float) -> bool:
+        """Atomically, after dropping expired leases: on every slot that still holds
+        ``lease``, its expiry becomes max(its expiry, now + ``lease_s``); nothing else
+        changes (amounts, other leases). Returns False, having done nothing, when no
+        slot holds it any more (settled, expired, or its slots were reset): an expired
+        lease is never brought back."""
 
     # --- the hot path's composites: one round trip each for Redis ------------------
     @abc.abstractmethod

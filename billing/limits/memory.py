@@ -58,6 +58,17 @@ class _Slot:
             self.by_expiry = [(expires_at, lid) for lid, (_, expires_at) in self.leases.items()]
             heapq.heapify(self.by_expiry)
 
+    def extend(self, lease: str, expires_at: float) -> bool:
+        """Move a held lease's expiry later (never earlier); False if not held."""
+        held = self.leases.get(lease)
+        if held is None:
+            return False
+        if expires_at > held[1]:
+            self.leases[lease] = (held[0], expires_at)
+            # the old heap entry stays until popped; prune() skips it (its time no longer matches)
+            heapq.heappush(self.by_expiry, (expires_at, lease))
+        return True
+
     def prune(self, now: float) -> None:
         while self.by_expiry and self.by_expiry[0][0] <= now:
             expires_at, lease = heapq.heappop(self.by_expiry)
@@ -210,6 +221,18 @@ class InProcessLimitStore(LimitStore):
                 if slot.spent is not None:
                     slot.spent += actual
             return {budget.key: self._usage(budget.key, now) for budget in slots}
+
+    async def renew(self, slots: list[BudgetSlot], lease: str, lease_s: float) -> bool:
+        lease_s = check_lease(lease_s)
+        with self._lock:
+            now = self._clock()
+            renewed = False
+            for budget in slots:
+                slot = self._slot(budget.key, now)  # drops expired leases first: none comes back
+                if slot is not None and slot.extend(lease, now + lease_s):
+                    self._write(budget, now)  # a write: refreshes the slot's expiry, as in Redis
+                    renewed = True
+            return renewed
 
     def _usage(self, key: str, now: float) -> SlotUsage:
         slot = self._slot(key, now)

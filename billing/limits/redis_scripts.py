@@ -285,6 +285,27 @@ if ARGV[2] ~= '' and nw > 0 then adjust(windows, ARGV[2], ARGV[3], ARGV[4]) end
 return settle(slot_pairs(KEYS, nw + 1), ARGV[6], ARGV[7], {unpack(ARGV, 8)})
 """
 
+# A long holder keeps its lease: on every slot that still holds it (after pruning, so an
+# expired lease is never brought back) its expiry becomes max(expiry, now + lease_s).
+# KEYS slot pairs; ARGV offset, lease id, lease_s, then ttl_i per slot -> 1 renewed, 0 gone
+RENEW = _CLOCK + _MONEY + _LEASE_FNS + """
+local expiry = now + tonumber(ARGV[3])
+local renewed = 0
+for i, s in ipairs(slot_pairs(KEYS, 1)) do
+  prune(s[1], s[2])
+  if redis.call('HEXISTS', s[1], 'l:' .. ARGV[2]) == 1 then
+    local held = tonumber(redis.call('ZSCORE', s[2], ARGV[2]) or '0')
+    if expiry > held then
+      redis.call('ZADD', s[2], 'XX', string.format('%.17g', expiry), ARGV[2])
+    end
+    expire(s[1], ARGV[3 + i])
+    expire(s[2], ARGV[3 + i])
+    renewed = 1
+  end
+end
+return renewed
+"""
+
 # KEYS slot pairs; ARGV offset -> {spent, reserved} per slot, expired leases dropped first
 USAGE = _CLOCK + _MONEY + _LEASE_FNS + """
 local out = {}

@@ -54,6 +54,7 @@ class _Conn:
     admit: AsyncScript
     settle_all: AsyncScript
     usage: AsyncScript
+    renew: AsyncScript
 
 
 def _opt(value: int | None) -> int | str:
@@ -109,7 +110,8 @@ class RedisLimitStore(LimitStore):
             )
             client = aioredis.Redis.from_pool(pool)
             sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
-                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL, redis_scripts.USAGE)
+                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL, redis_scripts.USAGE,
+                       redis_scripts.RENEW)
             conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
         return conn
 
@@ -221,6 +223,13 @@ class RedisLimitStore(LimitStore):
                 RATE_TTL_S, len(limits), lease or "", actual, *(_opt(slot.ttl_s) for slot in slots)]
         rows = await self._conn().settle_all(keys, args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
+
+    async def renew(self, slots: list[BudgetSlot], lease: str, lease_s: float) -> bool:
+        """One round trip (the RENEW script)."""
+        args = [repr(float(self.time_offset_s)), lease, repr(check_lease(lease_s)), *(_opt(s.ttl_s) for s in slots)]
+        if not slots or not lease:
+            return False
+        return bool(int(await self._conn().renew(_slot_keys(slots), args)))
 
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
         if not slots:
