@@ -103,7 +103,11 @@ def _check(f: models.Field):
     bounds are the portable ones (PostgreSQL's), enforced on SQLite too."""
     name = f.name
     if isinstance(f, models.DecimalField):
-        limit = Decimal(10) ** (f.max_digits - f.decimal_places)
+        # Just below the column's 10^digits: SQLite keeps decimals as 15-digit floats, so
+        # 99999999.9999999999 would read back as 10^8, which Django then refuses to
+        # quantize into the column's digits (every page listing the row would fail).
+        digits = f.max_digits - f.decimal_places
+        limit = Decimal(10) ** digits - Decimal(10) ** (digits - 14)
 
         def check(value):
             if not isinstance(value, Decimal) or not value.is_finite() or abs(value) >= limit:
