@@ -10,9 +10,15 @@
     settle()  after the call, however it ended: tokens adjusted to the actual count,
               the lease released and the actual cost (never below 0) added to spend.
 
+    renew()   while a request outlives its lease (a stream runs past the route's
+              deadline): extends the lease if it is still held (routing.stages.admission
+              renews a stream's lease every half lease until it settles).
+
 Accepted spend can exceed a budget only by what in-flight reservations underestimated
 (requests without max_tokens reserve GATEWAY_RESERVE_COMPLETION_TOKENS, bounded by the
-model's context window) or by requests still running after their lease expired.
+model's context window) or by requests still running after their lease expired (a
+non-stream request past its deadline plus GATEWAY_LEASE_MARGIN_S, or a stream whose
+renewals failed, e.g. with Redis unreachable).
 
 Rate limits: None = no limit; 0 = nothing allowed (fail closed: the key or team is
 paused). billing.keys.validate_rate_limits is what every entry point checks them with.
@@ -104,7 +110,7 @@ def rate_limits(key: KeyInfo) -> list[RateLimit]:
     return limits
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakref: a renewal must not keep an abandoned request alive
 class Admission:
     limits: list[RateLimit] = field(default_factory=list)
     rate: RateDecision | None = None
@@ -114,6 +120,7 @@ class Admission:
     reserved: int = 0
     lease: str | None = None
     settled: bool = False
+    renewal: asyncio.Task | None = None  # a stream's lease keeper (routing.stages.admission)
 
 
 async def admit(
@@ -145,6 +152,18 @@ async def admit(
     adm.reserved = admitted.reservation.amount
     adm.lease = admitted.reservation.lease
     return adm
+
+
+async def renew(adm: Admission, lease_s: float) -> bool:
+    """Extend the request's lease to at least `lease_s` from now (one store step: one
+    Redis round trip), on every budget slot that still holds it. False when the lease
+    is gone (settled, or expired: an expired lease is never brought back); True, and
+    nothing is done, when the request holds no lease (no budget applies, or 0 reserved)."""
+    if adm.lease is None or not adm.slots:
+        return True
+    if adm.settled:
+        return False
+    return await get_limit_store().renew(adm.slots, adm.lease, lease_s)
 
 
 async def settle(adm: Admission, actual_tokens: int, actual_cost: Decimal) -> None:

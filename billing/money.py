@@ -32,13 +32,12 @@ from .models import UsageRecord
 from .rollups import as_usd, exact_sum
 
 ZERO = Decimal(0)
-# A reservation is a lease: it expires by itself this long after the request's own
-# deadline (the route's timeout_s), so a process killed mid-request cannot keep a
-# budget blocked. The margin covers settlement after the deadline (ledger write).
-LEASE_MARGIN_S = 30.0
+# A reservation is a lease: it expires by itself GATEWAY_LEASE_MARGIN_S after the
+# request's own deadline (the route's timeout_s), so a process killed mid-request cannot
+# keep a budget blocked; a stream, which may run past that deadline, renews it.
 # DEFAULT_LEASE_S (billing.limits): used when the caller knows no deadline.
 __all__ = [
-    "DEFAULT_LEASE_S", "LEASE_MARGIN_S", "MULTIPLIERS", "Estimate", "Multiplier", "actual_cost", "budget_rows",
+    "DEFAULT_LEASE_S", "MULTIPLIERS", "Estimate", "Multiplier", "actual_cost", "budget_rows",
     "completion_bound", "estimated_cost", "lease_seconds", "period_bounds", "period_key", "reservation_estimate",
     "spent_between", "spent_in_period",
 ]
@@ -121,8 +120,9 @@ def estimated_cost(model: Priced, req: ChatRequest, *, prompt_tokens: int | None
 
 
 def lease_seconds(timeout_s: float | Decimal | None) -> float:
-    """How long a reservation lives: the route's deadline plus LEASE_MARGIN_S."""
-    return DEFAULT_LEASE_S if timeout_s is None else float(timeout_s) + LEASE_MARGIN_S
+    """How long a reservation lives (unless renewed): the route's deadline plus
+    GATEWAY_LEASE_MARGIN_S (which covers settling after the deadline: the ledger write)."""
+    return DEFAULT_LEASE_S if timeout_s is None else float(timeout_s) + settings.GATEWAY_LEASE_MARGIN_S
 
 
 # --- after the call ---------------------------------------------------------------------

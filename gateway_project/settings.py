@@ -181,6 +181,13 @@ GATEWAY_HEALTH_RETENTION_DAYS: int = env.int("GATEWAY_HEALTH_RETENTION_DAYS", de
 # (bounded by the model's context window). Higher = safer budgets, fewer admitted
 # requests near the limit.
 GATEWAY_RESERVE_COMPLETION_TOKENS: int = env.int("GATEWAY_RESERVE_COMPLETION_TOKENS", default=4096)
+# A budget reservation is a lease: it expires by itself this many seconds after the
+# route's deadline (timeout_s) unless renewed, so a gateway process killed mid-request
+# cannot keep a budget blocked. The margin covers settling after the deadline; a
+# stream renews its lease every half lease while it runs (billing.money.lease_seconds).
+GATEWAY_LEASE_MARGIN_S: float = env.float("GATEWAY_LEASE_MARGIN_S", default=30.0)
+if not 0 <= GATEWAY_LEASE_MARGIN_S <= 86400:
+    raise environ.ImproperlyConfigured("GATEWAY_LEASE_MARGIN_S must be between 0 and 86400 seconds")
 # Write a non-streamed answer's usage record right after its last byte instead of
 # just before it. Durability is the same (either way a crash before the commit loses
 # the row); what changes is ordering: a client may see the answer ~1 ms before the
