@@ -177,8 +177,9 @@ class CostRollup(models.Model):
     errors = models.PositiveIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
-    baseline_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    # Sums of many ledger rows (each at most 10^8): room for any day's traffic.
+    cost_usd = models.DecimalField(max_digits=28, decimal_places=10, default=0)
+    baseline_cost_usd = models.DecimalField(max_digits=28, decimal_places=10, default=0)
 
     class Meta:
         ordering = ["-day"]

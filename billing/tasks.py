@@ -20,6 +20,15 @@ def rollup_costs() -> int:
     return recompute_recent()
 
 
+@shared_task(name="billing.tasks.replay_usage_dead_letters")
+def replay_usage_dead_letters() -> int:
+    """Write pending dead-lettered usage rows (table, and this host's file) back to the
+    ledger; idempotent by request id. Returns how many were written."""
+    from .dead_letters import replay
+
+    return replay().written
+
+
 @shared_task(name="billing.tasks.check_budgets")
 def check_budgets() -> int:
     """Record and deliver budget alerts for thresholds crossed since the last run."""

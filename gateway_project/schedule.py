@@ -17,6 +17,9 @@ DEFAULT_SCHEDULE: dict[str, tuple[str, int]] = {
     # Finance reports read cost rollups: they lag the ledger by at most this interval.
     "rollup-costs": ("billing.tasks.rollup_costs", 10 * 60),
     "check-budgets": ("billing.tasks.check_budgets", 5 * 60),
+    # Usage rows the ledger could not write (database down, a row refused) go back
+    # as soon as the database takes them again.
+    "replay-usage-dead-letters": ("billing.tasks.replay_usage_dead_letters", 60),
 }
 
 

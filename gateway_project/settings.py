@@ -193,6 +193,11 @@ if not 0 <= GATEWAY_LEASE_MARGIN_S <= 86400:
 # the row); what changes is ordering: a client may see the answer ~1 ms before the
 # row exists. Saves that write from the answer's latency (BENCHMARKS.md).
 GATEWAY_LEDGER_AFTER_RESPONSE: bool = env.bool("GATEWAY_LEDGER_AFTER_RESPONSE", default=False)
+# Where a usage row goes when the database is down (an fsynced append-only file, one per
+# host); `manage.py replay_usage_dead_letters` and the replay beat task write it back.
+GATEWAY_LEDGER_DEAD_LETTER_PATH: str = env.str(
+    "GATEWAY_LEDGER_DEAD_LETTER_PATH", default=str(VAR_DIR / "ledger-dead-letters.jsonl")
+)
 # Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
 GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
