@@ -94,7 +94,7 @@ class RefusalPart(serializers.Serializer):
 
 
 class ImageURL(serializers.Serializer):
-    url = Str(allow_blank=False, help_text="An http(s) URL or a data: URL (base64).")
+    url = Str(allow_blank=False, min_length=1, help_text="An http(s) URL or a data: URL (base64).")
     detail = optional(serializers.ChoiceField, choices=IMAGE_DETAIL)
 
 
@@ -167,7 +167,7 @@ class Content(serializers.Field):
 
 # --- messages ----------------------------------------------------------------------------
 class FunctionCall(serializers.Serializer):
-    name = Str(allow_blank=False)
+    name = Str(allow_blank=False, min_length=1)
     arguments = Str(help_text="The arguments as a JSON text.")
 
 
@@ -197,7 +197,8 @@ class _AssistantBase(serializers.Serializer):
 
 AssistantMessage = type("AssistantMessage", (_AssistantBase,), {
     "role": Literal("assistant"),
-    "content": Content(ROLE_PARTS["assistant"], required=False, allow_null=True),
+    "content": Content(ROLE_PARTS["assistant"], required=False, allow_null=True,
+                       help_text="Required unless the message has `tool_calls` or `function_call`."),
     "name": optional(Str),
     "refusal": optional(Str),
     "tool_calls": ToolCall(many=True, required=False, allow_null=True),
@@ -232,7 +233,7 @@ class Message(serializers.Field):
 
 # --- parameters --------------------------------------------------------------------------
 class ToolFunction(serializers.Serializer):
-    name = Str(allow_blank=False)
+    name = Str(allow_blank=False, min_length=1)
     description = optional(Str)
     parameters = optional(JSONObject, help_text="A JSON Schema object.")
     strict = optional(Bool)
@@ -244,7 +245,7 @@ class Tool(serializers.Serializer):
 
 
 class NamedFunction(serializers.Serializer):
-    name = Str(allow_blank=False)
+    name = Str(allow_blank=False, min_length=1)
 
 
 class NamedToolChoice(serializers.Serializer):
@@ -268,7 +269,7 @@ class ToolChoice(serializers.Field):
 
 
 class JSONSchemaFormat(serializers.Serializer):
-    name = Str(allow_blank=False)
+    name = Str(allow_blank=False, min_length=1)
     schema = optional(JSONObject)
     description = optional(Str)
     strict = optional(Bool)
@@ -321,10 +322,10 @@ class ChatCompletionRequest(serializers.Serializer):
     """POST /v1/chat/completions. `model` is a route name (GET /v1/models). Parameters
     not listed are passed to providers that support them."""
 
-    model = Str(allow_blank=False, help_text="A route name, as listed by GET /v1/models.")
-    messages = serializers.ListField(child=Message(), allow_empty=False)
+    model = Str(allow_blank=False, min_length=1, help_text="A route name, as listed by GET /v1/models.")
+    messages = serializers.ListField(child=Message(), allow_empty=False, min_length=1)
     stream = optional(Bool)
-    stream_options = optional(StreamOptions)
+    stream_options = optional(StreamOptions, help_text="Only allowed when `stream` is true.")
     metadata = optional(JSONObject, help_text="Routing data: conditional rules read it as metadata.<name>.")
     temperature = optional(Num, min_value=0, max_value=2)
     top_p = optional(Num, min_value=0, max_value=1)

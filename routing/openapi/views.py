@@ -8,8 +8,9 @@ answer 404 in OpenAI's format if anything ever routes a request to them.
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -56,6 +57,7 @@ WHEN = {
 class _DocOnly(APIView):
     authentication_classes = [VirtualKeyAuthentication]
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser]  # /v1 takes JSON only
 
     def _not_here(self) -> Response:
         error = {"message": "The /v1 API is served by the gateway's ASGI application.", "type": "invalid_request_error",
@@ -69,6 +71,10 @@ class ChatCompletions(_DocOnly):
         tags=["v1"],
         summary="Create a chat completion (OpenAI-compatible)",
         request=s.ChatCompletionRequest,
+        examples=[OpenApiExample("A question", request_only=True, value={
+            "model": "chat-default", "messages": [{"role": "system", "content": "Be brief."},
+                                                  {"role": "user", "content": "What is a gateway?"}],
+            "max_tokens": 64})],
         responses={
             (200, "application/json"): OpenApiResponse(s.ChatCompletion, description="`stream` false (default)."),
             (200, "text/event-stream"): OpenApiResponse(
