@@ -47,6 +47,8 @@ INVALID = [
     (user([{"type": "file", "file": {}}]), "messages[0].content[0].file"),
     (user([]), "messages[0].content"),
     (user(12), "messages[0].content"),
+    (body(messages=[{"role": ["user"], "content": "x"}]), "messages[0].role"),  # unhashable: was a 500
+    (user([{"type": ["text"], "text": "x"}]), "messages[0].content[0].type"),
     (body(messages=[{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]),
      "messages[0].content[0].type"),
     (body(messages=[USER, {"role": "tool", "tool_call_id": "c1", "content": {"result": 1}}]), "messages[1].content"),
