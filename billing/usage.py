@@ -340,13 +340,14 @@ class _GroupCommit:
         self.pending: list[tuple[UsageEntry, asyncio.Future]] = []
         self.flushing = False
 
-    async def write(self, entry: UsageEntry) -> None:
-        future = asyncio.get_running_loop().create_future()
+    def submit(self, entry: UsageEntry) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.pending.append((entry, future))
         if not self.flushing:
             self.flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        await asyncio.shield(future)  # a cancelled request must not cancel its row
+            loop.create_task(self._flush())
+        return future
 
     async def _flush(self) -> None:
         try:
@@ -370,15 +371,23 @@ class _GroupCommit:
 _writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit]" = weakref.WeakKeyDictionary()
 
 
-async def write_usage(entry: UsageEntry) -> None:
-    """Commit the entry's row (batched with concurrent ones), or dead-letter it: either
-    way it is stored durably when this returns. Raises (LedgerUnavailable, a
-    DatabaseError) only if the row could not be stored anywhere."""
+def submit_usage(entry: UsageEntry) -> asyncio.Future:
+    """Queue the entry's row (batched with concurrent ones) and return at once a future
+    that is done when the row is stored (committed, or dead-lettered durably), with
+    LedgerUnavailable if it could be stored nowhere. Lets the caller do other work
+    while the row is written; await it (shielded) before the response ends."""
     loop = asyncio.get_running_loop()
     writer = _writers.get(loop)
     if writer is None:
         writer = _writers[loop] = _GroupCommit()
-    await writer.write(entry)
+    return writer.submit(entry)
+
+
+async def write_usage(entry: UsageEntry) -> None:
+    """Commit the entry's row (batched with concurrent ones), or dead-letter it: either
+    way it is stored durably when this returns. Raises (LedgerUnavailable, a
+    DatabaseError) only if the row could not be stored anywhere."""
+    await asyncio.shield(submit_usage(entry))  # a cancelled request must not cancel its row
 
 
 async def drain(timeout_s: float = 10.0) -> None:

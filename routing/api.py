@@ -144,11 +144,14 @@ async def chat_completions(scope, body: bytes, send) -> None:
         await call.settle(UsageRecord.Status.ERROR, 500, "internal")
         await _error(send, unexpected(exc, call.request_id), call_headers(call))
         return
-    await send({"type": "http.response.start", "status": 200, "headers": _encode(SSE + call_headers(call))})
-    async with aclosing(sse(call, chunks)) as events:  # closes the stream (and upstream) on cancel
-        async for event in events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _encode(SSE + call_headers(call))})
+        async with aclosing(sse(call, chunks)) as events:  # closes the stream (and upstream) on cancel
+            async for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await chunks.aclose()  # settles a stream the client left before its first byte
 
 
 async def list_models(scope) -> bytes:

@@ -31,7 +31,7 @@ from billing import money
 from billing.admission import Admission
 from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
-from billing.usage import UsageEntry, write_usage
+from billing.usage import UsageEntry, submit_usage, write_usage
 from gateway_project.background import spawn
 from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
@@ -235,7 +235,17 @@ class Call:
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
             if stages.active().any_after:
                 spawn(_after_answer(self, self.raw_answer))
-        await asyncio.gather(_finish_stages(self), _record(entry))
+        # The row is queued first and written while the stages finish (with Redis: the
+        # settlement's round trip overlaps the ledger commit); both end before we return.
+        stored = submit_usage(entry)
+        await _finish_stages(self)
+        try:
+            await asyncio.shield(stored)  # a cancelled request must not cancel its row
+        except DatabaseError:
+            # Stored nowhere (database and dead-letter file both failed): the client still
+            # gets its answer; the record is retried in the background (idempotent by
+            # request id, so a late success cannot double count).
+            spawn(_record_later(entry))
 
     def report_after_answer(self, status: str) -> None:
         """What the target's breaker and the least-latency statistics (shared across
@@ -286,16 +296,6 @@ async def _after_answer(call: Call, response: ChatResponse) -> None:
                 await stage.after_answer(call, response)
             except Exception:  # noqa: BLE001 - after the answer: log, never fail the request
                 log.exception("stage %s failed after answering request %s", stage.name, call.request_id)
-
-
-async def _record(entry: UsageEntry) -> None:
-    try:
-        await write_usage(entry)  # committed, or dead-lettered durably (billing.usage)
-    except DatabaseError:
-        # Stored nowhere (database and dead-letter file both failed): the client still
-        # gets its answer; the record is retried in the background (idempotent by
-        # request id, so a late success cannot double count).
-        spawn(_record_later(entry))
 
 
 async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:
@@ -432,12 +432,13 @@ async def complete(call: Call, settle: bool = True) -> ChatResponse:
 
 
 # --- streams ------------------------------------------------------------------------------
-async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
+async def open_stream(call: Call) -> Stream:
     """Open the stream (falling back while nothing was sent), then yield every chunk.
 
     Errors before the first chunk raise GatewayError (the view answers with a proper
     HTTP status); after it, they end the iteration with an error the transport sends
-    in-band. Usage is settled when the iteration ends, however it ends.
+    in-band. Usage is settled when the iteration ends, however it ends — the caller
+    must iterate the stream or `aclose()` it (a client gone before the first byte).
     """
     try:
         answer = await _request_stages(call)
@@ -455,7 +456,39 @@ async def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
     if stages.active().any_filter:
         filters = [f for s in _outer(call, "stream_filter") if (f := s.stream_filter(call)) is not None]
     assembler = Assembler() if stages.active().any_after else None
-    return _relay(call, head, rest, filters, assembler)
+    return Stream(call, rest, _relay(call, head, rest, filters, assembler))
+
+
+class Stream:
+    """The chunks of an opened stream (an async iterator). A stream closed before
+    anything was read from it is settled too (as `client_closed`), and its upstream
+    connection closed: an async generator that never started runs no cleanup."""
+
+    __slots__ = ("call", "_rest", "_chunks", "_started")
+
+    def __init__(self, call: Call, rest: AsyncIterator[ChatChunk], chunks: AsyncIterator[ChatChunk]) -> None:
+        self.call, self._rest, self._chunks, self._started = call, rest, chunks, False
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    def __anext__(self):
+        self._started = True
+        return self._chunks.__anext__()  # the generator's own awaitable: no extra frame per chunk
+
+    async def aclose(self) -> None:
+        if self._started:
+            await self._chunks.aclose()
+            return
+        self._started = True
+        call = self.call
+        await _close_quietly(self._rest)
+        if call.usage is None:
+            call.usage = call.estimated_usage()
+        verdict = _stream_verdict(call, "client_closed")  # the provider did answer
+        if verdict is not None:
+            spawn(verdict)
+        call.settle_in_background(Status.CLIENT_CLOSED, 499, "client_closed")
 
 
 def _through(filters: list[ChunkFilter], chunks: list[ChatChunk], start: int = 0) -> list[ChatChunk]:
