@@ -237,7 +237,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     # The site's URLs plus the /v1 endpoints, which routing.api serves outside Django.
-    "SERVE_URLCONF": "routing.openapi.urls",
+    "SERVE_URLCONF": "gateway_project.openapi_urls",
     # The /v1 bodies' one-value discriminators ("role": "user", "type": "text"): one
     # named enum each instead of colliding generated names.
     "ENUM_NAME_OVERRIDES": {

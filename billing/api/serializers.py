@@ -22,7 +22,6 @@ from billing.keys import (
     validate_rate_limits,
 )
 from billing.models import Budget, Team, UsageRecord, VirtualKey
-from routing.models import Route
 
 KEY_WRITABLE = ["name", "team", "allowed_routes", "expires_at", "rpm_limit", "tpm_limit", "metadata", "tags"]
 SECRET_HELP = "The key's secret, shown only in this response: store it now. Only its hash is kept."
@@ -81,7 +80,7 @@ def django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
 
 class _KeyFields(serializers.ModelSerializer):
     allowed_routes = serializers.SlugRelatedField(
-        many=True, slug_field="name", queryset=Route.objects.all(), required=False,
+        many=True, slug_field="name", queryset=VirtualKey.allowed_routes.field.related_model.objects.all(), required=False,
         help_text="Route names the key may call; empty = every route.",
     )
     metadata = serializers.DictField(

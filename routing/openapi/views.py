@@ -1,7 +1,7 @@
 """Documentation-only views of the /v1 endpoints (routing.api serves them).
 
 Under ASGI no /v1 request reaches Django (gateway_project/asgi.py); these views are
-in the schema's URLconf only (routing/openapi/urls.py), never in the site's, and
+in the schema's URLconf only (gateway_project/openapi_urls.py), never in the site's, and
 answer 404 in OpenAI's format if anything ever routes a request to them.
 """
 

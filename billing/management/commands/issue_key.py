@@ -16,8 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.keys import issue_key, normalize_tags, validate_rate_limits
-from billing.models import Budget, Team
-from routing.models import Route
+from billing.models import Budget, Team, VirtualKey
 
 
 def _plain(text: str) -> str:
@@ -97,6 +96,7 @@ class Command(BaseCommand):
         route_names = list(dict.fromkeys(r.strip() for r in routes.split(",") if r.strip()))
 
         with transaction.atomic():
+            Route = VirtualKey.allowed_routes.field.related_model  # routing's, without importing routing
             found = {r.name: r for r in Route.objects.filter(name__in=route_names)}
             missing = [r for r in route_names if r not in found]
             if missing:
