@@ -33,6 +33,12 @@ from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 PROBES = ("/healthz", "/readyz")
 
+# uvicorn's and daphne's loggers have handlers of their own, configured before this
+# module is imported: they get the same secret scrubbing as settings.LOGGING's.
+from providers.secrets import install_on  # noqa: E402
+
+install_on("uvicorn", "uvicorn.error", "uvicorn.access", "daphne", "django.channels.server")
+
 
 class APIHandler(ASGIHandler):
     """Django's ASGI handler with an empty middleware chain."""

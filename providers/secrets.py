@@ -94,6 +94,15 @@ def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
     return pattern.sub(REDACTED, text)
 
 
+def install_on(*logger_names: str) -> None:
+    """Add ScrubSecrets to every handler of these loggers (those configured outside
+    settings.LOGGING: Celery's worker logging, uvicorn's own loggers). Idempotent."""
+    for name in logger_names:
+        for handler in logging.getLogger(name or None).handlers:
+            if not any(isinstance(f, ScrubSecrets) for f in handler.filters):
+                handler.addFilter(ScrubSecrets())
+
+
 class ScrubSecrets(logging.Filter):
     """A logging filter that removes every registered secret from a record: its
     message (arguments interpolated), its traceback and its stack text. Installed on

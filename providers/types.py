@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from .secrets import scrub_secrets
+
 
 class ErrorKind(StrEnum):
     """Why an upstream call failed; the routing engine decides on the kind alone."""
@@ -28,7 +30,8 @@ class ErrorKind(StrEnum):
 
 
 class ProviderError(Exception):
-    """A failed upstream call, classified. `message` must never contain secrets."""
+    """A failed upstream call, classified. Its message is scrubbed of every provider
+    secret this process holds as it is made (providers.secrets), whoever builds it."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = scrub_secrets(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
