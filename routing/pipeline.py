@@ -168,10 +168,10 @@ class Call:
         return Decimal(0)
 
     def entry(self, status: str, http_status: int, error_kind: str = "") -> UsageEntry:
+        """The usage record of this request (called by settle, after it set `cost`)."""
         target = self.run.target if self.run.calls else None
         model = target.model if target else None
         usage = self.usage_or_zero()
-        self.cost = self.actual_cost()
         # What the same tokens would have cost on the route's first target: the
         # savings report compares routing decisions against "always the default".
         baseline = money.actual_cost(self.route.targets[0].model.price, usage) if self.route.targets else self.cost
@@ -226,6 +226,7 @@ class Call:
         if self.settled:
             return
         self.settled = True
+        self.cost = self.actual_cost()  # once: the record and the stages' settlement share it
         if not self.recordable:
             await _finish_stages(self)
             return

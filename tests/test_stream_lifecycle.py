@@ -12,6 +12,7 @@ import pytest
 from billing.keys import issue_key
 from billing.models import UsageRecord
 from gateway_project import background
+from providers.http import close_session
 from routing import pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,6 +28,7 @@ async def open_and_drop(secret: str) -> pipeline.Call:
     stream = await pipeline.open_stream(call)
     await stream.aclose()  # nothing read
     await background.wait(timeout_s=5)
+    await close_session()  # this loop's upstream session (async_to_sync: a short-lived loop)
     return call
 
 

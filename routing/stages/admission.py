@@ -43,7 +43,7 @@ class Admission(Stage):
         if call.admission.renewal is not None:
             call.admission.renewal.cancel()  # before settling: nothing renews a settled lease
         usage = call.usage_or_zero()
-        await admission.settle(call.admission, usage.total_tokens, call.actual_cost())
+        await admission.settle(call.admission, usage.total_tokens, call.cost)  # set by Call.settle
 
     async def preview(self, call: Call) -> str | None:
         tokens, cost = estimate(call)

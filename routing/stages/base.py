@@ -68,10 +68,19 @@ class Answer:
     cost: Decimal = Decimal(0)
 
 
+HOOKS = ("on_request", "on_response", "stream_filter", "on_finish", "after_answer", "preview")
+
+
 class Stage:
     """Base of all stages; every hook is optional (see the module docstring)."""
 
     name: ClassVar[str] = "stage"
+    _hooks: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # Which hooks this class implements, decided once (the pipeline asks per request).
+        cls._hooks = frozenset(h for h in HOOKS if getattr(cls, h) is not getattr(Stage, h))
 
     async def on_request(self, call: Call) -> Answer | None:
         return None
@@ -93,7 +102,7 @@ class Stage:
 
     def overrides(self, hook: str) -> bool:
         """Does this stage implement `hook` (the pipeline skips the ones that do not)?"""
-        return getattr(type(self), hook) is not getattr(Stage, hook)
+        return hook in self._hooks
 
     def __repr__(self) -> str:
         return f"<stage {self.name}>"
