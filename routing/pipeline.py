@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import DatabaseError
 
 from billing import money
@@ -136,6 +137,7 @@ class Call:
     answered_by: Stage | None = None
     blocked: bool = False  # a stage refused the request (status `blocked`)
     raw_answer: ChatResponse | None = None  # as the provider (or answering stage) gave it
+    pending_signals: asyncio.Future | None = None  # plan's concurrent read of shared state
 
     @property
     def route(self) -> RouteInfo:
@@ -226,6 +228,7 @@ class Call:
         if self.settled:
             return
         self.settled = True
+        _drop_pending(self)
         self.cost = self.actual_cost()  # once: the record and the stages' settlement share it
         if not self.recordable:
             await _finish_stages(self)
@@ -326,18 +329,30 @@ def _observe(entry: UsageEntry, call: Call) -> None:
 async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
     """Shared state the strategy may consult: one read of breakers (and latencies).
     The dry run (routing.dryrun) reads through this very function."""
-    store = get_breaker_store()
-    keys = [t.key for t in route.targets]
+    signals = local_signals(route, req, key, task_hint)
+    await read_shared_signals(route, signals)
+    return signals
+
+
+def local_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
+    """The signals that need no shared state: the task hint and the sticky id."""
     signals = Signals(task_hint=task_hint)
-    if keys:
-        signals.breakers = await store.statuses(keys, route.breaker)  # route x model
-        if route.strategy == "least_latency":  # per model, shared by its routes
-            signals.latencies = await store.latencies([t.stats_key for t in route.targets])
     if route.sticky_by == "user":
         signals.sticky_id = str(req.params.get("user") or f"key:{key.id}")
     elif route.sticky_by == "key":
         signals.sticky_id = f"key:{key.id}"
     return signals
+
+
+async def read_shared_signals(route: RouteInfo, signals: Signals) -> None:
+    """Breakers (route x model) and, for least latency, latencies (per model): one read."""
+    keys = [t.key for t in route.targets]
+    if not keys:
+        return
+    store = get_breaker_store()
+    signals.breakers = await store.statuses(keys, route.breaker)
+    if route.strategy == "least_latency":
+        signals.latencies = await store.latencies([t.stats_key for t in route.targets])
 
 
 async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
@@ -356,11 +371,46 @@ async def plan(key: KeyInfo, req: ChatRequest, route: RouteInfo, task_hint: str 
     """The routing decision for a parsed request on a resolved route: the signals
     (unless given, e.g. by the dry run with its own random generator) and the
     strategy's candidate order. Nothing is reserved or called yet."""
+    if signals is None and settings.REDIS_URL and route.targets:
+        # Shared state is a network round trip away: read it while the stages run
+        # (admission's own round trip), and decide again with it before the engine
+        # calls anyone. Breakers and latencies only reorder the candidates, so the
+        # first, state-blind decision has the same candidates for the stages to see
+        # (admission reserves at the priciest of them).
+        signals = local_signals(route, req, key, task_hint)
+        pending = asyncio.ensure_future(read_shared_signals(route, signals))
+        run = engine.Run(route, decide(route, req, signals))
+        call = Call(request_id=new_request_id(), key=key, req=req, run=run, signals=signals)
+        call.pending_signals = pending
+        return call
     if signals is None:
         signals = await gather_signals(route, req, key, task_hint)
     decision = decide(route, req, signals)
     run = engine.Run(route, decision, closed=signals.closed())
     return Call(request_id=new_request_id(), key=key, req=req, run=run, signals=signals)
+
+
+async def _final_decision(call: Call) -> None:
+    """Before the engine calls anyone: the decision with the shared state read
+    meanwhile (plan's concurrent read), if it was deferred."""
+    pending = call.pending_signals
+    if pending is None:
+        return
+    call.pending_signals = None
+    await pending
+    call.run.decision = decide(call.route, call.req, call.signals)
+    call.run.closed = call.signals.closed()
+
+
+def _drop_pending(call: Call) -> None:
+    """A request that ends before the engine: the concurrent read is not needed."""
+    pending = call.pending_signals
+    if pending is not None:
+        call.pending_signals = None
+        if pending.done():
+            pending.exception()  # retrieved: no "never retrieved" warning
+        else:
+            pending.cancel()
 
 
 # --- the stages ------------------------------------------------------------------------
@@ -407,6 +457,7 @@ async def complete(call: Call, settle: bool = True) -> ChatResponse:
     try:
         answer = await _request_stages(call)
         if answer is None:
+            await _final_decision(call)
             response = await engine.complete(call.run, call.req)
             call.usage = response.usage or Usage(
                 estimate_prompt_tokens(call.req.messages),
@@ -444,6 +495,7 @@ async def open_stream(call: Call) -> Stream:
     try:
         answer = await _request_stages(call)
         if answer is None:
+            await _final_decision(call)
             head, rest = await engine.open_stream(call.run, call.req)
         else:
             head, rest = [], replay(answer.response)
