@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -36,7 +35,7 @@ from billing.usage import UsageEntry, submit_usage, write_usage
 from gateway_project.background import spawn
 from gateway_project.errors import GatewayError, NotFound, PermissionDenied
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
-from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from providers.types import ChatRequest, ChatResponse, Usage
 
 from . import engine, metrics, stages
 from .breaker import get_breaker_store
@@ -44,7 +43,6 @@ from .catalog import RouteInfo, routing_table
 from .health import absorb_health
 from .schemas import parse_chat_request
 from .stages import Answer, Blocked, Stage
-from .stages.streams import Assembler, ChunkFilter, replay
 from .strategies import Signals, decide
 
 log = logging.getLogger("gateway.pipeline")
@@ -483,156 +481,10 @@ async def complete(call: Call, settle: bool = True) -> ChatResponse:
     return response
 
 
-# --- streams ------------------------------------------------------------------------------
-async def open_stream(call: Call) -> Stream:
-    """Open the stream (falling back while nothing was sent), then yield every chunk.
-
-    Errors before the first chunk raise GatewayError (the view answers with a proper
-    HTTP status); after it, they end the iteration with an error the transport sends
-    in-band. Usage is settled when the iteration ends, however it ends — the caller
-    must iterate the stream or `aclose()` it (a client gone before the first byte).
-    """
-    try:
-        answer = await _request_stages(call)
-        if answer is None:
-            await _final_decision(call)
-            head, rest = await engine.open_stream(call.run, call.req)
-        else:
-            head, rest = [], replay(answer.response)
-    except GatewayError as error:
-        await call.settle_error(error)
-        raise
-    except asyncio.CancelledError:
-        call.settle_in_background(Status.CLIENT_CLOSED, 499, "client_closed")
-        raise
-    filters: list[ChunkFilter] = []
-    if stages.active().any_filter:
-        filters = [f for s in _outer(call, "stream_filter") if (f := s.stream_filter(call)) is not None]
-    assembler = Assembler() if stages.active().any_after else None
-    return Stream(call, rest, _relay(call, head, rest, filters, assembler))
-
-
-class Stream:
-    """The chunks of an opened stream (an async iterator). A stream closed before
-    anything was read from it is settled too (as `client_closed`), and its upstream
-    connection closed: an async generator that never started runs no cleanup."""
-
-    __slots__ = ("call", "_rest", "_chunks", "_started")
-
-    def __init__(self, call: Call, rest: AsyncIterator[ChatChunk], chunks: AsyncIterator[ChatChunk]) -> None:
-        self.call, self._rest, self._chunks, self._started = call, rest, chunks, False
-
-    def __aiter__(self) -> Stream:
-        return self
-
-    def __anext__(self):
-        self._started = True
-        return self._chunks.__anext__()  # the generator's own awaitable: no extra frame per chunk
-
-    async def aclose(self) -> None:
-        if self._started:
-            await self._chunks.aclose()
-            return
-        self._started = True
-        call = self.call
-        await _close_quietly(self._rest)
-        if call.usage is None:
-            call.usage = call.estimated_usage()
-        verdict = _stream_verdict(call, "client_closed")  # the provider did answer
-        if verdict is not None:
-            spawn(verdict)
-        call.settle_in_background(Status.CLIENT_CLOSED, 499, "client_closed")
-
-
-def _through(filters: list[ChunkFilter], chunks: list[ChatChunk], start: int = 0) -> list[ChatChunk]:
-    for f in filters[start:]:
-        chunks = [out for chunk in chunks for out in f.feed(chunk)]
-    return chunks
-
-
-async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChunk], filters: list[ChunkFilter],
-                 assembler: Assembler | None) -> AsyncIterator[ChatChunk]:
-    outcome: tuple[str, int, str] = (Status.CLIENT_CLOSED, 499, "client_closed")
-    source = _chain(head, rest)
-    try:
-        async for chunk in source:
-            _account(call, chunk)
-            if assembler is not None:
-                assembler.add(chunk)
-            if not filters:
-                yield chunk
-                continue
-            for out in _through(filters, [chunk]):
-                yield out
-        for i, f in enumerate(filters):  # what the filters still hold, through the ones after them
-            for out in _through(filters, f.flush(), i + 1):
-                yield out
-        if assembler is not None:
-            call.raw_answer = assembler.response()
-        outcome = (call.success_status, 200, "")
-    except ProviderError as error:
-        # Headers (200) are already sent: the client sees an in-band error event.
-        outcome = (Status.ERROR, 200, error.kind.value)
-        raise
-    except Exception:
-        outcome = (Status.ERROR, 200, "internal")
-        raise
-    finally:
-        if call.usage is None:  # cut or abandoned before the provider reported usage
-            call.usage = call.estimated_usage()
-        await _close_quietly(source)
-        await _close_quietly(rest)
-        verdict = _stream_verdict(call, outcome[2])
-        if outcome[0] == Status.CLIENT_CLOSED:
-            # Our task is being torn down: finish the bookkeeping in the background.
-            call.settle_in_background(*outcome)
-            if verdict is not None:
-                spawn(verdict)
-        else:
-            if verdict is not None:
-                await verdict
-            await call.settle(*outcome)
-
-
-async def _chain(head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
-    for chunk in head:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
-
-
-def _stream_verdict(call: Call, error_kind: str):
-    """The stream's report to the target's breaker (deferred until it ended): a cut
-    is a failure; a finished or client-abandoned stream shows a working provider."""
-    target = call.run.target
-    if target is None or not call.run.calls or error_kind == "internal":
-        return None
-    kind = ErrorKind(error_kind) if error_kind in ErrorKind._value2member_map_ else None
-    return engine.report(call.run, target, kind, call.run.probe)
-
-
-def _account(call: Call, chunk: ChatChunk) -> None:
-    if chunk.usage is not None:
-        call.usage = chunk.usage
-    for choice in chunk.choices:
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if content or delta.get("tool_calls"):
-            if call.ttft is None:
-                call.ttft = time.monotonic() - call.run.started
-            if content:
-                call.completion_text.append(content)
-            for tc in delta.get("tool_calls") or []:
-                call.completion_text.append((tc.get("function") or {}).get("arguments") or "")
-
-
-async def _close_quietly(agen: AsyncIterator) -> None:
-    try:
-        await agen.aclose()  # closes the upstream connection: no orphaned generation
-    except BaseException:  # noqa: BLE001 - teardown of a possibly cancelled stream
-        pass
-
-
 def _error_kind(call: Call) -> str:
     failed = [a.outcome for a in call.run.log if a.called and a.outcome != "ok"]
     return failed[-1] if failed else ""
+
+
+# The streamed half of the path lives in routing/relay.py; callers keep using pipeline.
+from .relay import Stream, open_stream  # noqa: E402,F401
