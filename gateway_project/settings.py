@@ -156,6 +156,10 @@ CELERY_TIMEZONE = "UTC"
 # Seconds an in-process copy of keys/routes/models may be served before it is
 # re-read; an admin edit reaches every process within about this long.
 GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
+# Output guardrails on streams hold back at most this many characters per choice
+# (only while the tail could still become a finding); beyond it the tail is checked
+# as it stands and sent.
+GATEWAY_GUARDRAIL_MAX_HOLD: int = env.int("GATEWAY_GUARDRAIL_MAX_HOLD", default=512)
 # Largest request body accepted on /v1 (bytes).
 GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 # A /v1 client that declares a body and does not send it (slowloris) is answered 408

@@ -136,6 +136,7 @@ class Call:
     blocked: bool = False  # a stage refused the request (status `blocked`)
     raw_answer: ChatResponse | None = None  # as the provider (or answering stage) gave it
     pending_signals: asyncio.Future | None = None  # plan's concurrent read of shared state
+    stage_state: dict[str, Any] = field(default_factory=dict)  # a stage's per-request state, by stage name
 
     @property
     def route(self) -> RouteInfo:

@@ -107,6 +107,12 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
         # Headers (200) are already sent: the client sees an in-band error event.
         outcome = (Status.ERROR, 200, error.kind.value)
         raise
+    except stages.Blocked:
+        # A stage's filter refused the answer mid-stream (an output guardrail): the
+        # client gets an error event, and nothing of what was held back.
+        call.blocked = True
+        outcome = (Status.BLOCKED, 200, "blocked")
+        raise
     except Exception:
         outcome = (Status.ERROR, 200, "internal")
         raise

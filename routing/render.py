@@ -97,6 +97,9 @@ async def sse(call: Call, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[byt
         body["error"]["type"] = "upstream_error"
         yield b"data: " + orjson.dumps(body) + b"\n\n"
         return
+    except GatewayError as error:  # a stage refused the answer mid-stream (an output guardrail)
+        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
+        return
     except Exception:
         log.exception("stream %s failed unexpectedly", call.request_id)
         body = InternalError(f"The gateway failed while streaming (request {call.request_id}).").body()

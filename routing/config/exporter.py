@@ -12,6 +12,7 @@ from routing.models import Route, RouteTarget
 
 from billing.budgets import primary_budget
 
+from .guardrails_section import export_guardrails
 from .schema import (
     MODEL_FIELDS,
     PROVIDER_FIELDS,
@@ -75,4 +76,7 @@ def export_config(*, include_secrets: bool = False) -> dict:
         item["targets"] = [_export(t, TARGET_FIELDS, named=False, strategy=route.strategy) for t in route.targets.all()]
         routes.append(item)
     teams = [_export_team(team) for team in Team.objects.prefetch_related("budgets").order_by("name")]
-    return {"providers": providers, "routes": routes, "teams": teams}
+    doc = {"providers": providers, "routes": routes, "teams": teams}
+    if guardrails := export_guardrails():  # absent when there are none: older documents read the same
+        doc["guardrails"] = guardrails
+    return doc

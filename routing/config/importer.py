@@ -18,6 +18,7 @@ from providers.models import Model, Provider
 from routing.models import Route, RouteTarget
 from routing.validation import TargetSpec, check_route_targets
 
+from .guardrails_section import import_guardrails, prune_guardrails
 from .parse import ConfigSpec, Entry, parse_config
 from .report import Action, ImportReport
 from .schema import (
@@ -75,6 +76,7 @@ class _Importer:
         self._teams()
         self._routes()
         self._check_routes_outside_file()
+        import_guardrails(self.spec.guardrails, self.errors, self.report, self.prune)
         self.errors.raise_if_any()
         if self.prune:
             self._prune()
@@ -272,6 +274,8 @@ class _Importer:
             for provider in Provider.objects.exclude(name__in=[e.name for e in self.spec.providers]):
                 in_use = provider.models.exists() or UsageRecord.objects.filter(provider_id=provider.pk).exists()
                 self._retire("provider", provider.name, provider, in_use)
+        if "guardrails" in sections:
+            prune_guardrails(self.spec.guardrails, self.report)
         if "teams" in sections:
             for team in Team.objects.exclude(name__in=[e.name for e in self.spec.teams]):
                 if team.keys.exists() or UsageRecord.objects.filter(team_id=team.pk).exists():

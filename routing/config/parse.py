@@ -6,9 +6,10 @@ Every problem is collected and reported together, each with its path, e.g.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .guardrails_section import parse_guardrails
 from .schema import (
     MODEL_FIELDS,
     PROVIDER_FIELDS,
@@ -46,6 +47,7 @@ class ConfigSpec:
     routes: list[Entry]
     teams: list[Entry]
     sections: frozenset[str]  # sections present in the document (what --prune manages)
+    guardrails: list = field(default_factory=list)  # guardrails_section.GuardrailEntry
 
     def model_refs(self) -> set[tuple[str, str]]:
         return {(p.name, m.name) for p in self.providers for m in p.children or ()}
@@ -170,5 +172,6 @@ def parse_config(data: Any) -> ConfigSpec:
         if "budget_period" in item and "budget_usd" not in item:
             errors.add(f"{path}.budget_period", "needs budget_usd (the amount per period)")
         teams.append(entry)
+    guardrails = parse_guardrails(data.get("guardrails"), errors, _items)
     errors.raise_if_any()
-    return ConfigSpec(providers, routes, teams, frozenset(k for k in SECTIONS if k in data))
+    return ConfigSpec(providers, routes, teams, frozenset(k for k in SECTIONS if k in data), guardrails)

@@ -15,7 +15,7 @@ class Action(StrEnum):
     KEPT = "kept"  # --prune: referenced and cannot be disabled (teams)
 
 
-ENTITIES = ("provider", "model", "route", "team")
+ENTITIES = ("provider", "model", "route", "team", "guardrail")
 
 
 @dataclass

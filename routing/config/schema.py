@@ -24,7 +24,7 @@ from routing.conditions import ConditionError, parse_rules
 from routing.models import StickyBy, Strategy, WhenAllOpen
 from routing.task_detection import TaskType
 
-SECTIONS = ("providers", "routes", "teams")
+SECTIONS = ("providers", "routes", "teams", "guardrails")
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 
 from .admission import Admission
 from .base import Answer, Blocked, Stage
+from .guard import Guardrails
 
 __all__ = ["Answer", "Blocked", "Stage", "STAGES", "active", "installed"]
 
 STAGES: tuple[Stage, ...] = (
     Admission(),  # rate limits + budget reservation, one atomic store step; settled at the end
-    # guardrails (input and output) and the cache take their places here
+    Guardrails(),  # the prompt before it leaves (redact/block/flag), the answer before the client sees it
+    # the cache takes its place here
 )
 
 

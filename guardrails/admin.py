@@ -1,0 +1,162 @@
+"""Admin for guardrails (what the gateway checks on prompts and answers) and the
+violation log (what they found: counts by type, never the text).
+
+A guardrail's parameters are form fields of its kind (generated from the kind's
+declared schema, guardrails.kinds), shown only for the chosen kind and validated by the
+same schema the YAML import uses, so a broken pattern or an unknown entity type is
+refused before it is saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import path
+
+from .kinds import KINDS, Param, ParamError
+from .models import Guardrail, Violation
+
+SCOPE_HELP = (
+    "Leave all three empty for a global guardrail. Each list that is set restricts it: the request must "
+    "be on one of the routes AND from one of the teams AND use one of the keys that are listed."
+)
+
+
+def _field_name(kind: str, param: str) -> str:
+    return f"{kind}__{param}"
+
+
+def _form_field(p: Param) -> forms.Field:
+    common: dict[str, Any] = {"required": False, "help_text": p.help}
+    if p.type == "int":
+        return forms.IntegerField(min_value=p.min, max_value=p.max, **common)
+    if p.type == "float":
+        return forms.FloatField(min_value=p.min, max_value=p.max, **common)
+    if p.type == "bool":
+        return forms.BooleanField(**common)
+    if p.type == "choices":
+        return forms.MultipleChoiceField(choices=[(c, c) for c in p.choices], widget=forms.CheckboxSelectMultiple,
+                                         **common)
+    if p.type in ("words", "text"):
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 60}), strip=False, **common)
+    return forms.CharField(**common)
+
+
+def _initial(p: Param, value: Any) -> Any:
+    if p.type == "words" and isinstance(value, list):
+        return "\n".join(value)
+    return value
+
+
+class GuardrailForm(forms.ModelForm):
+    class Meta:
+        model = Guardrail
+        exclude = ["params"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        params = self.instance.params or {}
+        for kind in KINDS.values():
+            for name, p in kind.params.items():
+                field = self.fields[_field_name(kind.name, name)] = _form_field(p)
+                field.label = name.replace("_", " ")
+                if self.instance.kind == kind.name and name in params:
+                    field.initial = _initial(p, params[name])
+                elif p.default is not None:
+                    field.initial = _initial(p, p.default() if callable(p.default) else p.default)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = KINDS.get(data.get("kind") or "")
+        if kind is None:
+            return data
+        raw = {}
+        for name, p in kind.params.items():
+            value = data.get(_field_name(kind.name, name))
+            if p.type != "bool" and value in (None, "", []):
+                continue
+            raw[name] = value
+        try:
+            self.instance.params = kind.clean(raw)
+        except ParamError as exc:
+            target = _field_name(kind.name, exc.param) if exc.param in kind.params else None
+            self.add_error(target, exc.message if target else f"{exc.param or 'parameters'}: {exc.message}")
+        return data
+
+
+def kind_fieldsets() -> list[tuple[str, dict]]:
+    return [
+        (f"{kind.label} settings", {
+            "fields": [_field_name(kind.name, n) for n in kind.params],
+            "description": kind.help,
+            "classes": [f"guardrail-kind guardrail-kind-{kind.name}"],
+        })
+        for kind in KINDS.values() if kind.params
+    ]
+
+
+@admin.register(Guardrail)
+class GuardrailAdmin(admin.ModelAdmin):
+    form = GuardrailForm
+    list_display = ["name", "kind", "stage", "action", "on_error", "scope_summary", "order", "enabled"]
+    list_editable = ["action", "enabled"]
+    list_filter = ["enabled", "kind", "stage", "action"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["routes", "teams", "keys"]
+    save_on_top = True
+    change_form_template = "admin/guardrails/guardrail/change_form.html"
+    change_list_template = "admin/guardrails/guardrail/change_list.html"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Guardrail | None = None):
+        return [
+            (None, {"fields": ["name", "description", "kind", "enabled", "order"]}),
+            ("What it does", {"fields": ["stage", "action", "restore", "on_error"],
+                              "description": "Flag is shadow mode: it logs and counts what the guardrail would do "
+                              "and changes nothing — switch a new rule on as Flag, watch the violation log, then "
+                              "enforce it."}),
+            *kind_fieldsets(),
+            ("Scope", {"fields": ["routes", "teams", "keys"], "description": SCOPE_HELP}),
+        ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("routes", "teams", "keys")
+
+    @admin.display(description="scope")
+    def scope_summary(self, g: Guardrail) -> str:
+        parts = []
+        for label, rel in (("routes", g.routes), ("teams", g.teams), ("keys", g.keys)):
+            names = [str(o) for o in rel.all()]
+            if names:
+                shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+                parts.append(f"{label}: {shown}")
+        return "; ".join(parts) or "global"
+
+    def get_urls(self):
+        from .admin_sandbox import sandbox_view
+
+        own = [path("sandbox/", self.admin_site.admin_view(sandbox_view), name="guardrails_guardrail_sandbox")]
+        return own + super().get_urls()
+
+
+@admin.register(Violation)
+class ViolationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "guardrail_name", "stage", "outcome", "entity_summary", "key_prefix", "team_name",
+                    "route_name", "request_id"]
+    list_filter = ["outcome", "stage", "guardrail_name", "stream", "created_at"]
+    search_fields = ["request_id", "guardrail_name", "key_prefix", "route_name", "team_name"]
+    date_hierarchy = "created_at"
+    list_per_page = 100
+
+    @admin.display(description="findings")
+    def entity_summary(self, v: Violation) -> str:
+        return ", ".join(f"{e} ×{n}" for e, n in sorted((v.entities or {}).items())) or "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Violation | None = None) -> bool:
+        return False
