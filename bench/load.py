@@ -5,6 +5,9 @@
     python bench/load.py stream URL --model bench --auth "Bearer sk-.." -c 8 -n 200
     python bench/load.py count  URL --model bench --auth "Bearer sk-.." -c 8 -n 2000
 
+`--prompt-bytes N` sends a user message of about N bytes of prose (bench/prompt.py)
+instead of the one-line prompt.
+
 A stream's time to first token is from writing the request to the first SSE event
 whose delta has non-empty content; time to last token is to `data: [DONE]`.
 """
@@ -26,13 +29,15 @@ from urllib.parse import urlsplit
 
 import httptools
 
+import prompt
+
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
     _loads = json.loads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
+PROMPT = prompt.messages(0)
 
 
 @dataclass
@@ -43,9 +48,10 @@ class Target:
     url: str
     model: str = "bench"
     headers: dict = field(default_factory=dict)
+    prompt_bytes: int = 0  # 0: the one-line prompt; else about this many bytes of prose
 
     def body(self, stream: bool = False, **extra) -> bytes:
-        obj = {"model": self.model, "messages": PROMPT, **extra}
+        obj = {"model": self.model, "messages": prompt.messages(self.prompt_bytes), **extra}
         if stream:
             obj.update(stream=True, stream_options={"include_usage": True})
         return json.dumps(obj, separators=(",", ":")).encode()
@@ -329,11 +335,12 @@ def main() -> None:
     parser.add_argument("-n", "--requests", type=int, default=200)
     parser.add_argument("-d", "--seconds", type=float, default=10)
     parser.add_argument("--stream", action="store_true", help="wrk/count: send stream=true bodies")
+    parser.add_argument("--prompt-bytes", type=int, default=0, help="user message of about N bytes of prose")
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
     if args.auth:
         headers["Authorization"] = args.auth
-    target = Target("cli", args.url, args.model, headers)
+    target = Target("cli", args.url, args.model, headers, args.prompt_bytes)
     if args.mode == "wrk":
         res = run_wrk(target, args.concurrency, args.seconds, threads=2 if args.concurrency > 1 else 1,
                       stream=args.stream)

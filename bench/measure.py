@@ -148,6 +148,7 @@ def _pinned_stream(target: Target, concurrency: int, n: int, cpus: str) -> dict:
     cmd = ["taskset", "-c", cpus, sys.executable, os.path.join(HERE, "load.py"), "stream", target.url,
            "--model", target.model, "-c", str(concurrency), "-n", str(n)]
     cmd += [a for k, v in target.headers.items() for a in ("-H", f"{k}: {v}")]
+    cmd += ["--prompt-bytes", str(target.prompt_bytes)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"stream client failed: {proc.stderr[-2000:]}")
@@ -161,6 +162,7 @@ def soak(target: Target, pids: Callable[[], list[int]], opts: Opts, tally: Tally
     cmd = ["taskset", "-c", opts.load_cpus, sys.executable, os.path.join(HERE, "load.py"), "soak", target.url,
            "--model", target.model, "-d", str(opts.soak_seconds)]
     cmd += [a for k, v in target.headers.items() for a in ("-H", f"{k}: {v}")]
+    cmd += ["--prompt-bytes", str(target.prompt_bytes)]
     start = time.monotonic()
     samples = [(0.0, rss_kb(tree_of(pids)))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

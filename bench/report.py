@@ -124,6 +124,14 @@ def _details(key: str, run: dict) -> list[str]:
         out.append(f"- all cores: `{run['all_cores']['start_cmd']}`")
     if run.get("db"):
         out.append(f"- database / shared state: {run['db']}")
+    if run.get("prompt"):
+        pr = run["prompt"]
+        out.append(f"- prompt: one user message of {pr['message_bytes']} bytes of English prose (bench/prompt.py); "
+                   f"request bodies {pr['body_bytes']} bytes (JSON) / {pr['stream_body_bytes']} bytes (stream)")
+    if run.get("guardrails"):
+        out.append(f"- guardrails (`{run['guardrails']['file']}`): {run['guardrails']['summary']}")
+    if run.get("guardrails_check"):
+        out.append(f"- guardrails at work: {run['guardrails_check']['detail']}")
     if run.get("upstream"):
         u = run["upstream"]
         out.append(f"- fake upstream alone (1 core, wrk c=64 on the other core): {_f(u['json_rps'], 0)} JSON req/s "
@@ -196,6 +204,8 @@ def render(data: dict) -> str:
     status = data.get("peer_status", {})
     if status:
         out += ["Peers:", ""] + [f"- **{k}**: {v}" for k, v in sorted(status.items())] + [""]
+    for _, section in sorted(data.get("sections", {}).items()):  # written by bench/pairs.py
+        out += [f"## {section['title']}", "", *section["lines"], ""]
     out += RECOMMENDATION + ["## Details", ""]
     for key in order(runs):
         out += _details(key, runs[key])

@@ -1,6 +1,7 @@
 """Benchmark this gateway against a fake upstream; print the table, rewrite BENCHMARKS.md.
 
     bench/run.sh [--quick] [--server daphne|uvicorn] [--all-workers 2] [--postgres] [--redis]
+                 [--prompt-bytes 2048] [--guardrails bench/guardrails.yaml]
 
 Starts everything it needs (fake upstream on core 1, the gateway on core 0, then
 unpinned with several workers), measures, and stops what it started, also on Ctrl-C
@@ -11,6 +12,7 @@ blocking budget, usage records, metrics. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import report  # noqa: E402
+from prompt import prose  # noqa: E402
 from load import Target  # noqa: E402
 from measure import Opts, log, measure_all_cores, measure_system, upstream_capacity  # noqa: E402
 from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, tree, wait_http,  # noqa: E402
@@ -42,11 +45,15 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/9"  # the tests use databases 10-15
 
 
-def start_upstream(procs: Procs, cpus: str = "1") -> tuple[Target, int, subprocess.Popen]:
+def start_upstream(procs: Procs, cpus: str = "1", prompt_bytes: int = 0, words: str = "leading"
+                   ) -> tuple[Target, int, subprocess.Popen]:
+    """The fake upstream, and the direct target (same prompt as the gateway's requests)."""
     port = free_port()
-    proc = procs.start("upstream", [sys.executable, str(HERE / "upstream.py"), "--port", str(port)], cpus=cpus)
+    proc = procs.start("upstream", [sys.executable, str(HERE / "upstream.py"), "--port", str(port),
+                                    "--words", words], cpus=cpus)
     wait_http(port, "/health", proc, timeout=20)
-    return Target("direct", f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini"), port, proc
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return Target("direct", url, "gpt-4o-mini", prompt_bytes=prompt_bytes), port, proc
 
 
 class Gateway:
@@ -96,6 +103,9 @@ class Gateway:
         config = self.scratch / "bench.yaml"
         config.write_text((HERE / "bench.yaml").read_text().replace("UPSTREAM_PORT", str(upstream_port)))
         self.manage("gateway_import", str(config))
+        if self.args.guardrails:  # a second document, after the route and team it may scope to exist
+            log(f"importing {self.args.guardrails}")
+            self.manage("gateway_import", str(Path(self.args.guardrails).resolve()))
         # Limits high enough never to refuse, but enforced (counted) on every request;
         # tpm fits PostgreSQL's integer column.
         return self.manage("issue_key", "--name", "bench-client", "--team", "bench", "--routes", "bench",
@@ -174,6 +184,21 @@ class Gateway:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("gateway_requests_total{"))
 
+    def guardrail_decisions(self) -> dict[str, float]:
+        """`gateway_guardrail_decisions_total` by "guardrail/stage/outcome" (this worker's)."""
+        import re
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("gateway_guardrail_decisions_total{"):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+                name = f"{labels.get('guardrail')}/{labels.get('stage')}/{labels.get('outcome')}"
+                out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
+        return out
+
     def cleanup(self) -> None:
         self.stop()
         if self.pg_db:
@@ -198,6 +223,22 @@ def usage_check(before: dict, after: dict, tally, fixed: list[tuple[str, int, in
     }
 
 
+def guardrails_check(decisions: dict[str, float] | None, path: str | None) -> dict | None:
+    """What the guardrails did during the run: the benchmark measures checks that find
+    nothing (the prompt and the fake answers have no PII), so anything but `passed`
+    means the figures include redaction or blocking and is reported as such."""
+    if not path:
+        return None
+    if decisions is None:
+        return {"ok": None, "detail": "not read (more than one worker: per-process metrics)"}
+    other = {k: v for k, v in decisions.items() if not k.endswith("/passed")}
+    shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(decisions.items())) or "none"
+    return {"ok": bool(decisions) and not other, "decisions": decisions,
+            "detail": f"gateway_guardrail_decisions_total: {shown}"
+                      + ("" if decisions and not other else " (**not only passes**)" if decisions else
+                         " (**no guardrail ran**)")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="Benchmark the gateway (see bench/README.md).")
     p.add_argument("--quick", action="store_true", help="shorter runs and a 60 s soak")
@@ -215,6 +256,14 @@ def main() -> None:
     p.add_argument("--column", help="results column to (re)write (default: gateway-<server>, e.g. gateway-uvicorn)")
     p.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory (logs, database)")
+    p.add_argument("--prompt-bytes", type=int, default=0, metavar="N",
+                   help="JSON and stream requests carry about N bytes of English prose (default: a one-line prompt)")
+    p.add_argument("--guardrails", metavar="FILE",
+                   help="a YAML document imported after bench/bench.yaml, e.g. bench/guardrails.yaml")
+    p.add_argument("--upstream-words", choices=["leading", "trailing"], default="leading",
+                   help="the fake answer's chunks: ' from' (default, LLM-like) or 'from ' (no chunk ends in a word)")
+    p.add_argument("--column-note", default="", help="a line in this column's details only (not the headline)")
+    p.add_argument("--json-out", metavar="FILE", help="also write this run's results (one column) to FILE")
     args = p.parse_args()
     args.column = args.column or ("gateway-custom" if args.gateway_cmd else f"gateway-{args.server}")
     if shutil.which("wrk") is None:
@@ -229,12 +278,13 @@ def main() -> None:
         log(f"machine busy {quiet}% of all cores when measurements started")
     noise = NoiseMeter()
     try:
-        upstream, up_port, up_proc = start_upstream(procs)
+        upstream, up_port, up_proc = start_upstream(procs, prompt_bytes=args.prompt_bytes,
+                                                    words=args.upstream_words)
         log(f"fake upstream on :{up_port} (core 1); measuring its capacity with wrk on core 0")
         capacity = upstream_capacity(upstream, 3 if args.quick else 5, cpus="0")
         key = gw.configure(up_port)
         target = Target("gateway", "http://127.0.0.1:{}/v1/chat/completions", "bench",
-                        {"Authorization": f"Bearer {key}"})
+                        {"Authorization": f"Bearer {key}"}, args.prompt_bytes)
         start_cmd = gw.start(args.workers, cpus="0")
         target.url = target.url.format(gw.port)
         before = gw.records()
@@ -248,6 +298,7 @@ def main() -> None:
         tally = result.pop("tally")
         usage = usage_check(before, after, tally, fixed)
         metrics = gw.metrics_total() if args.workers == 1 else None
+        guarded = guardrails_check(gw.guardrail_decisions() if args.workers == 1 else None, args.guardrails)
         gw.stop()
         all_cores = None
         if args.all_workers:
@@ -261,6 +312,9 @@ def main() -> None:
         server = "custom command" if args.gateway_cmd else args.server
         stack = ", PostgreSQL" if not gw.db_url.startswith("sqlite") else ""
         stack += ", Redis" if gw.env.get("REDIS_URL") else ""
+        stack += f", {args.prompt_bytes / 1024:g} KB prompt" if args.prompt_bytes else ""
+        stack += f", guardrails {Path(args.guardrails).name}" if args.guardrails else ""
+        stack += ", answer chunks end with a space" if args.upstream_words == "trailing" else ""
         label = f"this gateway ({server}, {args.workers} worker{'s' if args.workers > 1 else ''}{stack})"
         run = {
             "label": label, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "bench/run.sh " + " ".join(
@@ -269,8 +323,15 @@ def main() -> None:
             "upstream": capacity, "result": result, "all_cores": all_cores, "usage_check": usage,
             "metrics_check": (f"gateway_requests_total = {metrics:.0f} (records {sum(after.values())})"
                               if metrics is not None else None),
-            "noise": {**noise.report(cpu_seconds(tree(up_proc.pid))), "busy_at_start_pct": quiet}, "notes": [args.note] if args.note else [],
+            "noise": {**noise.report(cpu_seconds(tree(up_proc.pid))), "busy_at_start_pct": quiet},
+            "notes": [n for n in (args.note, args.column_note) if n],
+            "prompt": ({"message_bytes": len(prose(args.prompt_bytes).encode()), "body_bytes": len(target.body()),
+                        "stream_body_bytes": len(target.body(stream=True))} if args.prompt_bytes else None),
+            "guardrails": _guardrails_doc(args.guardrails), "guardrails_check": guarded,
+            "upstream_words": args.upstream_words,
         }
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(run, indent=1, default=str) + "\n")
         data = report.load_results()
         data["machine"] = machine_info()
         if args.column in ("litellm", "portkey"):
@@ -280,7 +341,9 @@ def main() -> None:
             data["headline"] = args.note
         print(report.table(data) if args.no_write else report.write(data))
         print(f"\nusage records: {usage['detail']}")
-        ok = usage["ok"]
+        if guarded:
+            print(f"guardrails: {guarded['detail']}")
+        ok = usage["ok"] and (guarded is None or guarded["ok"] is not False)
     finally:
         gw.cleanup()
         procs.stop_all()
@@ -289,6 +352,20 @@ def main() -> None:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     sys.exit(0 if ok else 1)
+
+
+def _guardrails_doc(path: str | None) -> dict | None:
+    """The guardrails file as imported (for the report: name, kind, stage, action, scope)."""
+    if not path:
+        return None
+    import yaml
+
+    text = Path(path).read_text()
+    items = (yaml.safe_load(text) or {}).get("guardrails") or []
+    return {"file": path, "summary": "; ".join(
+        f"{g.get('name')}: {g.get('kind')}, {g.get('stage', 'both')}, {g.get('action', 'flag')}"
+        + (", restore" if g.get("restore") else "")
+        + (f", scope {g['scope']}" if g.get("scope") else ", global") for g in items)}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A fast fake OpenAI-compatible upstream for the benchmark (127.0.0.1 only).
 
-    python bench/upstream.py --port 9100 [--processes N] [--chunks 8]
+    python bench/upstream.py --port 9100 [--processes N] [--chunks 8] [--words leading|trailing]
 
 POST /v1/chat/completions answers at once, with keep-alive:
   * JSON `chat.completion` with `usage` when the body has no `"stream": true`;
@@ -10,6 +10,13 @@ Two extra body fields (the gateway passes unknown parameters through) shape a st
 for the soak: `bench_chunks` (content chunks) and `bench_delay_ms` (pause between
 chunks), so a client can hang up while the stream is still being produced.
 GET /health (or anything else) answers 200 / 404 quickly.
+
+The answer is one word a chunk: "Hello", " from", " the" ... (`--words leading`, the
+default: spaces lead, as in LLM tokens, so every chunk ends inside a word), or
+"Hello ", "from ", "the " ... (`--words trailing`: every chunk ends with a space).
+Neither has digits, "@", key prefixes or brackets; but a streamed output guardrail
+may hold back a trailing word (it could still grow into an e-mail address), so
+only `trailing` is text with no PII-like tail at any chunk boundary.
 
 A raw asyncio Protocol with httptools' parser and uvloop when installed (see
 bench/requirements.txt); the stdlib event loop otherwise. Measured capacity is in
@@ -40,6 +47,7 @@ except ImportError:  # pragma: no cover - the gateway's venv has orjson
 import httptools
 
 WORDS = ["Hello", " from", " the", " fake", " upstream", ".", " It", " answers", " at", " once", "."]
+WORDS_TRAILING = ["Hello ", "from ", "the ", "fake ", "upstream. ", "It ", "answers ", "at ", "once. "]
 PROMPT_TOKENS, DEFAULT_CHUNKS = 12, 8
 _HEAD_JSON = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
 _HEAD_SSE = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -236,7 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--processes", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS, help="content chunks per answer")
+    parser.add_argument("--words", choices=["leading", "trailing"], default="leading",
+                        help="chunks like ' from' (default) or 'from ' (no chunk ends inside a word)")
     args = parser.parse_args(argv)
+    if args.words == "trailing":
+        global WORDS
+        WORDS = WORDS_TRAILING
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("the fake upstream listens on the loopback interface only")
     children = []
