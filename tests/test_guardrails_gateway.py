@@ -5,6 +5,7 @@ the database or the logs."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -138,7 +139,10 @@ def test_a_stream_blocked_midway_ends_with_an_error_event_and_never_shows_the_wo
                             "messages": [{"role": "user", "content": "codename?"}]}) as response:
         body = response.read().decode()
     assert response.status_code == 200
-    assert "ightingale" not in body and "codename of the thing is" in body
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
+    assert text == "Well, the codename of the thing is "  # up to the word, none of it
+    assert events[-1]["error"]["code"] == "content_policy_violation"
     assert '"code":"content_policy_violation"' in body and "[DONE]" not in body
     record = wait_for(lambda: UsageRecord.objects.first())
     assert record.status == Status.BLOCKED and record.error_kind == "blocked"
