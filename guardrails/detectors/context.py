@@ -1,0 +1,67 @@
+"""What the words just before a number say it is.
+
+Several entities are digits only (a 9-digit CMND, an SSN written without dashes, a
+12-digit CCCD) and look exactly like an order number, an account number or a tax code.
+The words in the WINDOW characters before the number decide: the keyword nearest to the
+number wins, so "CCCD 079203004567, mã đơn hàng 240912345678" reads the first number as
+an identity number and the second as an order number.
+
+Context is only ever read BEFORE a finding, never after: a stream can then release a
+finding as soon as its own characters are complete (see the `hold` contract in base.py).
+Vietnamese keywords are listed with and without diacritics (people type both).
+"""
+
+from __future__ import annotations
+
+import re
+
+WINDOW = 40
+
+# class -> keywords. Longer phrases win over their own words at the same position
+# ("order id" is an order number, "id" alone is an identity document).
+_KEYWORDS: dict[str, tuple[str, ...]] = {
+    # Words that make the next number something else: order, account, tax, product codes.
+    "other": (
+        "order id", "order number", "order no", "order", "đơn hàng", "don hang", "mã đơn", "ma don",
+        "vận đơn", "van don", "hóa đơn", "hoá đơn", "hoa don", "invoice", "receipt", "tracking",
+        "shipment", "transaction id", "transaction", "giao dịch", "giao dich", "mã gd", "ref",
+        "reference", "account", "acct", "tài khoản", "tai khoan", "stk", "số tk", "so tk", "mst",
+        "mã số thuế", "ma so thue", "tax", "isbn", "sku", "serial", "mã sản phẩm", "product",
+        "ticket", "booking", "mã đặt chỗ", "pnr", "otp", "mã", "ma", "code", "user id",
+        "customer id", "employee id", "student id", "request id", "session id", "trace id",
+        "member id", "id đơn", "barcode", "batch", "lot", "model", "part", "build", "timestamp",
+        "epoch", "version",
+    ),
+    "phone": (
+        "số điện thoại", "so dien thoai", "điện thoại", "dien thoai", "sđt", "sdt", "đt", "đtdđ",
+        "di động", "di dong", "số máy", "so may", "liên hệ", "lien he", "gọi", "goi", "nhắn",
+        "hotline", "zalo", "viber", "whatsapp", "telegram", "signal", "phone", "tel", "telephone",
+        "mobile", "cell", "cellphone", "call", "contact", "fax", "sms", "text me", "reach me",
+        "ring", "dial",
+    ),
+    "vn_id": (
+        "cccd", "cmnd", "cmt", "căn cước", "can cuoc", "căn cước công dân", "chứng minh",
+        "chung minh", "chứng minh nhân dân", "chứng minh thư", "số định danh", "so dinh danh",
+        "định danh", "dinh danh", "id card", "id card number", "identity card", "identity number",
+        "identity", "citizen id", "national id", "id number", "id no", "số id",
+    ),
+    # "ID" on its own: strong enough for the 12-digit CCCD structure, not for 9 digits.
+    "id": ("id",),
+    "ssn": ("ssn", "ss#", "ssn#", "social security", "social security number", "soc sec",
+            "số an sinh xã hội", "an sinh xã hội"),
+}  # fmt: skip
+
+_CLASS_OF = {word: cls for cls, words in _KEYWORDS.items() for word in words}
+_KEYWORD = re.compile(
+    r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(_CLASS_OF, key=len, reverse=True)) + r")(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def nearest(text: str, start: int, window: int = WINDOW) -> str | None:
+    """The class of the keyword nearest before `text[start]` within `window`
+    characters ("other", "phone", "vn_id", "id", "ssn"), or None."""
+    found = None
+    for m in _KEYWORD.finditer(text, max(0, start - window), start):
+        found = m
+    return _CLASS_OF[found.group().lower()] if found else None
