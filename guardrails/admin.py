@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path
@@ -52,7 +53,37 @@ def _initial(p: Param, value: Any) -> Any:
     return value
 
 
-class GuardrailForm(forms.ModelForm):
+class _ModelErrorsShown:
+    """Guardrail.clean() names fields a form may not have (the changelist's form has only
+    action and enabled; the change form has no `params`, the kind's fields stand for
+    it). Django's ModelForm raises ValueError on those (a 500): show them above the form
+    instead, or drop a `params` error the kind's fields already show."""
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        if hasattr(errors, "error_dict"):
+            for name in [n for n in errors.error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
+                messages = errors.error_dict.pop(name)
+                if name == "params" and self._errors:
+                    continue  # the form's own clean() already put it at the kind's field
+                label = Guardrail._meta.get_field(name).verbose_name
+                errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(
+                    ValidationError(f"{label}: {m}") for e in messages for m in e.messages)
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)
+
+
+class GuardrailListForm(_ModelErrorsShown, forms.ModelForm):
+    """The changelist's inline action/enabled form."""
+
+    def _post_clean(self) -> None:
+        # Rows left as they were are not saved, so not re-validated either: one guardrail
+        # with broken stored parameters must not make every other row unsavable.
+        if self.has_changed():
+            super()._post_clean()
+
+
+class GuardrailForm(_ModelErrorsShown, forms.ModelForm):
     class Meta:
         model = Guardrail
         exclude = ["params"]
@@ -62,8 +93,7 @@ class GuardrailForm(forms.ModelForm):
         params = self.instance.params or {}
         for kind in KINDS.values():
             for name, p in kind.params.items():
-                field = self.fields[_field_name(kind.name, name)] = _form_field(p)
-                field.label = name.replace("_", " ")
+                field = self.fields[_field_name(kind.name, name)]
                 if self.instance.kind == kind.name and name in params:
                     field.initial = _initial(p, params[name])
                 elif p.default is not None:
@@ -84,8 +114,24 @@ class GuardrailForm(forms.ModelForm):
             self.instance.params = kind.clean(raw)
         except ParamError as exc:
             target = _field_name(kind.name, exc.param) if exc.param in kind.params else None
-            self.add_error(target, exc.message if target else f"{exc.param or 'parameters'}: {exc.message}")
+            if target not in self.errors:  # e.g. "is required" after the field's own "must be at least 1"
+                self.add_error(target, exc.message if target else f"{exc.param or 'parameters'}: {exc.message}")
         return data
+
+
+def _param_fields() -> dict[str, forms.Field]:
+    fields = {}
+    for kind in KINDS.values():
+        for name, p in kind.params.items():
+            field = fields[_field_name(kind.name, name)] = _form_field(p)
+            field.label = name.replace("_", " ")
+    return fields
+
+
+# Declared on the class, not added in __init__: the admin builds its form class from the
+# fieldsets (modelform_factory) and refuses any field name the class does not declare.
+GuardrailForm.declared_fields.update(_param_fields())
+GuardrailForm.base_fields.update(GuardrailForm.declared_fields)
 
 
 def kind_fieldsets() -> list[tuple[str, dict]]:
@@ -124,6 +170,9 @@ class GuardrailAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).prefetch_related("routes", "teams", "keys")
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any):
+        return super().get_changelist_form(request, form=GuardrailListForm, **kwargs)
 
     @admin.display(description="scope")
     def scope_summary(self, g: Guardrail) -> str:
