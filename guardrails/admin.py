@@ -17,10 +17,12 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path
+from django.utils.text import capfirst
 
 from .kinds import KINDS, Param, ParamError
 from .models import Guardrail, Violation
 
+SHORT_ACTIONS = [("redact", "redact"), ("block", "block"), ("flag", "flag (shadow)")]
 SCOPE_HELP = (
     "Leave all three empty for a global guardrail. Each list that is set restricts it: the request must "
     "be on one of the routes AND from one of the teams AND use one of the keys that are listed."
@@ -76,6 +78,11 @@ class _ModelErrorsShown:
 class GuardrailListForm(_ModelErrorsShown, forms.ModelForm):
     """The changelist's inline action/enabled form."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "action" in self.fields:  # the long explanations made the list wider than a laptop screen
+            self.fields["action"].choices = SHORT_ACTIONS
+
     def _post_clean(self) -> None:
         # Rows left as they were are not saved, so not re-validated either: one guardrail
         # with broken stored parameters must not make every other row unsavable.
@@ -124,7 +131,8 @@ def _param_fields() -> dict[str, forms.Field]:
     for kind in KINDS.values():
         for name, p in kind.params.items():
             field = fields[_field_name(kind.name, name)] = _form_field(p)
-            field.label = name.replace("_", " ")
+            words = name.removesuffix("_s").replace("_", " ")
+            field.label = capfirst(words) + (" (seconds)" if name.endswith("_s") else "")
     return fields
 
 
@@ -148,7 +156,7 @@ def kind_fieldsets() -> list[tuple[str, dict]]:
 @admin.register(Guardrail)
 class GuardrailAdmin(admin.ModelAdmin):
     form = GuardrailForm
-    list_display = ["name", "kind", "stage", "action", "on_error", "scope_summary", "order", "enabled"]
+    list_display = ["name", "kind", "stage_short", "action", "on_error_short", "scope_summary", "order", "enabled"]
     list_editable = ["action", "enabled"]
     list_filter = ["enabled", "kind", "stage", "action"]
     search_fields = ["name", "description"]
@@ -173,6 +181,15 @@ class GuardrailAdmin(admin.ModelAdmin):
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any):
         return super().get_changelist_form(request, form=GuardrailListForm, **kwargs)
+
+    # Short values in the list: the choices' explanations belong on the change page.
+    @admin.display(description="stage", ordering="stage")
+    def stage_short(self, g: Guardrail) -> str:
+        return g.stage
+
+    @admin.display(description="on error", ordering="on_error")
+    def on_error_short(self, g: Guardrail) -> str:
+        return "fail closed" if g.on_error == "block" else "fail open"
 
     @admin.display(description="scope")
     def scope_summary(self, g: Guardrail) -> str:

@@ -34,6 +34,12 @@ class SandboxForm(forms.Form):
     direction = forms.ChoiceField(choices=[("input", "as a prompt (input)"), ("output", "as an answer (output)")],
                                   initial="input", widget=forms.RadioSelect)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The page invites trying switched-off guardrails: say which ones those are.
+        self.fields["guardrails"].label_from_instance = lambda g: (
+            f"{g.name} ({g.kind}, {g.action}{', switched off' if not g.enabled else ''})")
+
 
 def sandbox_view(request: HttpRequest) -> HttpResponse:
     initial: dict[str, Any] = {}

@@ -269,6 +269,8 @@ def test_the_sandbox_renders_with_every_guardrail_offered(admin_client):
     assert page.status_code == 200
     assert untouched_form(page)["guardrails"] == [str(off.pk)]  # preselected from the guardrail's page
     assert {str(g) for g in page.context["form"].fields["guardrails"].queryset} == {"on", "off"}
+    html = page.content.decode()
+    assert "on (secrets, flag)</label>" in html and "off (secrets, flag, switched off)</label>" in html
 
 
 def test_the_sandbox_shows_pii_findings_redacted_text_and_restored_answer(admin_client):
