@@ -167,6 +167,7 @@ def _fresh_config_caches():
     from billing.admission import budgets
     from billing.keys import key_cache
     from billing.limits import reset_limit_store_for_tests
+    from guardrails.policy import guardrail_table
     from routing.breaker import reset_breaker_store_for_tests
     from routing.catalog import routing_table
     from routing.health import reset_absorbed
@@ -174,6 +175,7 @@ def _fresh_config_caches():
 
     def fresh():
         routing_table.invalidate()
+        guardrail_table.invalidate()
         table_watch.reset()
         reset_absorbed()
         budgets.invalidate()
