@@ -220,3 +220,16 @@ def test_no_planted_value_in_the_database_or_logs(setup, caplog):
     for value in PLANTED:
         assert all(value not in s for s in stored), value
         assert value not in caplog.text, value
+
+
+def test_the_dry_run_says_which_guardrails_would_check_the_request(setup):
+    from routing.dryrun import explain
+
+    fake, _, route = setup
+    add("pii-default", "pii", restore=True)
+    add("banned-words", "keywords", stage="output", action="block", words=["x"])
+    ex = explain(route, "Hello", max_tokens=100)
+    notes = dict(ex.stages)
+    assert "pii-default (pii, redact, restores originals)" in notes["guardrails"]
+    assert "checks the answer with pii-default (pii, redact, restores originals), banned-words" in notes["guardrails"]
+    assert fake.requests == [] and not Violation.objects.exists()
