@@ -231,5 +231,5 @@ def test_the_dry_run_says_which_guardrails_would_check_the_request(setup):
     ex = explain(route, "Hello", max_tokens=100)
     notes = dict(ex.stages)
     assert "pii-default (pii, redact, restores originals)" in notes["guardrails"]
-    assert "checks the answer with pii-default (pii, redact, restores originals), banned-words" in notes["guardrails"]
+    assert "checks the answer with banned-words (keywords, block), pii-default" in notes["guardrails"]
     assert fake.requests == [] and not Violation.objects.exists()
