@@ -32,7 +32,10 @@ _PLACEHOLDER = re.compile(r"\{\{([a-z_0-9]+)(?:#(\d+))?\}\}")
 
 
 def fake_secret(entity: str, seed: int = 0) -> str:
-    """A deterministic fake credential of kind `entity` (see _SHAPES, or "private_key")."""
+    """A deterministic fake credential of kind `entity` (see _SHAPES, "private_key" or
+    "private_key_escaped")."""
+    if entity == "private_key_escaped":  # as a JSON string holds it (a service-account file)
+        return fake_secret("private_key", seed).replace("\n", "\\n")
     rng = random.Random(f"{entity}:{seed}")
     if entity == "private_key":
         return _fake_pem(rng)
@@ -58,9 +61,10 @@ def _random_body(rng: random.Random, alphabet: str, length: int) -> str:
 
 
 def _fake_pem(rng: random.Random) -> str:
-    body = _random_body(rng, _ALNUM + "+/", 64 * 6 + 24)
+    label = rng.choice(("", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "))
+    body = _random_body(rng, _ALNUM + "+/", 64 * rng.randint(4, 12) + rng.randint(4, 60))
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return "-----BEGIN " + "PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END " + "PRIVATE KEY-----"
+    return f"-----BEGIN {label}PRIVATE " + "KEY-----\n" + "\n".join(lines) + f"\n-----END {label}PRIVATE " + "KEY-----"
 
 
 def expand(text: str, line_seed: int) -> str:

@@ -116,9 +116,3 @@ def cccd_ok(digits: str) -> bool:
         return False
     year = 1900 + 100 * (century // 2) + int(digits[4:6])
     return year <= _THIS_YEAR
-
-
-def cmnd_ok(digits: str) -> bool:
-    """A 9-digit identity card number (CMND): its first two digits are the issuing
-    province's code, 01-38 in the old numbering."""
-    return len(digits) == 9 and 1 <= int(digits[:2]) <= 38

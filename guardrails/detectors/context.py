@@ -36,8 +36,9 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
         "số điện thoại", "so dien thoai", "điện thoại", "dien thoai", "sđt", "sdt", "đt", "đtdđ",
         "di động", "di dong", "số máy", "so may", "liên hệ", "lien he", "gọi", "goi", "nhắn",
         "hotline", "zalo", "viber", "whatsapp", "telegram", "signal", "phone", "tel", "telephone",
-        "mobile", "cell", "cellphone", "call", "contact", "fax", "sms", "text me", "reach me",
-        "ring", "dial",
+        "mobile", "cell", "cellphone", "call", "caller", "called", "calling", "callback", "contact",
+        "fax", "sms", "text me", "reach me", "ring", "dial", "tổng đài", "tong dai", "cskh",
+        "liên lạc", "lien lac", "nhắn tin",
     ),
     "vn_id": (
         "cccd", "cmnd", "cmt", "căn cước", "can cuoc", "căn cước công dân", "chứng minh",

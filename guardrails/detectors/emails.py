@@ -7,7 +7,8 @@ Decisions (documented in pii.py too):
     punycode. So "user@localhost", "admin@db.internal", "icon@2x.png" and
     "lodash@4.17.21" are not addresses.
   * "git@github.com" is an SSH remote, not a person's address.
-  * The password of a URL ("https://user:pass@host.com") is not an address.
+  * The user or password of a URL ("https://token@github.com/...",
+    "https://user:pass@host.com") is not an address.
 The bounds (64 + 1 + 63 characters) are what keep `hold` within 128 characters.
 """
 
@@ -74,8 +75,8 @@ def _email_at(text: str, at: int) -> Finding | None:
     start, local = m.start(), m.group()
     if len(local) > MAX_LOCAL or not local.isascii() or local[0] == "." or local[-1] == "." or ".." in local:
         return None  # also "nguyễn.an@...": not an ASCII local part, and not "n.an@..." either
-    if local.lower() == "git" or _URL_PASSWORD.search(text, max(0, start - 80), start):
-        return None
+    if local.lower() == "git" or text.endswith("://", 0, start) or _URL_PASSWORD.search(text, max(0, start - 60), start):
+        return None  # an SSH remote, a URL's user ("https://token@github.com") or password
     d = _DOMAIN.match(text, at + 1)
     if not d or d.end() - at - 1 > MAX_DOMAIN or d.group(1).lower() not in TLDS and not d.group(1).startswith("xn--"):
         return None

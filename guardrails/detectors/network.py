@@ -35,7 +35,8 @@ _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 MAX_IPV6 = 45
 # hold(): the start of an IPv6 address at the very end (groups of at most four hex digits).
 IPV6_TAIL = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}(?::|\Z))[0-9A-Fa-f:.]{1,%d}\Z" % MAX_IPV6)
-_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_IPV6_CHARS = _HEX_DIGITS | {":", "."}
 
 
 def find_ipv4(text: str, pos: int, endpos: int) -> list[Finding]:
@@ -65,13 +66,19 @@ def hold(text: str) -> int:
 
 
 def find_ipv6(text: str) -> list[Finding]:
+    """IPv6 addresses: every one has ":x:" or "::" (a hint, found by a literal search);
+    the candidate starts at the hex digits just before its first hint."""
     out: list[Finding] = []
     done = 0
     for hint in _IPV6_HINT.finditer(text):
         if hint.start() < done:
             continue
-        for m in IPV6.finditer(text, max(done, hint.start() - MAX_IPV6), min(len(text), hint.end() + MAX_IPV6 + 4)):
-            done = max(done, m.end())
+        start = hint.start()
+        while start > done and text[start - 1] in _HEX_DIGITS:
+            start -= 1
+        m = IPV6.match(text, start)
+        if m and m.end() > hint.start():
+            done = m.end()
             if _ipv6_ok(m.group()):
                 out.append(Finding(m.start(), m.end(), "ip_address"))
     return out

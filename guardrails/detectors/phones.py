@@ -7,27 +7,32 @@ first, so "0912 345 678 hoặc 0987 654 321" and "0912345678 0987654321" give tw
 
 A piece is a phone number when `phonenumbers` says the number is VALID (a number the
 national plan allocates, what `Leniency.VALID` checks; POSSIBLE would accept prices):
-  * "+..." or "00..." as an international number;
+  * "+..." as an international number (POSSIBLE is enough there: nothing but a phone
+    number is written "+84 ..."), "00..." too (VALID);
   * "0..." as a Vietnamese national number (mobiles 03x/05x/07x/08x/09x, 02x landlines,
     also what happens to be valid elsewhere: "020 7946 0958" is both);
   * "1800 ..."/"1900 ..." and "84 ..." as Vietnamese numbers, when written with spaces
     or near a phone word ("hotline", "sđt", "call" ...);
-  * other digit groups in the North American layout ("(212) 555-0123", "212-555-0123",
-    with or without a leading 1) when the area code and exchange are well formed, and
-    "0..." groups as a UK/AU/FR/DE national number. Bare unformatted digit strings are
-    never read as foreign numbers: 10-digit Unix timestamps are valid in the UK plan.
-Next to a phone word a 0-leading 10-11 digit Vietnamese number that is merely POSSIBLE
-("SĐT: 0123 456 789", an old or made-up number) counts too.
+  * digit groups in the North American layout ("(212) 555-0123", "212-555-0123", with
+    or without a leading 1) when the area code does not start with 0 or 1, or a phone
+    word is near ("call 123-456-7890": the made-up numbers people write);
+  * "0..." groups of 10-11 digits as a UK/AU/FR/DE national number.
+Bare digit strings are never read as foreign numbers without a phone word: 10-digit Unix
+timestamps are valid in the UK plan. Next to a phone word a 0-leading 10-11 digit
+Vietnamese number that is merely POSSIBLE ("SĐT: 0123 456 789", an old or made-up
+number) counts too, and so does a number with an operator's mobile prefix written with
+separators ("0891 234 567": Mobifone's prefix, a block of it not allocated yet).
 
 Never phones: pieces in the thousands layout ("1.250.000", "18 000 000"), dates
 ("02.12.2026", "2026-12-02"), dotted quads (IP addresses), numbers right after "#", a
 currency sign or inside words, and numbers whose nearest keyword says order, account,
-tax code, ISBN... (context.py).
+tax code, ISBN... (context.py), unless written "+...".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -37,15 +42,20 @@ from . import context
 from .base import Finding
 
 # "(+84)" / "+84" / "(028)" / "0912", then groups joined by one separator; a closing
-# parenthesis may stand where the separator is ("(028)3823").
-_TOKEN = r"\(?\+?\d+\)?"
-CANDIDATE = re.compile(r"(?<![\w#$€£¥₫+.,/@-])" + _TOKEN + r"(?:[ .\-]?" + _TOKEN + r")*")
+# parenthesis may stand where the separator is ("(028)3823"). Parentheses come in pairs
+# around one group: in "(0912 345 678)" and "f(2147483647)" they are not the number's.
+_TOKEN = r"(?:\(\+?\d+\)|\+?\d+)"
+# Not inside a word, after "#", a currency sign, "@", "+", "-", or the decimal point of a
+# longer number ("1.0912345678"); "tel.0912345678" and "0912345678,0987654321" are fine.
+CANDIDATE = re.compile(r"(?<![\w#$€£¥₫+@-])(?<!\d\.)" + _TOKEN + r"(?:[ .\-]?" + _TOKEN + r")*")
 _PIECE_TOKEN = re.compile(_TOKEN)
 _THOUSANDS = re.compile(r"\d{1,3}(?:([ .,])\d{3})(?:\1\d{3})+")
 _DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2}")
 _DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d[ .\-])[2-9]\d\d[ .\-]\d{4}")
-_DIRTY_END = re.compile(r"[\w@]|[.,\-/:]\d")
+_NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\((\d)\d\d\) ?|(\d)\d\d[ .\-])\d{3}[ .\-]\d{4}")
+# The mobile operators' prefixes; phonenumbers knows which blocks inside them are allocated.
+_VN_MOBILE = re.compile(r"0(?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9\d)\d{7}")
+_DIRTY_END = re.compile(r"[\w@]|[.\-:]\d")  # the last group runs on: "0912345678a", "0912345678.5"
 MIN_DIGITS, MAX_DIGITS = 8, 15
 _FOREIGN_NATIONAL = ("GB", "AU", "FR", "DE")
 
@@ -56,7 +66,7 @@ def find_phones(text: str, pos: int, endpos: int) -> list[Finding]:
     for m in CANDIDATE.finditer(text, pos, endpos):
         tokens = [(t.start(), t.end()) for t in _PIECE_TOKEN.finditer(text, m.start(), m.end())]
         if _DIRTY_END.match(text, m.end()):
-            tokens.pop()  # the last group runs into a word or another number
+            tokens.pop()
         _split(text, tokens, out)
     return out
 
@@ -64,7 +74,10 @@ def find_phones(text: str, pos: int, endpos: int) -> list[Finding]:
 def _split(text: str, tokens: list[tuple[int, int]], out: list[Finding]) -> None:
     """The longest valid pieces, left to right. A piece starts and ends at a space (or at
     the candidate's own ends) and has at most MAX_DIGITS + 2 digits, so how a piece is
-    decided never depends on text more than ~65 characters after its start."""
+    decided never depends on text more than ~65 characters after its start. When no
+    piece starts at a group of three or more digits, the groups are something else's
+    (a mistyped IBAN or card: "DE89 3704 0044 0532 0130 01") and none of the rest is a
+    phone."""
     last = len(tokens) - 1
     i = 0
     while i <= last:
@@ -81,7 +94,9 @@ def _split(text: str, tokens: list[tuple[int, int]], out: list[Finding]) -> None
                 i = j + 1
                 break
         else:
-            i += 1
+            if sum(ch.isdigit() for ch in text[tokens[i][0] : tokens[i][1]]) >= 3:
+                return  # a group no phone starts with: the rest is some other number's groups
+            i += 1  # a stray short number ("Phòng 3 0912 345 678")
             while i <= last and text[tokens[i][0] - 1] != " ":
                 i += 1
 
@@ -91,37 +106,60 @@ def _is_phone(text: str, start: int, end: int) -> bool:
     digits = "".join(ch for ch in piece if ch.isdigit())
     if not MIN_DIGITS <= len(digits) <= MAX_DIGITS + 2:
         return False
-    if _THOUSANDS.fullmatch(piece) or _DATE.fullmatch(piece) or _DOTTED_QUAD.fullmatch(piece):
+    if _DATE.fullmatch(piece) or _DOTTED_QUAD.fullmatch(piece):
         return False
+    if _THOUSANDS.fullmatch(piece) and not (len(digits) == 11 and digits.startswith("84")):
+        return False  # "18 000 000", "1.250.000"; but "84 912 345 678" is +84 without its "+"
     near = context.nearest(text, start)
-    if near == "other":
-        return False
     intl = piece.lstrip("(").startswith("+")
-    formatted = piece != digits
-    return _valid(piece if intl else digits, intl, formatted, near == "phone", bool(_NANP.fullmatch(piece)))
+    if near == "other" and not intl:
+        return False  # "+1-646-385-4963" is a phone even after "ticket" or "order"
+    formatted = len(piece) != len(digits)
+    nanp = _NANP.fullmatch(piece)
+    # The North American layout, "(555) 123-4567": with an area code that can be one, or
+    # next to a phone word ("call 123-456-7890"): the made-up numbers people write.
+    nanp_layout = bool(nanp) and ((nanp.group(1) or nanp.group(2)) not in "01" or near == "phone")
+    return _valid(piece if intl else digits, intl, formatted, near == "phone", nanp_layout)
 
 
 @lru_cache(maxsize=4096)
 def _valid(number: str, intl: bool, formatted: bool, phone_word: bool, nanp_layout: bool) -> bool:
-    if intl or number.startswith("00"):
-        return _parses_valid(number, "VN")
+    """The rules of the module docstring, in order. `number` is the piece as written
+    when it starts with "+", its digits otherwise."""
+    if intl:
+        return _parses(number, "VN", phonenumbers.is_possible_number)
+    if number.startswith("00"):  # the international prefix, or the zeros of some other number
+        if number[2] == "0" or len(number) < 10:
+            return False
+        lenient = phone_word or (formatted and number.startswith("0084"))
+        return _parses(number, "VN", phonenumbers.is_possible_number if lenient else phonenumbers.is_valid_number)
     if number.startswith("0"):
-        if 10 <= len(number) <= 11 and _national_valid(84, number[1:]):
-            return True
-        if phone_word and 10 <= len(number) <= 11 and _possible(84, number[1:]):
-            return True
-        return (formatted or phone_word) and any(_parses_valid(number, r) for r in _FOREIGN_NATIONAL)
+        return _zero_leading(number, formatted, phone_word)
     if nanp_layout:
-        return True  # "(555) 123-4567": the North American layout, area code and exchange well formed
+        return True
     if not (formatted or phone_word):
         return False
     if number.startswith(("1800", "1900")) and _national_valid(84, number):
         return True
     if number.startswith("84") and _national_valid(84, number[2:]):
         return True
+    if not phone_word:  # "3056 930009" (a card's groups) is not a Miami number
+        return False
     if len(number) == 10 and _national_valid(1, number):
         return True
     return len(number) == 11 and number.startswith("1") and _national_valid(1, number[1:])
+
+
+def _zero_leading(number: str, formatted: bool, phone_word: bool) -> bool:
+    if 10 <= len(number) <= 11:
+        if _national_valid(84, number[1:]) or (phone_word and _possible(84, number[1:])):
+            return True
+        if formatted and _VN_MOBILE.fullmatch(number):
+            return True
+        # Foreign national numbers; shorter pieces are more often the tail of some other
+        # number's groups ("4095 2525 0994 0000") than a phone.
+        return (formatted or phone_word) and any(_parses_valid(number, r) for r in _FOREIGN_NATIONAL)
+    return False
 
 
 def _national_valid(country_code: int, national: str) -> bool:
@@ -135,7 +173,11 @@ def _possible(country_code: int, national: str) -> bool:
 
 
 def _parses_valid(number: str, region: str) -> bool:
+    return _parses(number, region, phonenumbers.is_valid_number)
+
+
+def _parses(number: str, region: str, check: Callable[[PhoneNumber], bool]) -> bool:
     try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
+        return check(phonenumbers.parse(number, region))
     except phonenumbers.NumberParseException:
         return False

@@ -28,8 +28,9 @@ guardrails/corpus/ measures them; `python -m guardrails.corpus.report`):
                0-3 and a birth year that has happened, and only after an identity word
                ("CCCD", "căn cước", "CMND", "số định danh", "ID card", "citizen ID", "ID"):
                a bare 12-digit number is as often an order or account number.
-  vn_cmnd      9 digits starting with a province code 01-38, only after an identity word
-               ("CMND", "chứng minh nhân dân", "CMT", "CCCD", "ID card"), not "ID" alone.
+  vn_cmnd      9 digits, only after an identity word ("CMND", "chứng minh nhân dân",
+               "CMT", "CCCD", "ID card"), not "ID" alone. No structure is checked: the
+               old 9-digit numbering has none that is published reliably.
   ip_address   IPv4 dotted quads that are not versions ("v1.2.3.4", "version 1.2.3.4",
                "Chrome/120.0.6099.109"), IPv6 addresses `ipaddress` accepts (network.py).
                Not times, MAC addresses or slices.
