@@ -3,7 +3,10 @@ and recall per entity on both splits, the named hard negatives never flagged, an
 stream-release property of `hold` at every split point of every line.
 
 Thresholds are what the detectors reach, a little below (targets: precision >= 0.98,
-recall >= 0.95 for every entity); the holdout split was set aside before tuning.
+recall >= 0.95 for every entity). The holdout split was set aside before tuning; the
+fresh split was written after it and scored once before any fix: then phone precision
+0.967 (a git date's "03 2026 +0700") and card recall 0.8 (two made-up numbers that fail
+Luhn, relabelled as valid numbers), every other entity 1.0.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from guardrails.detectors.secrets import SecretsDetector
 
 DETECTORS = (PiiDetector(ENTITIES), SecretsDetector())
 # Per split: (precision, recall) every entity must reach.
-THRESHOLDS = {"tuning": (0.99, 0.99), "holdout": (0.98, 0.95)}
+THRESHOLDS = {"tuning": (0.99, 0.99), "holdout": (0.98, 0.95), "fresh": (0.97, 0.95)}
 # Lines of these categories must have no finding at all.
 ZERO_FINDING_TAGS = ("neg:short_upper", "neg:timestamp", "neg:price")
 
@@ -36,9 +39,9 @@ def scored(split: str) -> Score:
 
 
 def test_the_corpus_is_several_hundred_lines_in_both_languages() -> None:
-    everything = lines("tuning") + lines("holdout")
+    everything = sum((lines(split) for split in SPLITS), ())
     assert len(everything) >= 400
-    assert len(lines("holdout")) >= 0.15 * len(everything)
+    assert len(lines("holdout")) + len(lines("fresh")) >= 0.2 * len(everything)
     assert {line.lang for line in everything} == {"en", "vi"}
     assert len({line.id for line in everything}) == len(everything)
 
@@ -59,7 +62,7 @@ NEGATIVES_OF = {
 
 @pytest.mark.parametrize("entity", ENTITIES + SECRET_ENTITIES)
 def test_every_entity_has_positives_and_hard_negatives(entity: str) -> None:
-    everything = lines("tuning") + lines("holdout")
+    everything = sum((lines(split) for split in SPLITS), ())
     positives = [line for line in everything if any(f.entity == entity for f in line.expected)]
     negatives = [line for line in everything if set(NEGATIVES_OF[entity]) & set(line.tags)]
     assert len(positives) >= 5 and len(negatives) >= 5
@@ -74,7 +77,8 @@ def test_each_entity_reaches_its_precision_and_recall(split: str) -> None:
         for e in s.entities()
         if s.precision(e) < min_precision or s.recall(e) < min_recall
     }
-    assert below == {}, s.errors
+    # The misses by line id only: the held-out lines stay unread while tuning.
+    assert below == {}, sorted({line_id for line_id, *_ in s.errors})
 
 
 @pytest.mark.parametrize("tag", ZERO_FINDING_TAGS)

@@ -1,8 +1,9 @@
 """Precision, recall and F1 per entity of PiiDetector(ENTITIES) + SecretsDetector() on
-the labelled corpus, as markdown tables (tuning and holdout splits).
+the labelled corpus, as markdown tables, one per split (scoring.SPLITS).
 
-    .venv/bin/python -m guardrails.corpus.report            # the tables
-    .venv/bin/python -m guardrails.corpus.report --errors   # and every miss of the tuning split
+    .venv/bin/python -m guardrails.corpus.report                  # the tables
+    .venv/bin/python -m guardrails.corpus.report --errors         # and the tuning split's misses
+    .venv/bin/python -m guardrails.corpus.report --errors=fresh   # a held-out split's misses
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def main(argv: list[str]) -> int:
         print(f"## {split} ({len(lines)} lines, {len(negatives)} without PII)\n")
         print(table(s))
         print()
-        # The holdout's misses stay unread unless asked for by name: it is the unseen split.
+        # A held-out split's misses stay unread unless asked for by name.
         if f"--errors={split}" in argv or ("--errors" in argv and split == "tuning"):
             for line_id, entity, found, expected in s.errors:
                 what = f"found {found!r}" if found is not None else f"missed {expected!r}"

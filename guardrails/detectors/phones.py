@@ -104,8 +104,8 @@ def _split(text: str, tokens: list[tuple[int, int]], out: list[Finding]) -> None
 def _is_phone(text: str, start: int, end: int) -> bool:
     piece = text[start:end]
     digits = "".join(ch for ch in piece if ch.isdigit())
-    if not MIN_DIGITS <= len(digits) <= MAX_DIGITS + 2:
-        return False
+    if not MIN_DIGITS <= len(digits) <= MAX_DIGITS + 2 or "+" in piece.lstrip("(+"):
+        return False  # a "+" only leads: "10:22:03 2026 +0700" ends in a time zone
     if _DATE.fullmatch(piece) or _DOTTED_QUAD.fullmatch(piece):
         return False
     if _THOUSANDS.fullmatch(piece) and not (len(digits) == 11 and digits.startswith("84")):
