@@ -91,7 +91,8 @@ POSITIVES = [
     ("Số điện thoại: 0123 456 789", [("phone", "0123 456 789")]),  # not allocated, but after a phone word
     # phone: other countries
     ("Call (212) 555-0123 or 1-800-555-0199", [("phone", "(212) 555-0123"), ("phone", "1-800-555-0199")]),
-    ("US +1 (650) 253-0000, UK +44 (0)20 7946 0958", [("phone", "+1 (650) 253-0000"), ("phone", "+44 (0)20 7946 0958")]),
+    ("US +1 (650) 253-0000, UK +44 (0)20 7946 0958", [
+        ("phone", "+1 (650) 253-0000"), ("phone", "+44 (0)20 7946 0958")]),
     ("Tokyo +81 3-5555-1234, Singapore +65 6123 4567", [("phone", "+81 3-5555-1234"), ("phone", "+65 6123 4567")]),
     ("London desk 020 7946 0958", [("phone", "020 7946 0958")]),
     ("Call 123-456-7890 now", [("phone", "123-456-7890")]),
@@ -100,7 +101,8 @@ POSITIVES = [
     ("cc=4242424242424242&exp=1226", [("credit_card", "4242424242424242")]),
     ("MC 5555-5555-5555-4444, 2-series 2223 0031 2200 3222", [
         ("credit_card", "5555-5555-5555-4444"), ("credit_card", "2223 0031 2200 3222")]),
-    ("Amex 3782 822463 10005 and 378282246310005", [("credit_card", "3782 822463 10005"), ("credit_card", "378282246310005")]),
+    ("Amex 3782 822463 10005 and 378282246310005", [
+        ("credit_card", "3782 822463 10005"), ("credit_card", "378282246310005")]),
     ("JCB 3530111333300000, UnionPay 6200000000000005", [
         ("credit_card", "3530111333300000"), ("credit_card", "6200000000000005")]),
     ("Diners 3056 930902 5904, Discover 6011 1111 1111 1117", [
@@ -125,7 +127,8 @@ POSITIVES = [
     ("chứng minh nhân dân số 271234567; CMT 164123987", [("vn_cmnd", "271234567"), ("vn_cmnd", "164123987")]),
     ("CMND 123456789 và CCCD 001099012345", [("vn_cmnd", "123456789"), ("vn_cccd", "001099012345")]),
     # IP addresses
-    ("ssh root@10.0.0.5 -p 22; curl http://192.168.1.10:8080/", [("ip_address", "10.0.0.5"), ("ip_address", "192.168.1.10")]),
+    ("ssh root@10.0.0.5 -p 22; curl http://192.168.1.10:8080/", [
+        ("ip_address", "10.0.0.5"), ("ip_address", "192.168.1.10")]),
     ("Allow 10.0.0.0/8 and 203.0.113.195", [("ip_address", "10.0.0.0"), ("ip_address", "203.0.113.195")]),
     ("IP=10.0.0.1 ip:10.0.0.2", [("ip_address", "10.0.0.1"), ("ip_address", "10.0.0.2")]),
     ("v6 2001:db8::1, [fe80::1ff:fe23:4567:890a]:443, ::1", [
@@ -220,7 +223,7 @@ SECRET_NEGATIVES = [
     "We use sk-learn pipelines and the task-scheduler-for-background-jobs-v2 module.",
     "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
     "The file starts with -----BEGIN OPENSSH PRIVATE KEY----- and ends with the END line.",
-    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPH\n-----END PUBLIC KEY-----",
     "C4 S3 EKS AWS GPU and ASIA-PACIFIC",
 ]
 

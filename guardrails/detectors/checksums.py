@@ -51,16 +51,21 @@ _IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
 )
 
 
+# The table as prefix -> lengths ("4" -> {13, 16, 19}, "2221" ... "2720" -> {16}).
+_IIN_LENGTHS: dict[str, frozenset[int]] = {}
+for _low, _high, _lengths in _IIN_RANGES:
+    for _prefix in range(_low, _high + 1):
+        _IIN_LENGTHS[str(_prefix)] = _IIN_LENGTHS.get(str(_prefix), frozenset()) | _lengths
+
+
 def card_ok(digits: str) -> bool:
     """A payment card number: a known issuer range, a length that network issues, Luhn."""
     n = len(digits)
     if not 13 <= n <= 19:
         return False
-    for low, high, lengths in _IIN_RANGES:
-        width = len(str(low))
-        if n in lengths and low <= int(digits[:width]) <= high:
-            return luhn_ok(digits)
-    return False
+    if not any(n in _IIN_LENGTHS.get(digits[:width], ()) for width in (1, 2, 3, 4)):
+        return False
+    return luhn_ok(digits)
 
 
 # ISO 13616 registry: country code -> IBAN length.

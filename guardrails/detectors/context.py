@@ -14,6 +14,7 @@ Vietnamese keywords are listed with and without diacritics (people type both).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 WINDOW = 40
 
@@ -52,17 +53,36 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
             "số an sinh xã hội", "an sinh xã hội"),
 }  # fmt: skip
 
-_CLASS_OF = {word: cls for cls, words in _KEYWORDS.items() for word in words}
-_KEYWORD = re.compile(
-    r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(_CLASS_OF, key=len, reverse=True)) + r")(?!\w)",
-    re.IGNORECASE,
-)
+# Keywords and windows are compared as lower-case word sequences ("ss#" is "ss #").
+_WORD = re.compile(r"[^\W_]+|#")
+
+
+def _words(s: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(s.lower()))
+
+
+_CLASS_OF = {_words(word): cls for cls, words in _KEYWORDS.items() for word in words}
+_LONGEST = max(len(k) for k in _CLASS_OF)
+_LAST_WORDS = frozenset(k[-1] for k in _CLASS_OF)
 
 
 def nearest(text: str, start: int, window: int = WINDOW) -> str | None:
     """The class of the keyword nearest before `text[start]` within `window`
-    characters ("other", "phone", "vn_id", "id", "ssn"), or None."""
-    found = None
-    for m in _KEYWORD.finditer(text, max(0, start - window), start):
-        found = m
-    return _CLASS_OF[found.group().lower()] if found else None
+    characters ("other", "phone", "vn_id", "id", "ssn"), or None. Of keywords ending at
+    the same word the longest wins ("order id" is "other", "id" alone is "id")."""
+    lo = max(0, start - window)
+    # Inside a word, the window's first word is not a word of the text.
+    return _classify(text[lo:start], bool(lo) and text[lo - 1].isalnum() and text[lo].isalnum())
+
+
+@lru_cache(maxsize=4096)  # the card, SSN, ID and phone checks of one number ask alike
+def _classify(window: str, cut: bool) -> str | None:
+    words = _words(window)[1 if cut else 0 :]
+    for end in range(len(words), 0, -1):
+        if words[end - 1] not in _LAST_WORDS:
+            continue
+        for n in range(min(_LONGEST, end), 0, -1):
+            cls = _CLASS_OF.get(words[end - n : end])
+            if cls:
+                return cls
+    return None

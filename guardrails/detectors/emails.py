@@ -45,9 +45,6 @@ _GENERIC_TLDS = (
 )
 TLDS = frozenset((_CC_TLDS + " " + _GENERIC_TLDS).split())
 
-# The local part ending at an "@" (the whole word: a non-ASCII one is refused), found by a
-# regex anchored at the "@".
-_LOCAL = re.compile(r"[\w.%+\-]{1," + str(MAX_LOCAL + 1) + r"}\Z")
 _DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}|xn--[A-Za-z0-9]{1,20})"
     r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
@@ -69,14 +66,19 @@ def find_emails(text: str) -> list[Finding]:
 
 
 def _email_at(text: str, at: int) -> Finding | None:
-    m = _LOCAL.search(text, max(0, at - MAX_LOCAL - 1), at)
-    if not m:
-        return None
-    start, local = m.start(), m.group()
-    if len(local) > MAX_LOCAL or not local.isascii() or local[0] == "." or local[-1] == "." or ".." in local:
+    start = at
+    lo = max(0, at - MAX_LOCAL - 1)
+    while start > lo and (text[start - 1].isalnum() or text[start - 1] in "_.%+-"):
+        start -= 1  # the whole word before the "@" (a longer one is refused: too long)
+    local = text[start:at]
+    if not local or len(local) > MAX_LOCAL or not local.isascii():
         return None  # also "nguyễn.an@...": not an ASCII local part, and not "n.an@..." either
-    if local.lower() == "git" or text.endswith("://", 0, start) or _URL_PASSWORD.search(text, max(0, start - 60), start):
-        return None  # an SSH remote, a URL's user ("https://token@github.com") or password
+    if local[0] == "." or local[-1] == "." or ".." in local:
+        return None
+    if local.lower() == "git" or text.endswith("://", 0, start):
+        return None  # an SSH remote; a URL's user ("https://token@github.com/...")
+    if _URL_PASSWORD.search(text, max(0, start - 60), start):
+        return None  # a URL's password ("https://user:pass@host")
     d = _DOMAIN.match(text, at + 1)
     if not d or d.end() - at - 1 > MAX_DOMAIN or d.group(1).lower() not in TLDS and not d.group(1).startswith("xn--"):
         return None

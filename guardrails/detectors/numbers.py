@@ -4,8 +4,8 @@
 with, and the two check digits after an IBAN's country code; the entity patterns then
 run only on the few characters around each run, so prose with a handful of numbers
 ("in 2024", "15%", "3 teams") costs one C-level scan. How many digits a run has rules
-entities out before their patterns run (an SSN has nine). An IBAN's start is looked for
-just before each run.
+entities out before their patterns run (an SSN has nine). An IBAN is looked for where a
+run follows two capitals: its check digits always start one.
 
 Every pattern here has a bounded length and reads at most two characters after its
 match, which is what makes `hold` (the trailing run, at most `MAX_HOLD` characters) safe.
@@ -42,7 +42,7 @@ SSN = re.compile(_BEFORE + r"(\d{3})([ \-]?)(\d{2})\2(\d{4})" + _AFTER)
 VN_ID = re.compile(
     _BEFORE + r"(?:\d{12}|\d{9}|\d{3}([ .])\d{3}\1\d{3}(?:\1\d{3})?|\d{4} \d{4} \d{4}|\d{6} \d{6})" + _AFTER
 )
-IBAN_START = re.compile(r"(?<![\w])[A-Z]{2}\d{2}")
+IBAN_START = re.compile(r"(?<!\w)[A-Z]{2}\d{2}")
 _IBAN_BODY = re.compile(r"[A-Z0-9]")
 MAX_IBAN = checksums.MAX_IBAN + checksums.MAX_IBAN // 4  # with a space every four
 
@@ -56,29 +56,23 @@ IBAN_TAIL = re.compile(r"(?<!\w)[A-Z](?:[A-Z](?:\d(?:\d[ A-Z0-9]{0,%d})?)?)?\Z" 
 
 def find_numbers(text: str, entities: frozenset[str]) -> list[Finding]:
     out: list[Finding] = []
-    finders = [(least, f) for names, least, f in _FINDERS if names & entities]
-    iban_end = 0 if "iban" in entities else len(text) + 1
+    finders = [(least, dots, f) for names, least, dots, f in _FINDERS if names & entities]
+    iban = "iban" in entities
     for run in RUN.finditer(text):
         s, e = run.span()
-        if s >= iban_end:
-            iban_end = _ibans_before(text, s, iban_end, out)
-        digits = len(run.group().translate(_DIGITS_ONLY))
+        # Every IBAN's check digits start a run ("DE89 3704 ...", "GB82WEST..."): look
+        # for one where a run follows two capitals.
+        if iban and s >= 2 and "A" <= text[s - 2] <= "Z" and "A" <= text[s - 1] <= "Z":
+            found = _iban_at(text, s - 2)
+            if found:
+                out.append(found)
+        chunk = run.group()
+        digits = len(chunk.translate(_DIGITS_ONLY))
         pos, endpos = max(0, s - _BACK), min(len(text), e + _MARGIN)
-        for least, finder in finders:
-            if digits >= least:
+        for least, dots, finder in finders:
+            if digits >= least and (not dots or "." in chunk):
                 out.extend(finder(text, pos, endpos))
     return [f for f in out if f.entity in entities]
-
-
-def _ibans_before(text: str, run_start: int, iban_end: int, out: list[Finding]) -> int:
-    """An IBAN whose start is at most an IBAN's length before this run; returns where
-    the last one found ends (runs before that are inside it)."""
-    for m in IBAN_START.finditer(text, max(iban_end, run_start - MAX_IBAN), run_start + 2):
-        found = _iban_at(text, m.start())
-        if found and found.end > run_start:
-            out.append(found)
-            return found.end
-    return iban_end
 
 
 def hold(text: str, iban: bool) -> int:
@@ -97,7 +91,7 @@ def hold(text: str, iban: bool) -> int:
 def _cards(text: str, pos: int, endpos: int) -> list[Finding]:
     out = []
     for m in CARD.finditer(text, pos, endpos):
-        digits = re.sub(r"\D", "", m.group())
+        digits = m.group().translate(_DIGITS_ONLY)
         if checksums.card_ok(digits) and context.nearest(text, m.start()) != "other":
             out.append(Finding(m.start(), m.end(), "credit_card"))
     return out
@@ -118,7 +112,7 @@ def _ssns(text: str, pos: int, endpos: int) -> list[Finding]:
 def _vn_ids(text: str, pos: int, endpos: int) -> list[Finding]:
     out = []
     for m in VN_ID.finditer(text, pos, endpos):
-        digits = re.sub(r"\D", "", m.group())
+        digits = m.group().translate(_DIGITS_ONLY)
         near = context.nearest(text, m.start())
         if len(digits) == 12 and near in ("vn_id", "id") and checksums.cccd_ok(digits):
             out.append(Finding(m.start(), m.end(), "vn_cccd"))
@@ -148,12 +142,12 @@ def _iban_at(text: str, start: int) -> Finding | None:
     return Finding(start, i, "iban") if checksums.iban_ok("".join(chars)) else None
 
 
-# (entities, fewest digits, finder), in priority order: of two findings with the same
-# span the first listed wins (base.merge).
-_FINDERS: tuple[tuple[frozenset[str], int, Callable[[str, int, int], list[Finding]]], ...] = (
-    (frozenset({"credit_card"}), 13, _cards),
-    (frozenset({"us_ssn"}), 9, _ssns),
-    (frozenset({"vn_cccd", "vn_cmnd"}), 9, _vn_ids),
-    (frozenset({"ip_address"}), 4, find_ipv4),
-    (frozenset({"phone"}), 8, find_phones),
+# (entities, fewest digits, needs a dot, finder), in priority order: of two findings with
+# the same span the first listed wins (base.merge).
+_FINDERS: tuple[tuple[frozenset[str], int, bool, Callable[[str, int, int], list[Finding]]], ...] = (
+    (frozenset({"credit_card"}), 13, False, _cards),
+    (frozenset({"us_ssn"}), 9, False, _ssns),
+    (frozenset({"vn_cccd", "vn_cmnd"}), 9, False, _vn_ids),
+    (frozenset({"ip_address"}), 4, True, find_ipv4),
+    (frozenset({"phone"}), 8, False, find_phones),
 )

@@ -57,6 +57,7 @@ _NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\((\d)\d\d\) ?|(\d)\d\d[ .\-])\d{3}[ .\-
 _VN_MOBILE = re.compile(r"0(?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9\d)\d{7}")
 _DIRTY_END = re.compile(r"[\w@]|[.\-:]\d")  # the last group runs on: "0912345678a", "0912345678.5"
 MIN_DIGITS, MAX_DIGITS = 8, 15
+_NOT_DIGITS = str.maketrans("", "", "()+ .-")  # what a candidate has besides digits
 _FOREIGN_NATIONAL = ("GB", "AU", "FR", "DE")
 
 
@@ -79,38 +80,40 @@ def _split(text: str, tokens: list[tuple[int, int]], out: list[Finding]) -> None
     (a mistyped IBAN or card: "DE89 3704 0044 0532 0130 01") and none of the rest is a
     phone."""
     last = len(tokens) - 1
+    counts = [len(text[a:b].translate(_NOT_DIGITS)) for a, b in tokens]
     i = 0
     while i <= last:
         ends, digits = [], 0
         for j in range(i, last + 1):
-            digits += sum(ch.isdigit() for ch in text[tokens[j][0] : tokens[j][1]])
+            digits += counts[j]
             if digits > MAX_DIGITS + 2:
                 break
             if j == last or text[tokens[j][1]] == " ":
                 ends.append(j)
+        near = context.nearest(text, tokens[i][0]) if ends else None
         for j in reversed(ends):
-            if _is_phone(text, tokens[i][0], tokens[j][1]):
+            if _is_phone(text, tokens[i][0], tokens[j][1], near):
                 out.append(Finding(tokens[i][0], tokens[j][1], "phone"))
                 i = j + 1
                 break
         else:
-            if sum(ch.isdigit() for ch in text[tokens[i][0] : tokens[i][1]]) >= 3:
+            if counts[i] >= 3:
                 return  # a group no phone starts with: the rest is some other number's groups
             i += 1  # a stray short number ("Phòng 3 0912 345 678")
             while i <= last and text[tokens[i][0] - 1] != " ":
                 i += 1
 
 
-def _is_phone(text: str, start: int, end: int) -> bool:
+def _is_phone(text: str, start: int, end: int, near: str | None) -> bool:
+    """text[start:end] is a phone number; `near` is context.nearest(text, start)."""
     piece = text[start:end]
-    digits = "".join(ch for ch in piece if ch.isdigit())
+    digits = piece.translate(_NOT_DIGITS)
     if not MIN_DIGITS <= len(digits) <= MAX_DIGITS + 2 or "+" in piece.lstrip("(+"):
         return False  # a "+" only leads: "10:22:03 2026 +0700" ends in a time zone
     if _DATE.fullmatch(piece) or _DOTTED_QUAD.fullmatch(piece):
         return False
     if _THOUSANDS.fullmatch(piece) and not (len(digits) == 11 and digits.startswith("84")):
         return False  # "18 000 000", "1.250.000"; but "84 912 345 678" is +84 without its "+"
-    near = context.nearest(text, start)
     intl = piece.lstrip("(").startswith("+")
     if near == "other" and not intl:
         return False  # "+1-646-385-4963" is a phone even after "ticket" or "order"

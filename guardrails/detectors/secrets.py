@@ -48,7 +48,6 @@ class _Kind:
     patterns: tuple[str, ...]
     # Every prefix a token of the kind starts with, for `hold`.
     prefixes: tuple[str, ...]
-    min_entropy: float
     gate: str  # a character every such token contains: `gate in text` (memchr) rules the kind out
 
 
@@ -58,35 +57,31 @@ _B64URL = r"[A-Za-z0-9_\-]"
 # written with ("sk-" + "A1b2" * 12: 2 bits) still look like what they stand for.
 MIN_ENTROPY = 2.0
 KINDS: tuple[_Kind, ...] = (
-    _Kind("anthropic_key", (rf"sk-ant-(?:api03-|admin01-)?({_B64URL}{{20,250}})",), ("sk-ant-",), MIN_ENTROPY, "-"),
+    _Kind("anthropic_key", (rf"sk-ant-(?:api03-|admin01-)?({_B64URL}{{20,250}})",), ("sk-ant-",), "-"),
     _Kind(
         "openai_key",
         (rf"sk-(?:proj-|svcacct-|admin-|None-)?(?!ant-)({_B64URL}{{20,250}})",),
         ("sk-", "sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-"),
-        MIN_ENTROPY,
         "-",
     ),
-    _Kind("aws_access_key", (r"(?:AKIA|ASIA)([A-Z0-9]{16})",), ("AKIA", "ASIA"), MIN_ENTROPY, "A"),
+    _Kind("aws_access_key", (r"(?:AKIA|ASIA)([A-Z0-9]{16})",), ("AKIA", "ASIA"), "A"),
     _Kind(
         "github_token",
         (r"gh[pousr]_([A-Za-z0-9]{30,251})", r"github_pat_([A-Za-z0-9_]{22,244})"),
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        MIN_ENTROPY,
         "_",
     ),
     _Kind(
         "slack_token",
         (r"xox[abprs]-([A-Za-z0-9\-]{20,250})", r"xapp-([A-Za-z0-9\-]{20,250})"),
         ("xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xapp-"),
-        MIN_ENTROPY,
         "-",
     ),
-    _Kind("google_api_key", (rf"AIza({_B64URL}{{30,45}})",), ("AIza",), MIN_ENTROPY, "A"),
+    _Kind("google_api_key", (rf"AIza({_B64URL}{{30,45}})",), ("AIza",), "A"),
     _Kind(
         "stripe_key",
         (r"sk_(?:live|test)_([A-Za-z0-9]{16,247})", r"rk_(?:live|test)_([A-Za-z0-9]{16,247})"),
         ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
-        MIN_ENTROPY,
         "_",
     ),
 )
@@ -108,10 +103,12 @@ _PLACEHOLDER_WORDS = re.compile(
 _REPEAT = re.compile(r"(.)\1{5}")
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{16}")
 
-_AWS_NAME = r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+# The name of the value, then the value: bounded, so the search can start just before
+# each "secret" in the text and stop AWS_WINDOW characters later.
+_AWS_NAME = r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?"
 _AWS_SECRET = re.compile(_AWS_NAME + r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
 _AWS_SECRET_TAIL = re.compile(_AWS_NAME + r"([A-Za-z0-9/+]{0,40})\Z")
-_AWS_TAIL_WINDOW = 120
+AWS_WINDOW = 96  # from 6 before "ecret" past the longest name, separators and value
 
 
 def entropy(s: str) -> float:
@@ -120,7 +117,7 @@ def entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
-def looks_random(body: str, min_entropy: float) -> bool:
+def looks_random(body: str, min_entropy: float = MIN_ENTROPY) -> bool:
     """Not a placeholder: mixed classes, some entropy, one long run of letters and
     digits, none of the words placeholders are made of."""
     classes = any(c.islower() for c in body) + any(c.isupper() for c in body) + any(c.isdigit() for c in body)
@@ -158,12 +155,10 @@ class SecretsDetector:
                     s = m.start()
                     if s and text[s - 1] in _TOKEN_CHARS:
                         continue  # inside a word: "task-force-..."
-                    if m.group() not in ALLOWLIST and looks_random(m.group(1), kind.min_entropy):
+                    if m.group() not in ALLOWLIST and looks_random(m.group(1)):
                         found.append(Finding(s, m.end(), kind.entity))
-        if "aws_secret_key" in self.entities and ("ecret" in text or "ECRET" in text):
-            for m in _AWS_SECRET.finditer(text):
-                if m.group(1) not in ALLOWLIST and looks_random(m.group(1), MIN_ENTROPY):
-                    found.append(Finding(m.start(1), m.end(1), "aws_secret_key"))
+        if "aws_secret_key" in self.entities:
+            found += _aws_secrets(text)
         if "private_key" in self.entities and "-----BEGIN " in text:
             found += pem.find_private_keys(text)
         return merge(found) if found else found
@@ -174,7 +169,7 @@ class SecretsDetector:
         private-key block (at most pem.MAX_HOLD). Looks at no more than that."""
         held = self._token_hold(text)
         if "aws_secret_key" in self.entities:
-            tail = text[-_AWS_TAIL_WINDOW:]
+            tail = text[-AWS_WINDOW:]
             m = ("ecret" in tail or "ECRET" in tail) and _AWS_SECRET_TAIL.search(tail)
             if m:
                 held = max(held, len(tail) - m.start(1))
@@ -197,3 +192,21 @@ class SecretsDetector:
 
     def __repr__(self) -> str:
         return f"SecretsDetector({sorted(self.entities)!r})"
+
+
+def _aws_secrets(text: str) -> list[Finding]:
+    """Values after an AWS secret key's name, looked for at each "secret" that goes on
+    like a name ("secret_", "SecretAccess", "SECRET_KEY"), where the name can start:
+    "aws_secret", "awssecret", "secret_access"."""
+    spans = set()
+    for word in ("ecret", "ECRET"):
+        i = text.find(word)
+        while i != -1:
+            if text[i + 5 : i + 6] in ("_", "A", "a", "K", "k"):
+                endpos = min(len(text), i + AWS_WINDOW)
+                for start in (i - 5, i - 4, i - 1):
+                    m = _AWS_SECRET.match(text, start, endpos) if start >= 0 else None
+                    if m and m.group(1) not in ALLOWLIST and looks_random(m.group(1)):
+                        spans.add((m.start(1), m.end(1)))
+            i = text.find(word, i + 1)
+    return [Finding(s, e, "aws_secret_key") for s, e in sorted(spans)]
