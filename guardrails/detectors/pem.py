@@ -58,6 +58,8 @@ def find_private_keys(text: str) -> list[Finding]:
 
 
 def hold(text: str) -> int:
+    """From an open header to the end while what follows it can still be a body (or a
+    partial "-----BEGIN " at the end); at most MAX_HOLD, and nothing earlier is read."""
     n = len(text)
     partial = 0
     if n and text[-1] in _BEGIN:  # a partial "-----BEGIN " at the very end

@@ -9,12 +9,13 @@ guardrails/corpus/ measures them; `python -m guardrails.corpus.report`):
 
   email        local@domain.tld with a real TLD, ASCII local part (emails.py). Not
                "user@localhost", "a@b.internal", "icon@2x.png", "git@github.com", the
-               password of a URL.
-  phone        candidates by a regex, then `phonenumbers` VALID: E.164 "+84 912 345 678",
-               Vietnamese national mobiles and 02x landlines, 1800/1900 hotlines, North
-               American and common foreign national layouts (phones.py). Not prices in the
-               thousands layout, dates, IP addresses, numbers after "#" or an order/account
-               word.
+               user or password of a URL.
+  phone        candidates by a regex, then `phonenumbers`: VALID for national numbers
+               (Vietnamese mobiles and 02x landlines, 1800/1900 hotlines, common foreign
+               layouts), POSSIBLE for "+84 ..." forms and next to a phone word ("SĐT",
+               "call"); the North American layout "(555) 123-4567" (phones.py). Not prices
+               in the thousands layout, dates, IP addresses, numbers after "#" or an
+               order/account/tax word.
   credit_card  13-19 digits, compact or grouped like a card (4-4-4-4[-3], Amex 4-6-5,
                Diners 4-6-4), a known issuer range for that length, Luhn (checksums.py).
                Not 13-digit millisecond timestamps (no network starts with 1), nor a
@@ -39,10 +40,11 @@ Not found, by decision: ISBNs, UUIDs, hashes, dates, versions, timestamps, order
 prices, short codes ("C4", "S3", "EKS"), obfuscated addresses ("john [at] example.com"),
 text in decomposed Unicode (NFD) as far as the Vietnamese keywords go.
 
-Context words are only read before a finding (context.py), so `hold` only ever needs the
-trailing characters that could still grow into a finding: a trailing run of digits and
-separators, a trailing partial address ("john.doe@exa"), the start of an IBAN or an IPv6
-address. It is at most `MAX_HOLD` characters and looks at no more than that.
+Context words are only read before a finding (context.py), at most 60 characters before
+it, so `hold` only ever needs the trailing characters that could still grow into a
+finding: a trailing run of digits and separators, a trailing word that may be an
+address's start ("john.doe@exa", or just "john"), the start of an IBAN or an IPv6
+address. It is at most `MAX_HOLD` (128) characters and looks at no more than that.
 """
 
 from __future__ import annotations
