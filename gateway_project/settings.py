@@ -157,9 +157,10 @@ CELERY_TIMEZONE = "UTC"
 # re-read; an admin edit reaches every process within about this long.
 GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
 # Output guardrails on streams hold back at most this many characters per choice
-# (only while the tail could still become a finding); beyond it the tail is checked
+# (only while the tail could still become a finding: a private key block streamed
+# whole needs ~3.3K for RSA-4096); beyond it the tail is checked
 # as it stands and sent.
-GATEWAY_GUARDRAIL_MAX_HOLD: int = env.int("GATEWAY_GUARDRAIL_MAX_HOLD", default=512)
+GATEWAY_GUARDRAIL_MAX_HOLD: int = env.int("GATEWAY_GUARDRAIL_MAX_HOLD", default=4096)
 # Largest request body accepted on /v1 (bytes).
 GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 # A /v1 client that declares a body and does not send it (slowloris) is answered 408
