@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# A and B gateways measured in alternation. See bench/interleave.py.
+#   bench/interleave.sh --rounds 12 --prompt-bytes 2048 --guardrails bench/guardrails.yaml
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || { echo "no virtualenv at .venv: run 'make run' or set PYTHON" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+"$PY" -c "import httptools, uvloop" 2>/dev/null || "$PY" -m pip install -q -r bench/requirements.txt
+exec "$PY" bench/interleave.py "$@"
