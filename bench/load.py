@@ -210,6 +210,53 @@ async def count_run(target: Target, concurrency: int, n: int, stream: bool = Fal
     return {"n": n, "statuses": dict(statuses), "elapsed_s": time.perf_counter() - t0}
 
 
+async def alternate_run(targets: list[Target], n: int, stream: bool = False, **extra) -> list[dict]:
+    """Concurrency 1 against several targets in turn, one request each, n rounds (the
+    order rotates every round, so none always follows another): whatever the machine
+    does meanwhile, every target sees it alike. Latency (JSON) or TTFT and time to last
+    token (streams) percentiles in ms, per target. `extra`: more body fields."""
+    raws = [t.raw(t.body(stream=stream, **extra)) for t in targets]
+    conns: list[_Conn | None] = [None] * len(targets)
+    times: list[dict[str, list[float]]] = [{"lat": [], "ttft": [], "ttlt": []} for _ in targets]
+    statuses: list[Counter] = [Counter() for _ in targets]
+    for i in range(n):
+        for k in range(len(targets)):
+            j = (i + k) % len(targets)
+            conn = conns[j]
+            if conn is None or conn.closed or not conn.keep:
+                if conn is not None and conn.transport is not None:
+                    conn.transport.close()
+                conn = conns[j] = await _connect(targets[j])
+            t0 = time.perf_counter()
+            s = _Stream(t0)
+            try:
+                status = await conn.request(raws[j], s.feed if stream else (lambda _d: None))
+            except ConnectionError:
+                conns[j] = None
+                statuses[j]["error"] += 1
+                continue
+            statuses[j][status] += 1
+            if status != 200:
+                continue
+            if not stream:
+                times[j]["lat"].append((time.perf_counter() - t0) * 1000)
+            elif s.ttft is not None and s.ttlt is not None:
+                times[j]["ttft"].append(s.ttft * 1000)
+                times[j]["ttlt"].append(s.ttlt * 1000)
+    for conn in conns:
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
+    out = []
+    for t, tm, st in zip(targets, times, statuses):
+        res: dict = {"name": t.name, "n": n, "statuses": dict(st)}
+        for name in ("ttft", "ttlt") if stream else ("lat",):
+            res["ok"] = len(tm[name])
+            for p in (50, 95, 99):
+                res[f"{name}_p{p}_ms"] = pct(tm[name], p)
+        out.append(res)
+    return out
+
+
 async def abort_one(target: Target, raw: bytes) -> bool:
     """Open a (slow) stream, wait for its first token, then hang up mid-stream."""
     conn = await _connect(target)

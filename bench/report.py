@@ -219,5 +219,31 @@ def write(data: dict) -> str:
     return table(data)
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Re-render BENCHMARKS.md; with --section, first set (or with an empty FILE, drop)
+    a section of hand-written Markdown, kept in results.json like the generated ones."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Re-render BENCHMARKS.md from bench/results.json.")
+    p.add_argument("--section", metavar="NAME", help="the section to set (sections render in name order)")
+    p.add_argument("--title", help="its heading (default: the one it has)")
+    p.add_argument("file", nargs="?", help="Markdown lines of the section (- for standard input)")
+    args = p.parse_args(argv)
+    data = load_results()
+    if args.section:
+        if not args.file:
+            p.error("--section needs a FILE")
+        import sys
+
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        sections = data.setdefault("sections", {})
+        if not text.strip():
+            sections.pop(args.section, None)
+        else:
+            title = args.title or sections.get(args.section, {}).get("title") or args.section
+            sections[args.section] = {"title": title, "lines": text.rstrip("\n").split("\n")}
+    print(write(data))
+
+
 if __name__ == "__main__":
-    print(write(load_results()))
+    main()
