@@ -41,6 +41,8 @@ def _form_field(p: Param) -> forms.Field:
         return forms.FloatField(min_value=p.min, max_value=p.max, **common)
     if p.type == "bool":
         return forms.BooleanField(**common)
+    if p.type == "choice":
+        return forms.ChoiceField(choices=[(c, c) for c in p.choices], **common)
     if p.type == "choices":
         return forms.MultipleChoiceField(choices=[(c, c) for c in p.choices], widget=forms.CheckboxSelectMultiple,
                                          **common)

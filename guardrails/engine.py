@@ -260,7 +260,10 @@ class StreamCheck:
             try:
                 if g.check is None:
                     raise CheckFailed(g.broken)
-                findings = [f for f in g.check.find(text) if f.start >= len(ctx)]
+                # A finding reaching back into text already sent (a detector's hold let
+                # its start go) is redacted from the unsent part on.
+                findings = [f if f.start >= len(ctx) else Finding(len(ctx), f.end, f.entity)
+                            for f in g.check.find(text) if f.end > len(ctx)]
                 if not final:
                     hold = max(hold, g.check.hold(text))
             except Exception as exc:  # noqa: BLE001

@@ -56,7 +56,7 @@ def shown_at_field(response, field: str) -> str:
 
 VALID = [
     ("pii", {"pii__entities": ["email", "phone"], "action": "redact", "restore": "on"},
-     {"entities": ["email", "phone"]}),
+     {"entities": ["email", "phone"], "stream_hold": "words"}),
     ("secrets", {"action": "block"}, {}),
     ("keywords", {"keywords__words": "Project Falcon\r\n\r\nacme-internal\r\nProject Falcon\r\n"},
      {"words": ["Project Falcon", "acme-internal"]}),
@@ -81,7 +81,7 @@ def test_it_adds_a_guardrail_of_each_kind_and_stores_only_that_kinds_parameters(
 def test_no_entity_ticked_means_every_pii_entity_as_documented(admin_client):
     response = add_guardrail(admin_client, name="pii-all", kind="pii", pii__entities=[])
     assert response.status_code == 302, form_errors(response)
-    assert Guardrail.objects.get(name="pii-all").params == {"entities": list(ENTITIES)}
+    assert Guardrail.objects.get(name="pii-all").params == {"entities": list(ENTITIES), "stream_hold": "words"}
 
 
 # --- refusing bad ones, at the field that is wrong ---------------------------------------

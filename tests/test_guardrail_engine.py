@@ -203,3 +203,40 @@ def test_stream_check_context_sees_text_already_sent():
     assert out1 == "say " and keep1 == "alpha"  # could become "alpha beta"
     out2, keep2 = check.process(keep1 + " beta!", True)
     assert out2 == "[KEYWORD_1]!" and keep2 == ""
+
+
+def stream_chunks(guards, chunks):
+    """(what the client got after each chunk, all of it)."""
+    state = _State(tuple(guards), Vault(), who=None)
+    f = _GuardFilter(SimpleNamespace(annotate=lambda *a, **k: None), state,
+                     SimpleNamespace(_note_output=lambda c, s: None))
+    got = []
+    for text in chunks:
+        out = f.feed(ChatChunk("m", [{"index": 0, "delta": {"content": text}, "finish_reason": None}]))
+        got.append("".join(ch["delta"].get("content") or "" for c in out for ch in c.choices))
+    rest = f.feed(ChatChunk("m", [{"index": 0, "delta": {}, "finish_reason": "stop"}])) + f.flush()
+    got.append("".join(ch["delta"].get("content") or "" for c in rest for ch in c.choices))
+    return got, "".join(got)
+
+
+LLM_CHUNKS = ["Write", " to", " john", ".doe", "@exam", "ple", ".com", " today", "."]
+
+
+def test_by_default_an_address_split_before_its_at_sign_is_caught_whole():
+    per_chunk, text = stream_chunks([guard(kind="pii", stage="output", entities=["email"])], LLM_CHUNKS)
+    assert text == "Write to [EMAIL_1] today."
+    assert per_chunk[0] == ""  # "Write" could still become an address: held one chunk
+
+
+def test_at_sign_mode_streams_prose_at_once_and_redacts_an_address_from_its_at_sign():
+    g = guard(kind="pii", stage="output", entities=["email"], stream_hold="at_sign")
+    per_chunk, text = stream_chunks([g], LLM_CHUNKS)
+    assert per_chunk[:3] == ["Write", " to", " john"]  # nothing held
+    assert "@exam" not in text and "example.com" not in text and text.endswith(" today.")
+    assert text.startswith("Write to john.doe[EMAIL_")
+
+
+def test_stream_hold_is_one_of_its_choices():
+    with pytest.raises(ParamError, match="must be one of"):
+        KINDS["pii"].clean({"stream_hold": "never"})
+    assert KINDS["pii"].clean({})["stream_hold"] == "words"

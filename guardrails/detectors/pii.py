@@ -62,7 +62,12 @@ _NUMERIC = frozenset(ENTITIES) - {"email"}
 class PiiDetector:
     """Finds the chosen personal-data entities (a subset of ENTITIES) in text."""
 
-    def __init__(self, entities: Iterable[str]) -> None:
+    def __init__(self, entities: Iterable[str], *, hold_words: bool = True) -> None:
+        """`hold_words`: in streams, hold back any trailing word (it could still become
+        an e-mail address: "john" -> "john.doe@example.com"), so an address split
+        anywhere is caught whole. False holds an address only once its '@' arrived:
+        plain prose streams with no delay, and an address split before its '@' is
+        redacted from there on (what came before it was already sent)."""
         chosen = tuple(entities)
         unknown = [e for e in chosen if e not in ENTITIES]
         if unknown:
@@ -71,6 +76,7 @@ class PiiDetector:
         self._email = "email" in self.entities
         self._numeric = self.entities & _NUMERIC
         self._ip = "ip_address" in self.entities
+        self._hold_words = hold_words
 
     def find(self, text: str) -> list[Finding]:
         """Sorted, non-overlapping findings (see base.Detector)."""
@@ -90,6 +96,8 @@ class PiiDetector:
         held = 0
         if self._email:
             held = emails.hold(tail)
+            if held and not self._hold_words and "@" not in tail[-held:]:
+                held = 0
         if self._numeric:
             held = max(held, numbers.hold(tail, "iban" in self.entities))
         if self._ip:

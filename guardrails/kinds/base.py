@@ -35,7 +35,7 @@ class ParamError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Param:
     """One declared parameter. `type` is one of: str, text, int, float, bool,
-    words (a list of non-empty strings), choices (a list from `choices`)."""
+    words (a list of non-empty strings), choices (a list from `choices`), choice (one of `choices`)."""
 
     type: str
     help: str
@@ -120,9 +120,15 @@ def _list(p: Param, name: str, v: Any) -> list[str]:
     return out
 
 
+def _one(p: Param, name: str, v: Any) -> str:
+    if not isinstance(v, str) or v not in p.choices:
+        raise ParamError(name, f"must be one of: {', '.join(p.choices)}")
+    return v
+
+
 _COERCE: dict[str, Callable[[Param, str, Any], Any]] = {
     "str": _str, "text": _str, "int": _number(int), "float": _number(float), "bool": _bool,
-    "words": _list, "choices": _list,
+    "words": _list, "choices": _list, "choice": _one,
 }
 
 

@@ -16,7 +16,12 @@ class Pii(Kind):
     params = {
         "entities": Param("choices", "Which identifiers to look for (none selected = all).", choices=ENTITIES,
                           default=lambda: list(ENTITIES)),
+        "stream_hold": Param("choice", "Streams: 'words' (default) holds any word that could still grow into an "
+                             "e-mail address, one chunk at most, so an address split anywhere is caught whole; "
+                             "'at_sign' streams prose with no delay and holds an address from its '@' on (the part "
+                             "before the '@' may already have been sent).", choices=("words", "at_sign"),
+                             default="words"),
     }
 
     def build(self, params: dict[str, Any]) -> PiiDetector:
-        return PiiDetector(params["entities"] or ENTITIES)
+        return PiiDetector(params["entities"] or ENTITIES, hold_words=params["stream_hold"] != "at_sign")
