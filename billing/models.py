@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -62,6 +63,11 @@ class VirtualKey(Timestamped):
     )
     metadata = models.JSONField(default=dict, blank=True, help_text="Free-form data for your tools (JSON object).")
     tags = models.JSONField(default=list, blank=True, help_text='Labels for reports and filtering, e.g. ["prod", "search"].')
+    playground_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="playground_key",
+        editable=False, help_text="Set for the key the playground created for this user on first use: the "
+        "user's playground spend, subject to this key's budgets and limits like any client.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
