@@ -161,6 +161,10 @@ GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
 # whole needs ~3.3K for RSA-4096); beyond it the tail is checked
 # as it stands and sent.
 GATEWAY_GUARDRAIL_MAX_HOLD: int = env.int("GATEWAY_GUARDRAIL_MAX_HOLD", default=4096)
+# Largest websocket message the playground accepts (bytes): a long conversation fits.
+GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES: int = env.int("GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES", default=512 * 1024)
+# Where a signed-in user sees their own spend and limits (the playground links to it).
+GATEWAY_MY_USAGE_URL: str = env.str("GATEWAY_MY_USAGE_URL", default="/reports/me/")
 # Largest request body accepted on /v1 (bytes).
 GATEWAY_MAX_BODY_BYTES: int = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 # A /v1 client that declares a body and does not send it (slowloris) is answered 408

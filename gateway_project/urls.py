@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from streaming.views import playground
+
 from .health import healthz, readyz
 
 urlpatterns = [
@@ -10,5 +12,6 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),  # /metrics
     path("api/", include("billing.api.urls")),
     path("reports/", include("billing.reports.urls")),
+    path("playground/", playground, name="playground"),
     path("admin/", admin.site.urls),
 ]
