@@ -202,6 +202,25 @@ class CostRollup(models.Model):
         return f"{self.day} {self.team_name or '-'} {self.route_name} {self.model_name}: ${self.cost_usd}"
 
 
+class RollupCoverage(models.Model):
+    """What one day's CostRollup rows cover: that day's ledger rows created before
+    `covered_until`. Written in the same transaction as the rows (billing.rollups), so
+    a reader that adds the ledger rows from `covered_until` to the day's end counts
+    every request once (billing.reports.live)."""
+
+    day = models.DateField(unique=True)
+    covered_until = models.DateTimeField(help_text="The rollup counts this day's ledger rows created before this.")
+    computed_at = models.DateTimeField(null=True, blank=True,
+                                       help_text="When the rollup ran (blank: rolled up before coverage was recorded).")
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "rollup coverage"
+
+    def __str__(self) -> str:
+        return f"{self.day} rolled up to {self.covered_until:%Y-%m-%d %H:%M:%S}"
+
+
 class UsageRecord(models.Model):
     """One row per request that reached a provider. Idempotent by `request_id`.
 

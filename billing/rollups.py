@@ -4,6 +4,10 @@ Reports read CostRollup rows, never the ledger, so they stay fast however large 
 ledger grows. A day's rows are a pure function of that day's ledger rows:
 recompute_day() can run any number of times (beat task, management command, two at
 once) and always converges on the same rows, with the same primary keys.
+
+Each run also records what it covered (RollupCoverage, same transaction): the day's
+ledger rows created before the moment it started. Reports add the rows created since,
+read live from the ledger, so today's spend shows at once and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from django.db.models import Aggregate, BigIntegerField, Count, F, Max, Q, Sum, 
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
-from .models import CostRollup, UsageRecord
+from .models import CostRollup, RollupCoverage, UsageRecord
 
 log = logging.getLogger("gateway.rollups")
 
@@ -117,17 +121,30 @@ def ledger_complete(day: date, now: datetime | None = None) -> bool:
     return day_bounds(day)[0] >= (now or timezone.now()) - timedelta(days=days)
 
 
-def recompute_day(day: date) -> int:
-    """Make `day`'s CostRollup rows equal a GROUP BY over its ledger; return how many.
+def coverage_cutoff(day: date, now: datetime) -> datetime:
+    """Where a rollup of `day` run at `now` stops: now, within the day's bounds."""
+    start, end = day_bounds(day)
+    return min(max(now, start), end)
 
-    Upserts on the unique cell (ids stay stable, concurrent runs cannot collide) and
-    deletes cells that no longer have ledger rows, all in one transaction.
+
+def recompute_day(day: date, now: datetime | None = None) -> int:
+    """Make `day`'s CostRollup rows equal a GROUP BY over its ledger rows created
+    before now (all of them, for a past day); return how many.
+
+    Upserts on the unique cell (ids stay stable, concurrent runs cannot collide),
+    deletes cells that no longer have ledger rows and records the coverage, all in one
+    transaction. The cutoff is taken before the GROUP BY reads, so every row the
+    rollup counts is older than it and every row a report reads live is not.
+    `now` is for tests: never later than the real clock, or rows written after the
+    run but before `now` would be counted by neither side until the next run.
     """
     if not ledger_complete(day):
         log.warning("rollups: %s is older than the usage retention period; kept as is", day)
         return 0
-    start, end = day_bounds(day)
-    rows = [_rollup(day, cell) for cell in ledger_cells(start, end)]
+    now = now or timezone.now()
+    start, _ = day_bounds(day)
+    covered_until = coverage_cutoff(day, now)
+    rows = [_rollup(day, cell) for cell in ledger_cells(start, covered_until)]
     keep = {tuple(getattr(row, f) for f in CELL[1:]) for row in rows}
     with transaction.atomic():
         if rows:
@@ -142,6 +159,10 @@ def recompute_day(day: date) -> int:
         stale = [pk for pk, *cell in existing if tuple(cell) not in keep]
         for i in range(0, len(stale), 500):
             CostRollup.objects.filter(pk__in=stale[i : i + 500]).delete()
+        RollupCoverage.objects.bulk_create(
+            [RollupCoverage(day=day, covered_until=covered_until, computed_at=timezone.now())],
+            update_conflicts=True, unique_fields=["day"], update_fields=["covered_until", "computed_at"],
+        )
     return len(rows)
 
 
