@@ -184,7 +184,7 @@ class Call:
             key_prefix=self.key.prefix,
             team_id=self.key.team_id,
             team_name=self.key.team_name,
-            route_id=self.route.id,
+            route_id=self.route.id or None,  # 0: an unsaved route tested from the admin (routing.drafts)
             route_name=self.route.name,
             provider_id=model.provider.id if model else None,
             provider_name=model.provider.name if model else "",

@@ -33,12 +33,15 @@ from django.conf import settings
 
 from billing.playground import playground_keyinfo
 from gateway_project.errors import GatewayError, InvalidRequest
+from gateway_project.db import run_db
 from routing import pipeline
+from routing.drafts import draft_route
+from routing.schemas import parse_chat_request
 
 log = logging.getLogger("gateway.playground")
 CLOSE_UNAUTHORIZED = 4403
 MAX_ID = 40
-ALLOWED_SEND_KEYS = {"type", "id", "route", "messages", "system", "temperature", "max_tokens"}
+ALLOWED_SEND_KEYS = {"type", "id", "route", "messages", "system", "temperature", "max_tokens", "draft", "as_admin"}
 
 
 class PlaygroundConsumer(AsyncWebsocketConsumer):
@@ -103,12 +106,20 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             await self._error("An answer with this id is still streaming; stop it first.", id=stream_id,
                               code="busy")
             return
+        admin_test = message.get("draft") is not None or message.get("as_admin") is True
+        if admin_test and not await run_db(self.user.has_perm, "routing.change_route"):
+            await self._error("Testing routes from the admin needs permission to change routes.", id=stream_id,
+                              code="permission_denied", status=403)
+            return
         try:
+            if message.get("draft") is not None:
+                message = {**message, "route": message.get("route") or "draft"}
             body = _request_body(message)
         except InvalidRequest as error:
             await self._error(error.message, id=stream_id, code=error.code, param=error.param)
             return
-        self.tasks[stream_id] = asyncio.ensure_future(self._stream(stream_id, body))
+        self.tasks[stream_id] = asyncio.ensure_future(
+            self._stream(stream_id, body, draft=message.get("draft"), as_admin=admin_test))
 
     async def _stop(self, stream_id: Any) -> None:
         ids = [stream_id] if isinstance(stream_id, str) else list(self.tasks)
@@ -118,12 +129,22 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
                 task.cancel()
 
     # --- one answer ---------------------------------------------------------------------
-    async def _stream(self, stream_id: str, body: bytes) -> None:
+    async def _stream(self, stream_id: str, body: bytes, draft: Any = None, as_admin: bool = False) -> None:
+        """One answer. The admin's "Test this route" (as_admin) calls as the staff
+        pseudo-key like its non-streamed test call; with a `draft` it runs the change
+        form's unsaved values (routing.drafts) instead of the saved route."""
         call = None
         started = time.monotonic()
         try:
-            key = await playground_keyinfo(self.user)
-            call = await pipeline.prepare_for_key(key, body)
+            if as_admin:
+                key = pipeline.staff_key(self.user.get_username())
+            else:
+                key = await playground_keyinfo(self.user)
+            if draft is not None:
+                route = await run_db(draft_route, draft)
+                call = await pipeline.plan(key, parse_chat_request(body), route)
+            else:
+                call = await pipeline.prepare_for_key(key, body)
             await self._json({"type": "start", "id": stream_id, "request_id": call.request_id,
                               "route": call.route.name})
             chunks = await pipeline.open_stream(call)

@@ -246,3 +246,71 @@ def test_the_page_needs_a_staff_login(client):
     client.force_login(staff())
     page = client.get("/playground/")
     assert page.status_code == 200 and b"/static/playground/playground.js" in page.content
+
+
+def test_the_admin_streams_a_saved_route_as_the_staff_key(route):
+    route.reply("saved answer")
+    user = staff("editor", is_superuser=True)
+
+    async def scenario():
+        comm = await connect(user)
+        await receive(comm)
+        await comm.send_to(text_data=orjson.dumps(send_msg(id="t", as_admin=True)).decode())
+        frames = await until(comm, "done", "t")
+        await comm.disconnect()
+        return frames
+
+    frames = run(scenario())
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == "saved answer"
+    record = wait_for(lambda: UsageRecord.objects.first())
+    assert record.key_prefix == "admin" and record.key_id is None
+
+
+def test_the_admin_streams_an_unsaved_draft_of_a_route(route, build, fake_openai_b):
+    from providers.models import Model
+
+    saved = build.openai_route(fake_openai_b, name="chat-b", provider_name="p-b")[0]
+    other = Model.objects.get(provider__name="p-b")
+    fake_openai_b.reply("from the draft's target")
+    user = staff("editor", is_superuser=True)
+    draft = {"id": None, "fields": {"name": "brand-new", "strategy": "fallback", "timeout_s": "30"},
+             "targets": [{"model": other.pk, "order": 0, "weight": 1, "enabled": True}]}
+
+    async def scenario():
+        comm = await connect(user)
+        await receive(comm)
+        await comm.send_to(text_data=orjson.dumps(send_msg(id="t", draft=draft)).decode())
+        frames = await until(comm, "done", "t")
+        bad = {**draft, "targets": []}
+        await comm.send_to(text_data=orjson.dumps(send_msg(id="u", draft=bad)).decode())
+        error = (await until(comm, "error", "u"))[-1]
+        await comm.disconnect()
+        return frames, error
+
+    frames, error = run(scenario())
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == "from the draft's target"
+    assert frames[-1]["figures"]["route"] == "brand-new"
+    assert "target" in error["message"]
+    record = wait_for(lambda: UsageRecord.objects.first())
+    assert record.route_name == "brand-new" and record.route_id is None
+    assert not Route_exists("brand-new") and saved.name == "chat-b"
+
+
+def Route_exists(name):
+    from routing.models import Route
+
+    return Route.objects.filter(name=name).exists()
+
+
+def test_admin_tests_need_route_permission(route):
+    user = staff("viewer")
+
+    async def scenario():
+        comm = await connect(user)
+        await receive(comm)
+        await comm.send_to(text_data=orjson.dumps(send_msg(id="t", as_admin=True)).decode())
+        frame = await receive(comm)
+        await comm.disconnect()
+        return frame
+
+    assert run(scenario())["code"] == "permission_denied"
