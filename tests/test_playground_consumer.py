@@ -112,6 +112,11 @@ def test_stop_cancels_the_upstream_request_and_records_client_closed(route):
         await until(comm, "delta")
         await comm.send_to(text_data=orjson.dumps({"type": "stop", "id": "a"}).decode())
         frames = await until(comm, "stopped")
+        # the settlement runs in the background on this loop (the server's, in production)
+        for _ in range(250):
+            if await sync_to_async(UsageRecord.objects.filter(status=Status.CLIENT_CLOSED).exists)():
+                break
+            await asyncio.sleep(0.02)
         await comm.disconnect()
         return frames
 
