@@ -94,7 +94,7 @@
     const add = (k, v) => { if (v !== null && v !== undefined && v !== "") parts.push("<span>" + k + " <b></b></span>"), vals.push(String(v)); };
     const vals = [];
     if (state) add("", state.toUpperCase());
-    add("model", (f.provider ? f.provider + "/" : "") + f.model);
+    add("model", f.model);  // "provider/model"
     add("attempts", f.attempts + (f.fallbacks ? " (" + f.fallbacks + " fallback)" : ""));
     if (f.attempt_log && f.attempt_log.length > 1) add("path", f.attempt_log.join(" → "));
     add("TTFT", f.ttft_ms !== null ? f.ttft_ms + " ms" : null);

@@ -21,7 +21,7 @@
       if (m.type === "delta") { text += m.text; out.textContent = text; }
       else if (m.type === "done" || m.type === "stopped") {
         const f = m.figures;
-        figs.textContent = (m.type === "stopped" ? "stopped · " : "") + (f.provider ? f.provider + "/" : "") + f.model +
+        figs.textContent = (m.type === "stopped" ? "stopped · " : "") + f.model +
           " · attempts " + f.attempts + (f.attempt_log.length > 1 ? " (" + f.attempt_log.join(" → ") + ")" : "") +
           " · TTFT " + f.ttft_ms + " ms · total " + f.latency_ms + " ms · tokens " + f.prompt_tokens + "/" +
           f.completion_tokens + " · $" + f.cost_usd + " · request " + f.request_id;
