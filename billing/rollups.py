@@ -34,7 +34,7 @@ ZERO = Decimal("0E-10")
 # The cell a rollup row describes (CostRollup's unique constraint, in order).
 CELL = ("day", "team_id", "key_id", "route_name", "provider_name", "model_name")
 MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd")
-_LEDGER_CELL = ("team_id", "key_id", "route_name", "provider_name", "model_name")
+LEDGER_CELL = ("team_id", "key_id", "route_name", "provider_name", "model_name")
 
 
 def exact_sum(field: str) -> Aggregate:
@@ -67,25 +67,30 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def ledger_measures() -> dict[str, Aggregate]:
+    """What a rollup cell sums over its ledger rows (costs as exact_sum: read with as_usd)."""
+    return {
+        # Labels: names are copied into each ledger row; if a team or key was
+        # renamed during the day, MAX picks one deterministically.
+        "team_label": Max("team_name"),
+        "key_label": Max("key_prefix"),
+        "requests": Count("id"),
+        "errors": Count("id", filter=Q(status=UsageRecord.Status.ERROR)),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "cost_usd": exact_sum("cost_usd"),
+        "baseline_cost_usd": exact_sum("baseline_cost_usd"),
+    }
+
+
 def ledger_cells(start: datetime, end: datetime) -> list[dict]:
     """One dict per rollup cell for ledger rows created in [start, end): a single
     GROUP BY in the database, ordered so the result is deterministic."""
     rows = (
         UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-        .values(*_LEDGER_CELL)
-        .annotate(
-            # Labels: names are copied into each ledger row; if a team or key was
-            # renamed during the day, MAX picks one deterministically.
-            team_label=Max("team_name"),
-            key_label=Max("key_prefix"),
-            requests=Count("id"),
-            errors=Count("id", filter=Q(status=UsageRecord.Status.ERROR)),
-            prompt_tokens=Sum("prompt_tokens"),
-            completion_tokens=Sum("completion_tokens"),
-            cost_usd=exact_sum("cost_usd"),
-            baseline_cost_usd=exact_sum("baseline_cost_usd"),
-        )
-        .order_by(*_LEDGER_CELL)
+        .values(*LEDGER_CELL)
+        .annotate(**ledger_measures())
+        .order_by(*LEDGER_CELL)
     )
     return list(rows)
 

@@ -1,6 +1,7 @@
 """Spend over time as an inline SVG bar chart, laid out on the server (no JS, no CDN).
 
-Floats are used for geometry only; every figure shown comes from the Decimals.
+Floats are used for geometry only; every figure shown comes from the Decimals, in the
+pages' money format (formatting.usd).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .formatting import usd
 from .queries import Row
 
 WIDTH, HEIGHT = 960, 260
@@ -78,12 +80,12 @@ def spend_chart(days: list[Row]) -> Chart:
                 y=round(chart.bottom - h, 2),
                 width=round(max(slot - gap, 1.0), 2),
                 height=round(h, 2),
-                title=f"{p.label}: ${p.cost.quantize(Decimal('0.0001')):,} ({p.requests:,} requests)",
+                title=f"{p.label}: {usd(p.cost)} ({p.requests:,} requests)",
             )
         )
     for i in range(5):
         value = top * i / 4
-        chart.y_ticks.append((round(chart.bottom - plot_h * i / 4, 2), f"${value.normalize():,f}"))
+        chart.y_ticks.append((round(chart.bottom - plot_h * i / 4, 2), usd(value)))
     every = max(1, -(-len(points) // 10))  # at most ~10 labels
     for i in range(0, len(points), every):
         label = points[i].label[5:] if bucket == "day" else points[i].label

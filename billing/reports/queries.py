@@ -1,14 +1,16 @@
-"""Report queries. Spend breakdowns come from CostRollup, never from the ledger, so a
-page costs a few GROUP BYs over at most a few thousand rows per day of range whatever
-the ledger's size. Budget burn is the exception: a budget's spend is
-billing.money.spent_in_period (the ledger, rotated keys included), the figure that
-enforcement and alerts use, one aggregate per enabled budget. Money is exact Decimal
-throughout.
+"""Report queries. Spend comes from CostRollup plus the ledger rows the rollups have
+not covered yet (billing.reports.live: normally the minutes since the last rollup), so
+a page costs a few GROUP BYs over at most a few thousand rows per day of range
+whatever the ledger's size, and still shows a request made a second ago. Budget burn
+is the exception: a budget's spend is billing.money.spent_in_period (the ledger,
+rotated keys included), the figure that enforcement and alerts use, one aggregate per
+enabled budget. Money is exact Decimal throughout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,14 +22,17 @@ from billing.alerts import owner_label
 from billing.models import Budget, CostRollup, VirtualKey
 from billing.rollups import ZERO, as_usd, exact_sum
 
+from .live import Live, consistent
+
 HUNDRED = Decimal(100)
-# Breakdown dimension -> (grouping column, label column or None for "itself").
-DIMENSIONS: dict[str, tuple[str, str | None]] = {
-    "team": ("team_id", "team_name"),
-    "key": ("key_id", "key_prefix"),
-    "route": ("route_name", None),
-    "model": ("model_name", None),
-    "provider": ("provider_name", None),
+# Breakdown dimension -> (grouping column, rollup label column or None for "itself",
+# the live cell's label key).
+DIMENSIONS: dict[str, tuple[str, str | None, str | None]] = {
+    "team": ("team_id", "team_name", "team_label"),
+    "key": ("key_id", "key_prefix", "key_label"),
+    "route": ("route_name", None, None),
+    "model": ("model_name", None, None),
+    "provider": ("provider_name", None, None),
 }
 NO_OWNER = {"team": "(no team)", "key": "(no key)"}
 
@@ -63,8 +68,9 @@ class Row:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def rollups(start: date, end: date) -> QuerySet:
-    return CostRollup.objects.filter(day__gte=start, day__lte=end)
+def rollups(start: date, end: date, key_ids: list[int] | None = None) -> QuerySet:
+    rows = CostRollup.objects.filter(day__gte=start, day__lte=end)
+    return rows if key_ids is None else rows.filter(key_id__in=key_ids)
 
 
 def _measures() -> dict:
@@ -90,9 +96,25 @@ def _row(values: dict, **kw) -> Row:
     )
 
 
-def daily(start: date, end: date) -> list[Row]:
-    """One row per day of the range, days without spend included (as zeros)."""
-    found = {v["day"]: _row(v) for v in rollups(start, end).values("day").annotate(**_measures()).order_by("day")}
+def _cell_row(cell: dict, **kw) -> Row:
+    """A live ledger cell (billing.reports.live) as a Row."""
+    return Row(
+        requests=cell["requests"], errors=cell["errors"], prompt_tokens=cell["prompt_tokens"],
+        completion_tokens=cell["completion_tokens"], cost=cell["cost_usd"], baseline=cell["baseline_cost_usd"], **kw,
+    )
+
+
+def _rollups_of(live: Live) -> QuerySet:
+    return rollups(live.coverage.start, live.coverage.end, live.key_ids)
+
+
+def daily_rows(live: Live) -> list[Row]:
+    """One row per day of the live read's range, days without spend included (as
+    zeros): rollups plus the live rows."""
+    found = {v["day"]: _row(v) for v in _rollups_of(live).values("day").annotate(**_measures()).order_by("day")}
+    for cell in live.cells:
+        found.setdefault(cell["day"], Row()).add(_cell_row(cell))
+    start, end = live.coverage.start, live.coverage.end
     out, day = [], start
     while day <= end:
         row = found.get(day) or Row()
@@ -102,18 +124,28 @@ def daily(start: date, end: date) -> list[Row]:
     return out
 
 
-def breakdown(dimension: str, start: date, end: date) -> list[Row]:
+def breakdown_rows(dimension: str, live: Live) -> list[Row]:
     """Rows per team / key / route / model / provider, most expensive first."""
-    column, label_column = DIMENSIONS[dimension]
+    column, label_column, live_label = DIMENSIONS[dimension]
     extra = {"lbl": Max(label_column)} if label_column else {}
-    values = rollups(start, end).values(column).annotate(**_measures(), **extra).order_by(column)
+    groups: dict[object, Row] = {}
+    labels: dict[object, str] = {}  # MAX of the labels seen, like the rollups' own MAX
+    for v in _rollups_of(live).values(column).annotate(**_measures(), **extra).order_by(column):
+        groups[v[column]] = _row(v)
+        if label_column:
+            labels[v[column]] = v["lbl"] or ""
+    for cell in live.cells:
+        group = cell[column]
+        groups.setdefault(group, Row()).add(_cell_row(cell))
+        if live_label:
+            labels[group] = max(labels.get(group, ""), cell[live_label] or "")
     rows = []
-    for v in values:
-        group = v[column]
-        label = (v["lbl"] if label_column else group) or NO_OWNER.get(dimension, "(none)")
+    for group, row in groups.items():
+        label = labels.get(group) if label_column else group
         if label_column and not group:
             label = NO_OWNER[dimension]
-        rows.append(_row(v, label=label, group=group))
+        row.group, row.label = group, label or NO_OWNER.get(dimension, "(none)")
+        rows.append(row)
     if dimension == "key":
         names = dict(VirtualKey.objects.filter(id__in=[r.group for r in rows if r.group]).values_list("id", "name"))
         for r in rows:
@@ -121,6 +153,37 @@ def breakdown(dimension: str, start: date, end: date) -> list[Row]:
     # Most expensive first; equal costs by label, so the order is stable.
     rows.sort(key=lambda r: (-r.cost, r.label))
     return rows
+
+
+def daily(start: date, end: date, key_ids: list[int] | None = None) -> list[Row]:
+    """daily_rows() of one consistent read (billing.reports.live.consistent)."""
+    return consistent(start, end, daily_rows, key_ids)[0]
+
+
+def breakdown(dimension: str, start: date, end: date) -> list[Row]:
+    """breakdown_rows() of one consistent read."""
+    return consistent(start, end, lambda live: breakdown_rows(dimension, live))[0]
+
+
+@dataclass
+class Report:
+    """Everything the overview page shows of a range, from one consistent read."""
+
+    days: list[Row]
+    tables: dict[str, list[Row]]
+    live: Live
+    total: Row = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.total = sum_rows(self.days)
+
+
+def report(start: date, end: date, dimensions: Iterable[str] = DIMENSIONS) -> Report:
+    def build(live: Live) -> tuple[list[Row], dict[str, list[Row]]]:
+        return daily_rows(live), {dim: breakdown_rows(dim, live) for dim in dimensions}
+
+    (days, tables), live = consistent(start, end, build)
+    return Report(days=days, tables=tables, live=live)
 
 
 def sum_rows(rows: list[Row], label: str = "Total") -> Row:
@@ -148,13 +211,15 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.0001"))
 
 
-def budget_burn(now: datetime | None = None) -> list[Burn]:
-    """Each enabled budget: spent this period (billing.money), % used, daily burn rate
-    and, for day/month budgets, the period-end forecast by linear extrapolation."""
+def budget_burn(now: datetime | None = None, budgets: QuerySet | None = None) -> list[Burn]:
+    """Each enabled budget (of `budgets`, default all): spent this period
+    (billing.money), % used, daily burn rate and, for day/month budgets, the
+    period-end forecast by linear extrapolation."""
     now = (now or timezone.now()).astimezone(UTC)
     today = now.date()
     out = []
-    for budget in Budget.objects.filter(enabled=True).select_related("key", "team"):
+    budgets = Budget.objects.all() if budgets is None else budgets
+    for budget in budgets.filter(enabled=True).select_related("key", "team"):
         start, end = money.period_bounds(budget.period, now)
         spent = money.spent_in_period(budget, now)
         if start is not None:

@@ -1,4 +1,5 @@
-"""Finance reports: read-only pages for staff holding billing.view_finance_reports."""
+"""Finance reports: read-only pages for staff holding billing.view_finance_reports, and
+My usage (/reports/me/), any signed-in user's own playground spend and limits."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from . import exports, queries
+from billing.models import VirtualKey
+
+from . import exports, mine, queries
 from .chart import spend_chart
 from .forms import PRESETS, DateRangeForm, date_range
+from .freshness import Freshness
 
 PERMISSION = "billing.view_finance_reports"
 BREAKDOWNS = [("team", "Team"), ("key", "Key"), ("route", "Route"), ("model", "Model"), ("provider", "Provider")]
@@ -43,8 +48,8 @@ def finance_required(view: Callable) -> Callable:
 @finance_required
 def overview(request: HttpRequest) -> HttpResponse:
     form, start, end = date_range(request.GET)
-    days = queries.daily(start, end)
-    tables = {dim: queries.breakdown(dim, start, end) for dim, _ in BREAKDOWNS}
+    report = queries.report(start, end, [dim for dim, _ in BREAKDOWNS])
+    days, tables = report.days, report.tables
     query = urlencode({"start": start.isoformat(), "end": end.isoformat()})
     context = {
         **admin.site.each_context(request),
@@ -56,7 +61,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "end": end,
         "query": query,
         "presets": [(key, label) for key, (label, _) in PRESETS.items()],
-        "total": queries.sum_rows(days),
+        "total": report.total,
+        "freshness": Freshness.of(report.live),
         "chart": spend_chart(days),
         "breakdowns": [
             {"dim": dim, "label": label, "rows": tables[dim][:TOP_ROWS], "more": len(tables[dim][TOP_ROWS:])}
@@ -76,3 +82,32 @@ def csv_export(request: HttpRequest, view: str) -> HttpResponse:
     response = HttpResponse(exports.render(view, start, end), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{view}_{start}_{end}.csv"'
     return response
+
+
+def signed_in(view: Callable) -> Callable:
+    """Any active signed-in user (staff or not); anonymous: to the login page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated or not request.user.is_active:
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return require_GET(wrapper)
+
+
+@signed_in
+def my_usage(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's own playground key: spend, budgets, limits, last requests.
+    Looks the key up, never creates it (the playground does, on first use)."""
+    key = VirtualKey.objects.select_related("team").filter(playground_user=request.user).first()
+    usage = mine.my_usage(key) if key is not None else None
+    context = {
+        **admin.site.each_context(request),
+        "title": "My usage",
+        "usage": usage,
+        "freshness": Freshness.of(usage.live) if usage else None,
+        "playground_url": reverse("playground"),
+        "can_view_reports": can_view_reports(request.user),
+    }
+    return render(request, "reports/me.html", context)
