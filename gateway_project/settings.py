@@ -32,7 +32,8 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",  # must precede staticfiles: its runserver serves HTTP + websockets
-    "django.contrib.admin",
+    # Django's admin app with the product's admin site (gateway_admin.site) as admin.site.
+    "gateway_admin.site.GatewayAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "guardrails",
     "routing",
     "streaming",
+    "gateway_admin",
 ]
 
 # django_prometheus's request middlewares are deliberately absent: they are

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from gateway_admin.views import favicon
 from streaming.views import playground
 
 from .health import healthz, readyz
@@ -14,4 +15,5 @@ urlpatterns = [
     path("reports/", include("billing.reports.urls")),
     path("playground/", playground, name="playground"),
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
 ]
