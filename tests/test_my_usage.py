@@ -71,6 +71,7 @@ def test_a_plain_user_sees_their_spend_today_this_month_and_in_total(client, ali
     total = card(html, "spend-total")
     assert 'title="2.7500030000">$2.75<' in total and "4 requests" in total
     assert "Figures as of" in html and "today's figures are live" in html
+    assert 'action="/admin/logout/"' in html  # a plain user has no admin header to log out from
 
 
 def test_another_users_spend_never_shows(client, alice, django_user_model):

@@ -1,5 +1,6 @@
-"""CSV exports: one per report view, costs as exact decimals, with a totals row that
-equals the ledger's sum for the range (when the rollups are up to date)."""
+"""CSV exports: one per report view, the page's figures (today's live part included),
+costs as exact, unrounded decimals, with a totals row that equals the ledger's sum for
+the range."""
 
 from __future__ import annotations
 
