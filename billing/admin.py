@@ -15,6 +15,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from . import admin_usage  # noqa: F401  (registers the usage ledger and its dead letters)
 from .admin_budgets import BudgetInlineSaving, KeyBudgetInline, TeamBudgetInline
@@ -23,9 +25,16 @@ from .keys import KEY_STATUSES, issue_key, normalize_tags, save_team, update_key
 from .models import Team, VirtualKey
 
 
+def limits_text(rpm: int | None, tpm: int | None) -> str:
+    """Both rate limits in one short cell: "120 requests, 200,000 tokens / min"."""
+    parts = [f"{rpm:,} requests" if rpm is not None else "", f"{tpm:,} tokens" if tpm is not None else ""]
+    shown = ", ".join(p for p in parts if p)
+    return f"{shown} / min" if shown else "none"
+
+
 @admin.register(Team)
 class TeamAdmin(BudgetInlineSaving, admin.ModelAdmin):
-    list_display = ["name", "description", "rpm_limit", "tpm_limit", "active_key_count", "key_count"]
+    list_display = ["name", "active_key_count", "key_count", "rate_limits", "short_description"]
     search_fields = ["name", "description"]
     ordering = ["name"]
     readonly_fields = ["created_at", "updated_at"]
@@ -50,6 +59,14 @@ class TeamAdmin(BudgetInlineSaving, admin.ModelAdmin):
             .get_queryset(request)
             .annotate(_key_count=Count("keys", distinct=True), _active_keys=Count("keys", filter=active, distinct=True))
         )
+
+    @admin.display(description="rate limits (whole team)")
+    def rate_limits(self, obj: Team) -> str:
+        return limits_text(obj.rpm_limit, obj.tpm_limit)
+
+    @admin.display(description="description", ordering="description")
+    def short_description(self, obj: Team) -> str:
+        return Truncator(obj.description).chars(80)
 
     @admin.display(description="keys", ordering="_key_count")
     def key_count(self, obj: Team) -> int:
@@ -110,7 +127,8 @@ class VirtualKeyForm(forms.ModelForm):
 @admin.register(VirtualKey)
 class VirtualKeyAdmin(BudgetInlineSaving, KeyConfirmations, admin.ModelAdmin):
     form = VirtualKeyForm
-    list_display = ["name", "prefix_display", "team", "status", "rpm_limit", "tpm_limit", "expires_at", "created_at"]
+    # Created/revoked dates, routes, labels: on each key's page.
+    list_display = ["name", "prefix_display", "team", "status", "rate_limits", "expires"]
     list_filter = [KeyStatusFilter, "team"]
     list_select_related = ["team"]
     search_fields = ["name", "prefix", "team__name"]
@@ -152,6 +170,14 @@ class VirtualKeyAdmin(BudgetInlineSaving, KeyConfirmations, admin.ModelAdmin):
     @admin.display(description="status")
     def status(self, obj: VirtualKey) -> str:
         return key_status(obj)
+
+    @admin.display(description="rate limits (this key)")
+    def rate_limits(self, obj: VirtualKey) -> str:
+        return limits_text(obj.rpm_limit, obj.tpm_limit)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj: VirtualKey) -> str:
+        return localtime(obj.expires_at).strftime("%Y-%m-%d %H:%M") if obj.expires_at else "never"
 
     @admin.display(description="actions")
     def key_buttons(self, obj: VirtualKey) -> str:

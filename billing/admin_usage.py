@@ -8,28 +8,27 @@ from decimal import Decimal
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from .models import UsageDeadLetter, UsageRecord
+
+# The admin's test calls have no virtual key; routing.pipeline.staff_key records them
+# under this key prefix (billing may not import routing; a test pins the two together).
+# Shown as the finance reports group them, "(no key)", and saying why.
+STAFF_KEY_PREFIX = "admin"
 
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     """The usage ledger, read-only for everyone (it is what invoices are built from)."""
 
-    list_display = [
-        "created_at",
-        "request_id",
-        "route_name",
-        "provider_name",
-        "model_name",
-        "status",
-        "error_kind",
-        "tokens",
-        "cost",
-        "latency_ms",
-        "ttft_ms",
-        "attempts",
-    ]
+    # At 1366 px: when, where, who, outcome, size, cost, speed. The request id (searchable),
+    # provider, HTTP status, prices and attempt log are on each record's page.
+    # Each cell is one short line plus, where it helps, a second quieter one.
+    list_display = ["when", "route_and_model", "key_label", "outcome", "tokens", "cost", "latency"]
+    list_display_links = ["when"]
     list_filter = ["status", "route_name", "provider_name", "stream", ("created_at", admin.DateFieldListFilter)]
     date_hierarchy = "created_at"
     search_fields = ["=request_id", "^key_prefix"]
@@ -39,14 +38,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
     show_full_result_count = False
     fieldsets = [
         ("Request", {"fields": ["request_id", "created_at", "status", "http_status", "error_kind", "stream"]}),
-        ("Who and where", {"fields": ["key_prefix", "team_name", "route_name", "provider_name", "model_name"]}),
+        ("Who and where", {"fields": ["key_label", "team_name", "route_name", "provider_name", "model_name"]}),
         (
             "Usage and cost",
             {
                 "fields": [
                     "prompt_tokens",
                     "completion_tokens",
-                    "usage_estimated",
+                    "usage_source",
                     "input_price_per_mtok",
                     "output_price_per_mtok",
                     "cost",
@@ -65,10 +64,49 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
         return False
 
-    @admin.display(description="tokens (in + out)")
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj: UsageRecord) -> str:
+        at = localtime(obj.created_at)
+        return format_html("{}<br>{}", at.strftime("%Y-%m-%d"), at.strftime("%H:%M:%S"))
+
+    @admin.display(description="route → model", ordering="route_name")
+    def route_and_model(self, obj: UsageRecord) -> str:
+        return format_html('{}<br><span class="quiet">{}</span>', obj.route_name, obj.model_name or "no model called")
+
+    @admin.display(description="key", ordering="key_prefix")
+    def key_label(self, obj: UsageRecord) -> str:
+        """As the finance reports group it: a key's prefix, or "(no key)" for calls made
+        without a virtual key (the admin's test calls record the prefix "admin")."""
+        if obj.key_id is None and obj.key_prefix == STAFF_KEY_PREFIX:
+            return mark_safe('(no key)<br><span class="quiet">staff test call</span>')
+        if obj.key_id is None:
+            return "(no key)"
+        return f"{obj.key_prefix}…" if obj.key_prefix else "—"
+
+    @admin.display(description="outcome", ordering="status")
+    def outcome(self, obj: UsageRecord) -> str:
+        label = obj.get_status_display().capitalize()
+        if not obj.error_kind:
+            return label
+        return format_html('{}<br><span class="quiet">{}</span>', label, obj.error_kind.replace("_", " "))
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: UsageRecord) -> str:
+        if obj.ttft_ms is None:
+            return f"{obj.latency_ms} ms"
+        return format_html('{} ms<br><span class="quiet">first token {} ms</span>', obj.latency_ms, obj.ttft_ms)
+
+    @admin.display(description="token counts")
+    def usage_source(self, obj: UsageRecord) -> str:
+        """In words: a bare boolean showed a green tick for the bad case (estimated)."""
+        if obj.usage_estimated:
+            return "Estimated by the gateway: the provider reported no token counts (about 4 characters per token)."
+        return "Reported by the provider."
+
+    @admin.display(description="tokens in + out")
     def tokens(self, obj: UsageRecord) -> str:
         text = f"{obj.prompt_tokens} + {obj.completion_tokens}"
-        return f"~{text} (estimated)" if obj.usage_estimated else text
+        return format_html('~{}<br><span class="quiet">estimated</span>', text) if obj.usage_estimated else text
 
     @admin.display(description="cost (USD)", ordering="cost_usd")
     def cost(self, obj: UsageRecord) -> str:
@@ -105,11 +143,15 @@ class UsageDeadLetterAdmin(admin.ModelAdmin):
     """Usage rows the ledger could not write, waiting for
     `manage.py replay_usage_dead_letters`; read-only (the replay is the one way out)."""
 
-    list_display = ["created_at", "request_id", "source", "error", "replay_attempts", "replayed_at"]
+    list_display = ["created_at", "request_id", "source", "short_error", "replay_attempts", "replayed_at"]
     list_filter = [("replayed_at", admin.EmptyFieldListFilter), "source"]
     search_fields = ["=request_id"]
     ordering = ["-created_at"]
     readonly_fields = ["request_id", "created_at", "occurred_at", "source", "error", "replay_attempts", "replayed_at", "entry"]
+
+    @admin.display(description="error", ordering="error")
+    def short_error(self, obj: UsageDeadLetter) -> str:
+        return Truncator(obj.error).chars(100)  # whole on the row's page
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -8,6 +8,7 @@ to users who may only view), a blank field keeps the current key, and lists show
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -53,6 +54,8 @@ class ProviderForm(forms.ModelForm):
     class Meta:
         model = Provider
         fields = ["name", "kind", "base_url", "api_key", "timeout_s", "options", "enabled"]
+        labels = {"base_url": "Base URL"}
+        widgets = {"options": forms.Textarea(attrs={"rows": 3, "cols": 60})}  # most providers need none
         error_messages = {
             "kind": {"invalid_choice": "Unknown provider kind “%(value)s”. Choose one of the kinds in the list."}
         }
@@ -110,8 +113,40 @@ class ProviderForm(forms.ModelForm):
         return changed
 
 
+def price_text(amount: Decimal | None) -> str:
+    """2.500000 -> "2.50", 0.000150 -> "0.00015": at least cents, never trailing zeros past them."""
+    if amount is None:
+        return "—"
+    plain = amount.normalize()
+    return f"{plain.quantize(Decimal('0.01')) if plain.as_tuple().exponent > -2 else plain:f}"
+
+
+class PriceField(forms.DecimalField):
+    """A price input showing 2.50, not the column's 2.500000."""
+
+    def prepare_value(self, value):
+        return price_text(value) if isinstance(value, Decimal) else value
+
+
+class ModelForm(forms.ModelForm):
+    class Meta:
+        model = Model
+        fields = "__all__"
+        field_classes = {"input_price_per_mtok": PriceField, "output_price_per_mtok": PriceField}
+
+
+class ModelInlineForm(ModelForm):
+    """Short column headings, so the provider page's model table fits a laptop screen;
+    the full wording stays in each heading's help tooltip and on the model's own page."""
+
+    class Meta(ModelForm.Meta):
+        labels = {"upstream_id": "upstream ID", "input_price_per_mtok": "input $/1M",
+                  "output_price_per_mtok": "output $/1M", "context_window": "context", "quality_score": "quality"}
+
+
 class ModelInline(admin.TabularInline):
     model = Model
+    form = ModelInlineForm
     fields = [
         "name", "upstream_id", "input_price_per_mtok", "output_price_per_mtok", "context_window", "quality_score",
         "enabled",
@@ -137,7 +172,8 @@ class RoutesCheckMixin:
 class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ProviderForm
     inlines = [ModelInline]
-    list_display = ["name", "kind", "base_url_display", "api_key_display", "timeout_s", "enabled", "model_count"]
+    # The request timeout is on the detail page.
+    list_display = ["name", "enabled", "kind", "model_count", "base_url_display", "api_key_display"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "kind"]
     search_fields = ["name", "base_url"]  # never api_key: it is encrypted
@@ -201,16 +237,9 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
-    list_display = [
-        "name",
-        "provider",
-        "upstream_id",
-        "input_price_per_mtok",
-        "output_price_per_mtok",
-        "context_window",
-        "quality_score",
-        "enabled",
-    ]
+    form = ModelForm
+    list_display = ["name", "provider", "enabled", "input_price", "output_price", "context_window", "quality_score",
+                    "upstream_id"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "provider", "provider__kind"]
     list_select_related = ["provider"]
@@ -231,6 +260,14 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="input $/1M tokens", ordering="input_price_per_mtok")
+    def input_price(self, obj: Model) -> str:
+        return price_text(obj.input_price_per_mtok)
+
+    @admin.display(description="output $/1M tokens", ordering="output_price_per_mtok")
+    def output_price(self, obj: Model) -> str:
+        return price_text(obj.output_price_per_mtok)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
         # __str__ reads the provider's name (selects, delete pages, history).

@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.dispatch import receiver
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
@@ -29,7 +29,7 @@ from . import admin_views as views
 from .admin_views import ERROR_KIND_LABELS
 from .conditions import ConditionError, parse_rules
 from .engine import TERMINAL
-from .models import Route, RouteTarget
+from .models import Route, RouteTarget, Strategy
 from .task_detection import TaskType
 from .validation import TargetSpec, check_route_targets
 
@@ -217,14 +217,30 @@ class RouteTargetInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+def short_strategy(value: str) -> str:
+    """"Fallback", not the choice's whole explanation (that is on the change page)."""
+    return Strategy(value).label.split(" – ")[0] if value in Strategy.values else value
+
+
+class StrategyFilter(admin.SimpleListFilter):
+    title = "strategy"
+    parameter_name = "strategy__exact"  # the URL the stock filter used
+
+    def lookups(self, request, model_admin):
+        return [(value, short_strategy(value)) for value in Strategy.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> QuerySet[Route]:
+        return queryset.filter(strategy=self.value()) if self.value() else queryset
+
+
 @admin.register(Route)
 class RouteAdmin(admin.ModelAdmin):
     form = RouteForm
     inlines = [RouteTargetInline]
     # `enabled` is deliberately not list_editable: switching a route on must go
     # through the change form, where its targets are checked.
-    list_display = ["name", "strategy", "enabled", "target_count", "targets_summary"]
-    list_filter = ["enabled", "strategy"]
+    list_display = ["name", "enabled", "strategy_short", "targets_summary"]
+    list_filter = ["enabled", StrategyFilter]
     search_fields = ["name", "description"]
     ordering = ["name"]
     show_facets = admin.ShowFacets.ALWAYS
@@ -258,16 +274,11 @@ class RouteAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Route]:
         targets = RouteTarget.objects.select_related("model__provider").order_by("order", "id")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(_target_count=Count("targets", distinct=True))
-            .prefetch_related(Prefetch("targets", queryset=targets))
-        )
+        return super().get_queryset(request).prefetch_related(Prefetch("targets", queryset=targets))
 
-    @admin.display(description="targets", ordering="_target_count")
-    def target_count(self, obj: Route) -> int:
-        return obj._target_count
+    @admin.display(description="strategy", ordering="strategy")
+    def strategy_short(self, obj: Route) -> str:
+        return short_strategy(obj.strategy)
 
     @admin.display(description="tried in order")
     def targets_summary(self, obj: Route) -> str:
