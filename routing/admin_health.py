@@ -8,26 +8,59 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
 
 from providers.models import HealthCheck
 
 from . import admin_views as views
+from .breaker import State
 from .models import TargetHealth
+
+
+IN_SERVICE = "in service"
+MODEL_OFF = "model off"
+PROVIDER_OFF = "provider off"
+
+
+def service_state(model: TargetHealth) -> str:
+    """Whether the gateway sends requests to the model: only when both the model and its
+    provider are switched on (the model's own tick alone said "enabled" for models of a
+    switched-off provider)."""
+    if not model.provider.enabled:
+        return PROVIDER_OFF
+    return IN_SERVICE if model.enabled else MODEL_OFF
+
+
+class InServiceFilter(admin.SimpleListFilter):
+    title = "in service"
+    parameter_name = "service"
+
+    def lookups(self, request, model_admin):
+        return [("yes", IN_SERVICE), ("model_off", MODEL_OFF), ("provider_off", PROVIDER_OFF)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TargetHealth]) -> QuerySet[TargetHealth]:
+        if self.value() == "yes":
+            return queryset.filter(enabled=True, provider__enabled=True)
+        if self.value() == "model_off":
+            return queryset.filter(enabled=False, provider__enabled=True)
+        if self.value() == "provider_off":
+            return queryset.filter(provider__enabled=False)
+        return queryset
 
 
 @admin.register(TargetHealth)
 class TargetHealthAdmin(admin.ModelAdmin):
     """Breaker states come from the shared breaker store, read once per page."""
 
-    list_display = ["name", "provider", "enabled", "breakers", "latency", "last_check"]
+    list_display = ["name", "provider", "in_service", "breakers", "latency", "last_check"]
     list_display_links = ["name"]
-    list_filter = ["enabled", "provider"]
+    list_filter = [InServiceFilter, "provider"]
     list_select_related = ["provider"]
     search_fields = ["name", "provider__name"]
     ordering = ["provider__name", "name"]
     actions = ["reset_breakers"]
     fieldsets = [
-        (None, {"fields": ["provider", "name", "enabled", "quality_score"]}),
+        (None, {"fields": ["provider", "name", "in_service", "quality_score"]}),
         (
             "Circuit breakers and latency",
             {
@@ -39,7 +72,7 @@ class TargetHealthAdmin(admin.ModelAdmin):
         ),
         ("Active health checks", {"fields": ["recent_checks"]}),
     ]
-    readonly_fields = ["breaker_table", "latency", "recent_checks"]
+    readonly_fields = ["in_service", "breaker_table", "latency", "recent_checks"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -64,6 +97,12 @@ class TargetHealthAdmin(admin.ModelAdmin):
         if obj is not None:
             views.attach_health([obj])
         return obj
+
+    @admin.display(description="in service", ordering="enabled")
+    def in_service(self, obj: TargetHealth) -> str:
+        state = service_state(obj)
+        colour = views.BREAKER_COLOURS[State.CLOSED] if state == IN_SERVICE else "var(--body-quiet-color)"
+        return format_html('<strong style="color: {}; white-space: nowrap">{}</strong>', colour, state)
 
     @admin.display(description="circuit breakers (per route)")
     def breakers(self, obj: TargetHealth) -> str:

@@ -70,6 +70,13 @@ def outcome_text(outcome: str) -> str:
     return f"failed: {ERROR_KIND_LABELS.get(kind, outcome)}" if kind else f"failed: {outcome}"
 
 
+class OptionalJSONField(forms.JSONField):
+    """Blank when there is no value: forms.JSONField writes the text `null` in the box."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class TestRouteForm(forms.Form):
     prompt = forms.CharField(
         label="Sample prompt",
@@ -94,7 +101,7 @@ class TestRouteForm(forms.Form):
         required=False,
         help_text="Only for “Send it for real”; the explanation is the same either way.",
     )
-    metadata = forms.JSONField(
+    metadata = OptionalJSONField(
         label="Metadata (optional JSON)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),

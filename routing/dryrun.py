@@ -31,7 +31,7 @@ from billing.keys import KeyInfo
 from . import pipeline
 from .breaker import State, get_breaker_store
 from .catalog import RouteInfo, TargetInfo, route_info
-from .models import Route, RouteTarget
+from .models import Route, RouteTarget, Strategy
 from .schemas import parse_chat_request
 from .strategies import Candidate, Decision, Signals
 from .task_detection import TaskDecision
@@ -113,6 +113,12 @@ class Explanation:
     @property
     def first(self) -> Row | None:
         return self.candidates[0] if self.candidates else None
+
+    @property
+    def shows_weights(self) -> bool:
+        """Weights only steer the load-balancing strategy; on any other route they are
+        ignored, so the explanation does not show them."""
+        return self.route.strategy == Strategy.LOADBALANCE
 
     @property
     def any_open(self) -> bool:
