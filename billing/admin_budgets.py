@@ -79,7 +79,8 @@ class BudgetForm(forms.ModelForm):
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
     form = BudgetForm
-    list_display = ["owner", "scope", "amount_usd", "period", "action", "alert_threshold_pct", "enabled"]
+    # Short cells; the choices' explanations are on the change page and in the filters.
+    list_display = ["owner", "scope_short", "amount", "period_short", "action_short", "alert_threshold_pct", "enabled"]
     list_display_links = ["owner"]
     list_editable = ["enabled"]
     list_filter = ["scope", "period", "action", "enabled", "team"]
@@ -97,6 +98,22 @@ class BudgetAdmin(admin.ModelAdmin):
     @admin.display(description="owner")
     def owner(self, obj: Budget) -> str:
         return str(obj.key or obj.team or "whole gateway")
+
+    @admin.display(description="scope", ordering="scope")
+    def scope_short(self, obj: Budget) -> str:
+        return {"key": "key", "team": "team", "global": "whole gateway"}.get(obj.scope, obj.scope)
+
+    @admin.display(description="amount", ordering="amount_usd")
+    def amount(self, obj: Budget) -> str:
+        return f"${obj.amount_usd:,.2f}"
+
+    @admin.display(description="period", ordering="period")
+    def period_short(self, obj: Budget) -> str:
+        return {"day": "per day", "month": "per month", "total": "in total"}.get(obj.period, obj.period)
+
+    @admin.display(description="when reached", ordering="action")
+    def action_short(self, obj: Budget) -> str:
+        return {"block": "block (429)", "alert": "alert only"}.get(obj.action, obj.action)
 
     @admin.display(description="spent this period")
     def spent_this_period(self, obj: Budget) -> str:

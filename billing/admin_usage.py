@@ -37,7 +37,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # counting per filter value is costly on a big ledger
     show_full_result_count = False
     fieldsets = [
-        ("Request", {"fields": ["request_id", "created_at", "status", "http_status", "error_kind", "stream"]}),
+        ("Request", {"fields": ["request_id", "created_at", "status", "http_status_text", "error_kind", "stream"]}),
         ("Who and where", {"fields": ["key_label", "team_name", "route_name", "provider_name", "model_name"]}),
         (
             "Usage and cost",
@@ -46,13 +46,13 @@ class UsageRecordAdmin(admin.ModelAdmin):
                     "prompt_tokens",
                     "completion_tokens",
                     "usage_source",
-                    "input_price_per_mtok",
-                    "output_price_per_mtok",
+                    "input_price",
+                    "output_price",
                     "cost",
                 ]
             },
         ),
-        ("Timing and attempts", {"fields": ["latency_ms", "ttft_ms", "attempts", "attempt_table"]}),
+        ("Timing and attempts", {"fields": ["total_latency", "first_token", "attempts", "attempt_table"]}),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -95,6 +95,27 @@ class UsageRecordAdmin(admin.ModelAdmin):
         if obj.ttft_ms is None:
             return f"{obj.latency_ms} ms"
         return format_html('{} ms<br><span class="quiet">first token {} ms</span>', obj.latency_ms, obj.ttft_ms)
+
+    # The detail page's own labels ("Http status", "Ttft ms" from the field names read badly).
+    @admin.display(description="HTTP status")
+    def http_status_text(self, obj: UsageRecord) -> str:
+        return str(obj.http_status) if obj.http_status else "—"
+
+    @admin.display(description="input price (USD per 1M tokens)")
+    def input_price(self, obj: UsageRecord) -> str:
+        return f"${obj.input_price_per_mtok.normalize():f}"
+
+    @admin.display(description="output price (USD per 1M tokens)")
+    def output_price(self, obj: UsageRecord) -> str:
+        return f"${obj.output_price_per_mtok.normalize():f}"
+
+    @admin.display(description="total latency")
+    def total_latency(self, obj: UsageRecord) -> str:
+        return f"{obj.latency_ms} ms"
+
+    @admin.display(description="time to first token")
+    def first_token(self, obj: UsageRecord) -> str:
+        return f"{obj.ttft_ms} ms" if obj.ttft_ms is not None else "— (not a stream, or no token arrived)"
 
     @admin.display(description="token counts")
     def usage_source(self, obj: UsageRecord) -> str:

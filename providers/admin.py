@@ -238,7 +238,7 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
-    list_display = ["name", "provider", "enabled", "input_price", "output_price", "context_window", "quality_score",
+    list_display = ["name", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
                     "upstream_id"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "provider", "provider__kind"]
@@ -261,11 +261,26 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     ]
     readonly_fields = ["created_at", "updated_at"]
 
-    @admin.display(description="input $/1M tokens", ordering="input_price_per_mtok")
+    @admin.display(description="provider", ordering="provider__name")
+    def provider_state(self, obj: Model) -> str:
+        # The model's own tick says nothing about its provider's switch.
+        if obj.provider.enabled:
+            return obj.provider.name
+        return format_html('{}<br><span class="quiet">switched off</span>', obj.provider.name)
+
+    @admin.display(description="context", ordering="context_window")
+    def context(self, obj: Model) -> str:
+        return f"{obj.context_window:,}" if obj.context_window else "—"
+
+    @admin.display(description="quality", ordering="quality_score")
+    def quality(self, obj: Model) -> int:
+        return obj.quality_score
+
+    @admin.display(description="input $/1M", ordering="input_price_per_mtok")
     def input_price(self, obj: Model) -> str:
         return price_text(obj.input_price_per_mtok)
 
-    @admin.display(description="output $/1M tokens", ordering="output_price_per_mtok")
+    @admin.display(description="output $/1M", ordering="output_price_per_mtok")
     def output_price(self, obj: Model) -> str:
         return price_text(obj.output_price_per_mtok)
 

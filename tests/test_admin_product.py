@@ -237,3 +237,28 @@ def test_the_route_list_names_strategies_briefly_and_filters_by_them(admin_clien
     assert "weighted random split" not in html  # the explanation is on the change page
     filtered = admin_client.get(url, {"strategy__exact": "loadbalance"}).content.decode()
     assert ">ab</a>" in filtered and ">plain</a>" not in filtered
+
+
+def test_a_usage_record_page_labels_its_figures_in_words(admin_client):
+    record = UsageRecordFactory(http_status=200, latency_ms=2345, ttft_ms=412, input_price_per_mtok=Decimal("2.5"))
+    html = admin_client.get(reverse("admin:billing_usagerecord_change", args=[record.pk])).content.decode()
+    for label, value in [("HTTP status", "200"), ("Total latency", "2345 ms"), ("Time to first token", "412 ms"),
+                         ("Input price (USD per 1M tokens)", "$2.5")]:
+        assert re.search(rf"<label>{re.escape(label)}:</label>\s*<div class=\"readonly\">{re.escape(value)}</div>", html)
+    assert "Ttft ms" not in html and "Http status" not in html
+
+
+def test_the_model_list_says_when_a_models_provider_is_switched_off(admin_client):
+    ModelFactory(name="orphaned", provider=ProviderFactory(name="off", enabled=False))
+    html = admin_client.get(reverse("admin:providers_model_changelist")).content.decode()
+    assert 'off<br><span class="quiet">switched off</span>' in html
+
+
+def test_the_budget_list_shows_short_cells(admin_client):
+    from .factories import BudgetFactory
+
+    BudgetFactory(amount_usd=Decimal("1500"))
+    html = admin_client.get(reverse("admin:billing_budget_changelist")).content.decode()
+    for cell in ('<td class="field-scope_short">whole gateway</td>', '<td class="field-amount">$1,500.00</td>',
+                 '<td class="field-period_short">per month</td>', '<td class="field-action_short">block (429)</td>'):
+        assert cell in html
