@@ -163,6 +163,15 @@ GATEWAY_CONFIG_TTL_S: float = env.float("GATEWAY_CONFIG_TTL_S", default=2.0)
 # whole needs ~3.3K for RSA-4096); beyond it the tail is checked
 # as it stands and sent.
 GATEWAY_GUARDRAIL_MAX_HOLD: int = env.int("GATEWAY_GUARDRAIL_MAX_HOLD", default=4096)
+# The answer cache (routing.cache; docs/caching.md). Values in Redis when a URL is set
+# (GATEWAY_CACHE_REDIS_URL, default REDIS_URL), else an in-process LRU of this many bytes.
+GATEWAY_CACHE_REDIS_URL: str = env.str("GATEWAY_CACHE_REDIS_URL", default=REDIS_URL)
+GATEWAY_CACHE_LOCAL_MAX_BYTES: int = env.int("GATEWAY_CACHE_LOCAL_MAX_BYTES", default=64 * 1024 * 1024)
+# Requests larger than this (normalised) are not cached; answers larger than this are not stored.
+GATEWAY_CACHE_MAX_PROMPT_BYTES: int = env.int("GATEWAY_CACHE_MAX_PROMPT_BYTES", default=64 * 1024)
+GATEWAY_CACHE_MAX_ANSWER_BYTES: int = env.int("GATEWAY_CACHE_MAX_ANSWER_BYTES", default=256 * 1024)
+# How long a request waits for an identical one in flight before calling the provider itself.
+GATEWAY_CACHE_COALESCE_WAIT_S: float = env.float("GATEWAY_CACHE_COALESCE_WAIT_S", default=120.0)
 # Largest websocket message the playground accepts (bytes): a long conversation fits.
 GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES: int = env.int("GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES", default=512 * 1024)
 # Where a signed-in user sees their own spend and limits (the playground links to it).

@@ -22,6 +22,7 @@ from billing.models import UsageRecord
 from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
 
 from . import pipeline
+from .cache.policy import cache_control
 from .render import Headers, call_headers, completion_body, error_body, error_headers, sse
 from .task_detection import HINT_HEADER
 
@@ -126,6 +127,7 @@ def _allow(method: str, allowed: str) -> None:
 
 async def chat_completions(scope, body: bytes, send) -> None:
     call = await pipeline.prepare(_header(scope, b"authorization"), body, _header(scope, HINT_HEADER.encode()))
+    call.cache_control = cache_control(_header(scope, b"x-gateway-cache"))
     try:
         if not call.req.stream:
             after = settings.GATEWAY_LEDGER_AFTER_RESPONSE

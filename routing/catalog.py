@@ -15,6 +15,7 @@ from providers.catalog import ModelInfo, load_models
 from providers.types import ErrorKind
 
 from .breaker import BreakerPolicy
+from .cache.policy import NO_CACHE, CachePolicy
 from .conditions import Rule, parse_rules
 from .models import Route, RouteTarget
 
@@ -70,6 +71,7 @@ class RouteInfo:
     explore_rate: float = 0.1
     min_quality: int = 0
     rules: tuple[Rule, ...] = ()
+    cache: CachePolicy = NO_CACHE
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,22 @@ def route_info(route: Route, targets: tuple[TargetInfo, ...]) -> RouteInfo:
         explore_rate=float(route.explore_rate),
         min_quality=route.min_quality,
         rules=tuple(parse_rules(route.rules or [])),
+        cache=cache_policy(route),
+    )
+
+
+def cache_policy(route: Route) -> CachePolicy:
+    if route.cache_mode == "off":
+        return NO_CACHE
+    return CachePolicy(
+        mode=route.cache_mode,
+        ttl_s=route.cache_ttl_s,
+        scope=route.cache_scope,
+        threshold=float(route.cache_threshold) if route.cache_threshold is not None else None,
+        max_messages=route.cache_max_messages,
+        only_deterministic=route.cache_only_deterministic,
+        allow_tools=route.cache_allow_tools,
+        epoch=route.cache_epoch,
     )
 
 

@@ -25,3 +25,11 @@ TOKENS = Counter("gateway_tokens_total", "Tokens processed", (*LABELS, "type"))
 COST = Counter("gateway_cost_usd_total", "Spend in USD", LABELS)
 ATTEMPTS = Counter("gateway_upstream_attempts_total", "Upstream attempts by outcome", ("provider", "model", "outcome"))
 REJECTED = Counter("gateway_rejected_requests_total", "Requests refused before any provider call", ("status", "code"))
+CACHE = Counter(
+    "gateway_cache_requests_total",
+    "Cache outcomes: hit, semantic, coalesced (answered by an identical request in flight), miss, refresh, "
+    "bypass (not cacheable or skipped by the client), error (the store could not be reached)",
+    ("route", "result"),
+)
+CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "What cache hits did not pay (the stored answers' cost)", ("route",))
+CACHE_STORES = Counter("gateway_cache_stores_total", "Answers offered to the cache: stored, too_large, error", ("route", "outcome"))

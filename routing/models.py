@@ -39,6 +39,18 @@ class WhenAllOpen(models.TextChoices):
     TRY_ANYWAY = "try_anyway", "Try the targets anyway"
 
 
+class CacheMode(models.TextChoices):
+    OFF = "off", "Off – every request goes to a provider"
+    EXACT = "exact", "Exact – the same request (messages and parameters) gets the stored answer"
+    SEMANTIC = "semantic", "Semantic – also answers a question asked in other words (same context)"
+
+
+class CacheScope(models.TextChoices):
+    TEAM = "team", "Team – keys of the same team share answers (a key without a team: that key only)"
+    KEY = "key", "Key – each virtual key has its own answers"
+    GLOBAL = "global", "Whole gateway – every caller of this route shares answers"
+
+
 class Route(Timestamped):
     name = models.CharField(
         max_length=100,
@@ -121,6 +133,40 @@ class Route(Timestamped):
     )
     when_all_open = models.CharField(
         "when every target's breaker is open", max_length=12, choices=WhenAllOpen.choices, default=WhenAllOpen.FAIL
+    )
+    # The answer cache (routing.cache): off unless a route editor turns it on.
+    cache_mode = models.CharField("cache", max_length=10, choices=CacheMode.choices, default=CacheMode.OFF)
+    cache_ttl_s = models.PositiveIntegerField(
+        "keep answers for (s)", default=3600,
+        validators=[MinValueValidator(1), MaxValueValidator(30 * 86400)],
+        help_text="How long a stored answer may be served (1 s to 30 days).",
+    )
+    cache_scope = models.CharField(
+        "shared between", max_length=10, choices=CacheScope.choices, default=CacheScope.TEAM,
+        help_text="Who may receive an answer stored for someone else. Answers never cross this line.",
+    )
+    cache_threshold = models.DecimalField(
+        "similarity threshold", max_digits=4, decimal_places=3, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.5")), MaxValueValidator(Decimal("1"))],
+        help_text="Semantic mode: how alike two questions must be (0.5-1, higher is stricter). "
+                  "Blank: the gateway's measured default.",
+    )
+    cache_max_messages = models.PositiveSmallIntegerField(
+        "longest cacheable conversation", default=20, validators=[MinValueValidator(1)],
+        help_text="Requests with more messages than this are not cached (long chats rarely repeat).",
+    )
+    cache_only_deterministic = models.BooleanField(
+        "only deterministic requests", default=True,
+        help_text="Cache only requests with temperature 0 (the same answer every time). Untick to cache "
+                  "sampled answers too: every caller then gets the first answer drawn.",
+    )
+    cache_allow_tools = models.BooleanField(
+        "cache requests with tools", default=False,
+        help_text="Tool-calling requests usually depend on the world outside the prompt; tick only if "
+                  "your tools' answers do not change.",
+    )
+    cache_epoch = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Raised by 'purge the cache': older answers are never served."
     )
     enabled = models.BooleanField(default=True)
 

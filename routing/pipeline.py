@@ -137,6 +137,7 @@ class Call:
     raw_answer: ChatResponse | None = None  # as the provider (or answering stage) gave it
     pending_signals: asyncio.Future | None = None  # plan's concurrent read of shared state
     stage_state: dict[str, Any] = field(default_factory=dict)  # a stage's per-request state, by stage name
+    cache_control: str | None = None  # the client's x-gateway-cache request header (bypass | refresh)
 
     @property
     def route(self) -> RouteInfo:
@@ -155,6 +156,12 @@ class Call:
     def annotate(self, stage: str, **values: Any) -> None:
         """Add to the usage record's `annotations` under the stage's name (JSON values)."""
         self.annotations.setdefault(stage, {}).update(values)
+
+    def after_stages(self) -> list[Stage]:
+        """The stages whose after_answer wants this request's answer (entered, not the
+        one that answered, and asking for it: a cache that bypassed does not)."""
+        return [s for s in self.entered
+                if s is not self.answered_by and s.overrides("after_answer") and s.wants_answer(self)]
 
     def usage_or_zero(self) -> Usage:
         return self.usage or Usage()
@@ -175,7 +182,11 @@ class Call:
         usage = self.usage_or_zero()
         # What the same tokens would have cost on the route's first target: the
         # savings report compares routing decisions against "always the default".
-        baseline = money.actual_cost(self.route.targets[0].model.price, usage) if self.route.targets else self.cost
+        # A stage's answer (a cache hit) saved nothing by routing: its saving is its own.
+        if self.answer is None and self.route.targets:
+            baseline = money.actual_cost(self.route.targets[0].model.price, usage)
+        else:
+            baseline = self.cost
         latency = time.monotonic() - self.run.started
         decision = self.run.decision
         return UsageEntry(
@@ -236,7 +247,7 @@ class Call:
         _observe(entry, self)
         self.report_after_answer(status)
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
-            if stages.active().any_after:
+            if stages.active().any_after and self.after_stages():
                 spawn(_after_answer(self, self.raw_answer))
         # The row is queued first and written while the stages finish (with Redis: the
         # settlement's round trip overlaps the ledger commit); both end before we return.
@@ -278,6 +289,7 @@ class Call:
 
     async def settle_error(self, error: GatewayError) -> None:
         if isinstance(error, Blocked) or self.blocked:
+            self.blocked = True  # an answer refused on its way out: stages see it in on_finish
             await self.settle(Status.BLOCKED, error.status, "blocked")
         else:
             await self.settle(Status.ERROR, error.status, _error_kind(call=self))
@@ -293,12 +305,11 @@ async def _finish_stages(call: Call) -> None:
 
 
 async def _after_answer(call: Call, response: ChatResponse) -> None:
-    for stage in call.entered:
-        if stage is not call.answered_by and stage.overrides("after_answer"):
-            try:
-                await stage.after_answer(call, response)
-            except Exception:  # noqa: BLE001 - after the answer: log, never fail the request
-                log.exception("stage %s failed after answering request %s", stage.name, call.request_id)
+    for stage in call.after_stages():
+        try:
+            await stage.after_answer(call, response)
+        except Exception:  # noqa: BLE001 - after the answer: log, never fail the request
+            log.exception("stage %s failed after answering request %s", stage.name, call.request_id)
 
 
 async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 5, 15, 30)) -> None:

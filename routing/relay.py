@@ -31,7 +31,7 @@ async def open_stream(call: Call) -> Stream:
             await _final_decision(call)
             head, rest = await engine.open_stream(call.run, call.req)
         else:
-            head, rest = [], replay(answer.response)
+            head, rest = [], answer.chunks if answer.chunks is not None else replay(answer.response)
     except GatewayError as error:
         await call.settle_error(error)
         raise
@@ -41,7 +41,7 @@ async def open_stream(call: Call) -> Stream:
     filters: list[ChunkFilter] = []
     if stages.active().any_filter:
         filters = [f for s in _outer(call, "stream_filter") if (f := s.stream_filter(call)) is not None]
-    assembler = Assembler() if stages.active().any_after else None
+    assembler = Assembler() if stages.active().any_after and call.after_stages() else None
     return Stream(call, rest, _relay(call, head, rest, filters, assembler))
 
 

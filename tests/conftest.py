@@ -169,6 +169,7 @@ def _fresh_config_caches():
     from billing.limits import reset_limit_store_for_tests
     from guardrails.policy import guardrail_table
     from routing.breaker import reset_breaker_store_for_tests
+    from routing.cache.store import reset_cache_store_for_tests
     from routing.catalog import routing_table
     from routing.health import reset_absorbed
     from routing.pipeline import table_watch
@@ -182,6 +183,7 @@ def _fresh_config_caches():
         key_cache.clear()
         reset_limit_store_for_tests()
         reset_breaker_store_for_tests()
+        reset_cache_store_for_tests()
 
     fresh()
     yield

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
 
 from .admission import Admission
+from .cache import Cache
 from .base import Answer, Blocked, Stage
 from .guard import Guardrails
 
@@ -22,7 +23,7 @@ __all__ = ["Answer", "Blocked", "Stage", "STAGES", "active", "installed"]
 STAGES: tuple[Stage, ...] = (
     Admission(),  # rate limits + budget reservation, one atomic store step; settled at the end
     Guardrails(),  # the prompt before it leaves (redact/block/flag), the answer before the client sees it
-    # the cache takes its place here
+    Cache(),  # innermost: exact and semantic answers per tenant, identical requests coalesced
 )
 
 

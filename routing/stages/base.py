@@ -26,6 +26,8 @@ paths it does not touch. Hooks, in the order the pipeline calls them:
                                 off the response path (in the background): e.g. store
                                 it in a cache. `resp` is the answer as the provider (or
                                 answering stage) gave it, streams assembled.
+    wants_answer(call)          whether after_answer wants this request (default yes):
+                                asked once the request stages ran.
     preview(call)               for the admin's dry run: what the stage would do with
                                 this request, in a sentence, without side effects.
 
@@ -35,12 +37,13 @@ Each stage may add response headers (`call.headers`) and notes to the usage reco
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
 
 from gateway_project.errors import GatewayError
-from providers.types import ChatResponse
+from providers.types import ChatChunk, ChatResponse
 
 if TYPE_CHECKING:  # the pipeline imports the stages; stages see Call only as a type
     from routing.pipeline import Call
@@ -60,12 +63,17 @@ class Blocked(GatewayError):
 class Answer:
     """A stage's answer that needs no provider (e.g. a cache hit).
 
-    `status` is the usage record's status (a billing.models.UsageRecord.Status value);
-    `cost` what the answer cost (usually 0: no provider was paid)."""
+    `response` is the complete answer; a stream may instead be answered by `chunks`
+    (e.g. a request in flight relayed as it arrives), with `response` None. `status`
+    is the usage record's status (a billing.models.UsageRecord.Status value); `cost`
+    what the answer cost (usually 0: no provider was paid); `saved` what a provider
+    would have charged for it (the cache's savings)."""
 
-    response: ChatResponse
+    response: ChatResponse | None
     status: str
     cost: Decimal = Decimal(0)
+    saved: Decimal = Decimal(0)
+    chunks: AsyncIterator[ChatChunk] | None = None
 
 
 HOOKS = ("on_request", "on_response", "stream_filter", "on_finish", "after_answer", "preview")
@@ -99,6 +107,11 @@ class Stage:
 
     async def preview(self, call: Call) -> str | None:
         return None
+
+    def wants_answer(self, call: Call) -> bool:
+        """Does this request's answer go to after_answer? (Asked only of stages that
+        implement it; False spares a stream its assembly and the request a task.)"""
+        return True
 
     def overrides(self, hook: str) -> bool:
         """Does this stage implement `hook` (the pipeline skips the ones that do not)?"""
