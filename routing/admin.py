@@ -64,6 +64,18 @@ RULES_HELP = mark_safe(
     "&lt;= in, not in, contains, or test <code>&lt;field&gt; exists</code>; join clauses with "
     "<code>and</code>."
 )
+CACHE_HELP = (
+    "Answer repeated requests from stored answers: free and in a millisecond. Exact mode needs the same "
+    "messages and parameters; semantic mode also answers the same question asked in other words, in the "
+    "same conversation context and with the same numbers, names and negations. Cached answers still pass "
+    "the output guardrails, and answers never cross the 'shared between' line. By default only requests "
+    "with temperature 0 and without tools are cached; others are answered normally "
+    "(header x-gateway-cache: bypass, with the reason). Clients may send x-gateway-cache: bypass or refresh. "
+    "To drop every stored answer of a route, use the list's action 'Purge the cache'."
+)
+CACHE_FIELDS = ["cache_mode", "cache_ttl_s", "cache_scope", "cache_threshold", "cache_max_messages",
+                "cache_only_deterministic", "cache_allow_tools"]
+
 BREAKER_HELP = (
     "A circuit breaker takes a failing model out of rotation for a while, so requests go straight "
     "to the next target instead of waiting on one that keeps failing; after the cooldown one trial "
@@ -125,6 +137,13 @@ class RouteForm(forms.ModelForm):
             if name in self.fields:
                 field = self.fields[name]
                 field.help_text = f"{field.help_text} Blank = gateway default: {getattr(settings, setting):g}."
+        if "cache_threshold" in self.fields:
+            from .cache import default_threshold
+
+            self.fields["cache_threshold"].help_text = (
+                "Semantic mode: how alike two questions must be (0.5-1, higher is stricter). "
+                f"Blank = the gateway's measured default: {default_threshold():g}."
+            )
 
     def clean_rules(self) -> list:
         rules = self.cleaned_data.get("rules")
@@ -239,8 +258,9 @@ class RouteAdmin(admin.ModelAdmin):
     inlines = [RouteTargetInline]
     # `enabled` is deliberately not list_editable: switching a route on must go
     # through the change form, where its targets are checked.
-    list_display = ["name", "enabled", "strategy_short", "targets_summary"]
-    list_filter = ["enabled", StrategyFilter]
+    list_display = ["name", "enabled", "strategy_short", "targets_summary", "cache_short"]
+    list_filter = ["enabled", StrategyFilter, "cache_mode"]
+    actions = ["purge_cache"]
     search_fields = ["name", "description"]
     ordering = ["name"]
     show_facets = admin.ShowFacets.ALWAYS
@@ -262,6 +282,7 @@ class RouteAdmin(admin.ModelAdmin):
         ),
         ("Circuit breaker", {"classes": ["collapse"], "description": BREAKER_HELP,
                              "fields": [*BREAKER_DEFAULTS, "when_all_open"]}),
+        ("Answer cache", {"description": CACHE_HELP, "fields": CACHE_FIELDS}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
 
@@ -279,6 +300,43 @@ class RouteAdmin(admin.ModelAdmin):
     @admin.display(description="strategy", ordering="strategy")
     def strategy_short(self, obj: Route) -> str:
         return short_strategy(obj.strategy)
+
+    @admin.display(description="cache", ordering="cache_mode")
+    def cache_short(self, obj: Route) -> str:
+        if obj.cache_mode == "off":
+            return "—"
+        ttl = obj.cache_ttl_s
+        kept = f"{ttl // 3600} h" if ttl % 3600 == 0 else f"{ttl // 60} min" if ttl % 60 == 0 else f"{ttl} s"
+        return f"{obj.cache_mode}, {kept}, per {obj.cache_scope}" if obj.cache_scope != "global" else f"{obj.cache_mode}, {kept}, shared"
+
+    @admin.action(description="Purge the cache of the selected routes", permissions=["change"])
+    def purge_cache(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        from .cache.purge import purge_route
+
+        names, deleted = [], 0
+        for route in queryset:
+            deleted += purge_route(route)
+            names.append(route.name)
+        self.message_user(
+            request,
+            f"Cache purged for {', '.join(names)}: no answer stored before now will be served "
+            f"({deleted} stored answers deleted; other gateway processes stop serving them within "
+            f"{settings.GATEWAY_CONFIG_TTL_S:g} s).",
+            messages.SUCCESS,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Route, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.cache_mode == "semantic":
+            from .cache import semantic_index
+
+            if semantic_index() is None:
+                self.message_user(
+                    request,
+                    f"Route {obj.name}: semantic caching needs the embedding extra, which is not installed here; "
+                    "until it is, this route caches exact repeats only.",
+                    messages.WARNING,
+                )
 
     @admin.display(description="tried in order")
     def targets_summary(self, obj: Route) -> str:

@@ -97,7 +97,9 @@ class RedisStore(CacheStore):
         if client is None:
             for stale in [other for other in self._clients if other.is_closed()]:
                 del self._clients[stale]
-            pool = aioredis.BlockingConnectionPool.from_url(self.url, max_connections=50, timeout=10)
+            # Short timeouts: a cache that cannot answer quickly is a miss, not a slow request.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=50, timeout=2, socket_connect_timeout=0.5, socket_timeout=1)
             client = self._clients[loop] = aioredis.Redis.from_pool(pool)
         return client
 

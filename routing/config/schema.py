@@ -21,7 +21,7 @@ from billing.models import Budget
 from providers.kinds import KINDS
 from providers.types import ErrorKind
 from routing.conditions import ConditionError, parse_rules
-from routing.models import StickyBy, Strategy, WhenAllOpen
+from routing.models import CacheMode, CacheScope, StickyBy, Strategy, WhenAllOpen
 from routing.task_detection import TaskType
 
 SECTIONS = ("providers", "routes", "teams", "guardrails")
@@ -329,6 +329,25 @@ BREAKER_FIELDS: dict[str, Field] = {
     "cooldown_s": Field(_optional_int, omit_default=True, attr="breaker_cooldown_s"),
     "when_all_open": Field(_choice(lambda: WhenAllOpen.values, "when_all_open value"), omit_default=True),
 }
+
+
+def _cache_mode(value: Any) -> str:
+    """off | exact | semantic. YAML 1.1 reads a bare `off` as false: that is "off" too."""
+    if value is False or value is None:
+        return CacheMode.OFF
+    return _choice(lambda: CacheMode.values, "cache mode")(value)
+
+
+# A route's answer cache (routing.cache); `cache:` absent = off with the defaults.
+CACHE_FIELDS: dict[str, Field] = {
+    "mode": Field(_cache_mode, omit_default=True, attr="cache_mode"),
+    "ttl_s": Field(_int, omit_default=True, attr="cache_ttl_s"),
+    "scope": Field(_choice(lambda: CacheScope.values, "cache scope"), omit_default=True, attr="cache_scope"),
+    "threshold": Field(_optional_decimal, export=_decimal_str, omit_default=True, attr="cache_threshold"),
+    "max_messages": Field(_int, omit_default=True, attr="cache_max_messages"),
+    "only_deterministic": Field(_bool, omit_default=True, attr="cache_only_deterministic"),
+    "allow_tools": Field(_bool, omit_default=True, attr="cache_allow_tools"),
+}
 # Strategy settings are exported when the route's strategy reads them or when they are
 # not the default, so a route that does not use them reads as before.
 ROUTE_FIELDS: Table = {
@@ -345,6 +364,7 @@ ROUTE_FIELDS: Table = {
     "min_quality": _setting(_int, Strategy.COST),
     "rules": _setting(_rules, Strategy.CONDITIONAL, export=_rules_out),
     "breaker": Group(BREAKER_FIELDS),
+    "cache": Group(CACHE_FIELDS),
     "enabled": Field(_bool),
 }
 # A target's `model` is a 'provider/model' reference: parsed into a (provider, model)
