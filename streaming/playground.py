@@ -213,11 +213,27 @@ def _request_body(message: dict[str, Any]) -> bytes:
     return orjson.dumps(body)
 
 
+def cache_text(note: dict[str, Any]) -> str:
+    """The cache's outcome in a few words: "hit (12 s old, saved $0.0004, from openai/gpt-4o)"."""
+    result = note.get("result", "")
+    if result in ("hit", "semantic"):
+        parts = ["from a request in flight"] if note.get("coalesced") else [f"{note.get('age_s', 0)} s old"]
+        if note.get("similarity") is not None:
+            parts.append(f"similarity {note['similarity']:.3f}")
+        if note.get("saved_usd"):
+            parts.append(f"saved ${note['saved_usd']}")
+        if note.get("origin"):
+            parts.append(f"answered by {note['origin']}")
+        return f"{result} ({', '.join(parts)})"
+    if result == "bypass":
+        return f"bypass ({note.get('reason', '')})"
+    return result
+
+
 def figures(call, started: float) -> dict[str, Any]:
     """What the playground shows under an answer."""
     run, usage = call.run, call.usage_or_zero()
     target = run.target if run.calls else None
-    headers = dict(call.headers)
     guard = call.annotations.get("guardrails") or {}
     return {
         "request_id": call.request_id,
@@ -233,6 +249,6 @@ def figures(call, started: float) -> dict[str, Any]:
         "completion_tokens": usage.completion_tokens,
         "usage_estimated": usage.estimated,
         "cost_usd": f"{call.cost:f}",
-        "cache": headers.get("x-gateway-cache", ""),
+        "cache": cache_text(call.annotations.get("cache") or {}),
         "guardrails": {side: {name: d.get("outcome") for name, d in notes.items()} for side, notes in guard.items()},
     }

@@ -319,3 +319,29 @@ def test_admin_tests_need_route_permission(route):
         return frame
 
     assert run(scenario())["code"] == "permission_denied"
+
+
+def test_a_repeated_prompt_on_a_cached_route_is_answered_from_the_cache(fake_openai, build):
+    build.openai_route(fake_openai, cache_mode="exact")
+    fake_openai.reply("cached words here", prompt_tokens=10, completion_tokens=3)
+    user = staff()
+
+    async def scenario():
+        comm = await connect(user)
+        await receive(comm)
+        answers = []
+        for i in range(3):
+            await comm.send_to(text_data=orjson.dumps(send_msg("Same question", id=f"q{i}", temperature=0)).decode())
+            answers.append((await until(comm, "done"))[-1]["figures"])
+            await asyncio.sleep(0.2)  # the first answer is stored just after it is recorded
+        await comm.send_to(text_data=orjson.dumps(send_msg("Same question", id="hot", temperature=0.7)).decode())
+        answers.append((await until(comm, "done"))[-1]["figures"])
+        await comm.disconnect()
+        return answers
+
+    first, second, third, sampled = run(scenario())
+    assert first["cache"] == "miss"
+    assert second["cache"].startswith("hit (") and "saved $" in second["cache"] and Decimal(second["cost_usd"]) == 0
+    assert third["cache"].startswith("hit (")
+    assert sampled["cache"] == "bypass (temperature)"
+    assert fake_openai.request_count == 2
