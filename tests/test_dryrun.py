@@ -157,3 +157,15 @@ def test_it_refuses_a_sample_the_api_would_refuse():
     route, _ = route_with(ModelFactory())
     with pytest.raises(InvalidRequest, match="max_tokens"):
         explain(route, "Hello", max_tokens=0)
+
+
+def test_it_says_what_the_cache_would_do_without_touching_it():
+    route = RouteFactory(name="cached", cache_mode="exact", cache_ttl_s=600)
+    RouteTargetFactory(route=route, model=ModelFactory(provider=ProviderFactory(kind="mock", base_url="")))
+    notes = dict(explain(route, "What is 2 + 2?").stages)
+    assert notes["cache"] == ("exact cache, answers kept 600 s per team; this request is not cacheable "
+                              "(temperature is not 0 and the route caches only deterministic requests).")
+    route.cache_only_deterministic = False
+    route.save()
+    notes = dict(explain(route, "What is 2 + 2?").stages)
+    assert notes["cache"].endswith("not cached yet: the answer would be stored.")
