@@ -28,6 +28,19 @@ class CacheStore:
     async def delete_prefix(self, prefix: str) -> int:
         raise NotImplementedError
 
+    # Cross-process coalescing (coalesce.py covers one process): only a shared store
+    # needs it, so the in-process store leaves these as they are.
+    shared = False
+
+    async def lock(self, key: str, owner: str, ttl_s: float) -> bool:
+        return True
+
+    async def locked(self, key: str) -> bool:
+        return False
+
+    async def unlock(self, key: str, owner: str) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
 
@@ -86,7 +99,16 @@ class LocalStore(CacheStore):
         return len(self._items)
 
 
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+LOCK_PREFIX = "gw:cache:lock:"
+
+
 class RedisStore(CacheStore):
+    shared = True
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
@@ -108,6 +130,17 @@ class RedisStore(CacheStore):
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self._client().set(key, value, ex=ttl_s)
+
+    async def lock(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Lead the upstream call for `key` across processes (SET NX with a TTL, so a
+        leader that died frees it)."""
+        return bool(await self._client().set(LOCK_PREFIX + key, owner, nx=True, px=max(1, int(ttl_s * 1000))))
+
+    async def locked(self, key: str) -> bool:
+        return bool(await self._client().exists(LOCK_PREFIX + key))
+
+    async def unlock(self, key: str, owner: str) -> None:
+        await self._client().eval(_UNLOCK, 1, LOCK_PREFIX + key, owner)
 
     async def delete_prefix(self, prefix: str) -> int:
         client, count = self._client(), 0

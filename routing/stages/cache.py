@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from gateway_project.background import spawn
 from providers.types import ChatChunk, ChatResponse
 
 from routing import metrics
@@ -58,6 +59,7 @@ class _State:
     keys: CacheKeys
     flight: Flight | None = None  # this request leads it
     store: bool = True
+    locked: bool = False  # holds the cross-process lead (shared store)
 
 
 class Cache(Stage):
@@ -84,6 +86,9 @@ class Cache(Stage):
             flight, leads = flights.join(keys.exact)
             if leads:
                 state.flight = flight
+                answer = await self._lead_across_processes(call, state, refresh)
+                if answer is not None:
+                    return answer
                 break
             try:
                 return await self._follow(call, flight)
@@ -149,6 +154,40 @@ class Cache(Stage):
         metrics.CACHE.labels(call.route.name, "coalesced").inc()
         return answer
 
+    async def _lead_across_processes(self, call: Call, state: _State, refresh: bool) -> Answer | None:
+        """With a shared store, one process leads each key: the others poll the store
+        for its answer (as complete answers: live chunks stay within a process). None:
+        this request calls the provider (it holds the lock, or the store failed)."""
+        store = get_cache_store()
+        if not store.shared:
+            return None
+        key = state.keys.exact
+        wait = settings.GATEWAY_CACHE_COALESCE_WAIT_S
+        lock_ttl = min(wait, call.route.timeout_s + 5)
+        deadline, started = time.monotonic() + wait, time.time()
+        pause = 0.02
+        try:
+            while True:
+                if await store.lock(key, call.request_id, lock_ttl):
+                    state.locked = True
+                    return None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.25)
+                raw = await store.get(key)
+                entry = decode(raw) if raw is not None else None
+                if entry is not None and (not refresh or entry.stored_at >= started):  # refresh: a fresh one
+                    answer = self._hit(call, entry, "hit")
+                    call.headers.append(("x-gateway-cache-coalesced", "1"))
+                    call.annotate(self.name, coalesced=True)
+                    return answer
+                if time.monotonic() > deadline:
+                    return None
+                # No answer yet: the leader is still at it (lock held), or it failed and
+                # released the lock; the next lock() decides who leads now.
+        except STORE_ERRORS as exc:
+            log.warning("cache coalescing failed for route %s: %s", call.route.name, type(exc).__name__)
+            return None
+
     def _bypass(self, call: Call, reason: str) -> None:
         call.headers += [(HEADER, "bypass"), ("x-gateway-cache-reason", reason)]
         call.annotate(self.name, result="bypass", reason=reason)
@@ -172,6 +211,11 @@ class Cache(Stage):
         state = call.stage_state.get(self.name)
         if state is None or state.flight is None:
             return
+        if state.locked:
+            if call.blocked or state.flight.response is None:
+                await self._unlock(call, state)  # failed: the next process in line leads
+            else:  # answered: after_answer unlocks once stored; this is the backstop
+                spawn(self._unlock_later(call, state))
         flight = state.flight
         if flight.response is not None and not call.blocked:
             # Newcomers are answered by it until it is stored (after_answer lands it).
@@ -191,8 +235,22 @@ class Cache(Stage):
             if state.store and _storable(response):
                 await self._store(call, state, response)
         finally:
+            if state.locked:
+                await self._unlock(call, state)
             if state.flight is not None:
                 flights.land(state.flight)
+
+    async def _unlock_later(self, call: Call, state: _State) -> None:
+        await asyncio.sleep(LAND_AFTER_S)
+        if state.locked:
+            await self._unlock(call, state)
+
+    async def _unlock(self, call: Call, state: _State) -> None:
+        state.locked = False
+        try:
+            await get_cache_store().unlock(state.keys.exact, call.request_id)
+        except STORE_ERRORS:
+            pass  # it expires by itself
 
     async def _store(self, call: Call, state: _State, response: ChatResponse) -> None:
         policy, keys = call.route.cache, state.keys
