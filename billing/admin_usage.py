@@ -48,12 +48,22 @@ class UsageRecordAdmin(admin.ModelAdmin):
                     "usage_source",
                     "input_price",
                     "output_price",
-                    "cost",
+                    "cost_charged",
                 ]
             },
         ),
         ("Timing and attempts", {"fields": ["total_latency", "first_token", "attempts", "attempt_table"]}),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: UsageRecord | None = None) -> list:
+        """A cache hit's page also says what the cache saved (other requests save nothing
+        by the cache, so their pages do not carry an always-zero line)."""
+        if obj is None or not _cache_saving(obj):
+            return self.fieldsets
+        fieldsets = [(name, {**options, "fields": list(options["fields"])}) for name, options in self.fieldsets]
+        usage = next(options["fields"] for name, options in fieldsets if name == "Usage and cost")
+        usage.insert(usage.index("cost_charged") + 1, "cache_saved")
+        return fieldsets
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -131,7 +141,21 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="cost (USD)", ordering="cost_usd")
     def cost(self, obj: UsageRecord) -> str:
-        return f"${obj.cost_usd.quantize(Decimal('0.000001')):f}"
+        """In the list, a cache hit's $0 says what the hit saved underneath."""
+        if not _cache_saving(obj):
+            return _usd(obj.cost_usd)
+        return format_html('{}<br><span class="quiet">saved {}</span>', _usd(obj.cost_usd), _usd(obj.cache_saved_usd))
+
+    @admin.display(description="cost (USD)")
+    def cost_charged(self, obj: UsageRecord) -> str:
+        """The detail page's cost: the amount alone (the saving has its own line there)."""
+        return _usd(obj.cost_usd)
+
+    @admin.display(description="saved by the cache (USD)")
+    def cache_saved(self, obj: UsageRecord) -> str:
+        """Exact (the list rounds to the micro-dollar), and what it means."""
+        return (f"${obj.cache_saved_usd.normalize():f}: what the cached answer cost when it was stored, "
+                "which this request did not pay")
 
     @admin.display(description="attempt log")
     def attempt_table(self, obj: UsageRecord) -> str:
@@ -157,6 +181,15 @@ class UsageRecordAdmin(admin.ModelAdmin):
             "<th>HTTP status</th></tr></thead><tbody>{}</tbody></table>",
             body,
         )
+
+
+def _usd(amount: Decimal) -> str:
+    """The ledger's amounts to the micro-dollar, as the cost column always showed them."""
+    return f"${amount.quantize(Decimal('0.000001')):f}"
+
+
+def _cache_saving(obj: UsageRecord) -> bool:
+    return obj.status == UsageRecord.Status.CACHE_HIT or bool(obj.cache_saved_usd)
 
 
 @admin.register(UsageDeadLetter)

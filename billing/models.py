@@ -186,6 +186,11 @@ class CostRollup(models.Model):
     # Sums of many ledger rows (each at most 10^8): room for any day's traffic.
     cost_usd = models.DecimalField(max_digits=28, decimal_places=10, default=0)
     baseline_cost_usd = models.DecimalField(max_digits=28, decimal_places=10, default=0)
+    # Requests the cache answered (status cache_hit) and what those answers had cost
+    # when they were stored: the cache's savings. db_default: rollup workers of the
+    # previous release, still running while this column is added, keep working.
+    cache_hits = models.PositiveIntegerField(default=0, db_default=0)
+    cache_saved_usd = models.DecimalField(max_digits=28, decimal_places=10, default=0, db_default=Decimal(0))
 
     class Meta:
         ordering = ["-day"]
@@ -264,6 +269,13 @@ class UsageRecord(models.Model):
     baseline_cost_usd = models.DecimalField(
         max_digits=18, decimal_places=10, default=0,
         help_text="What the same tokens would have cost on the route's first target (savings report).",
+    )
+    # db_default: gateway processes of the previous release, still writing while this
+    # column is added, insert without it and must not be refused.
+    cache_saved_usd = models.DecimalField(
+        max_digits=18, decimal_places=10, default=0, db_default=Decimal(0),
+        help_text="Cache hits: what the cached answer cost when it was stored, i.e. what this request "
+        "did not pay (0 for every other request).",
     )
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")

@@ -33,7 +33,8 @@ ZERO = Decimal("0E-10")
 
 # The cell a rollup row describes (CostRollup's unique constraint, in order).
 CELL = ("day", "team_id", "key_id", "route_name", "provider_name", "model_name")
-MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd")
+MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
+            "cache_hits", "cache_saved_usd")
 LEDGER_CELL = ("team_id", "key_id", "route_name", "provider_name", "model_name")
 
 
@@ -80,6 +81,8 @@ def ledger_measures() -> dict[str, Aggregate]:
         "completion_tokens": Sum("completion_tokens"),
         "cost_usd": exact_sum("cost_usd"),
         "baseline_cost_usd": exact_sum("baseline_cost_usd"),
+        "cache_hits": Count("id", filter=Q(status=UsageRecord.Status.CACHE_HIT)),
+        "cache_saved_usd": exact_sum("cache_saved_usd"),
     }
 
 
@@ -114,6 +117,8 @@ def _rollup(day: date, cell: dict) -> CostRollup:
         completion_tokens=cell["completion_tokens"] or 0,
         cost_usd=as_usd(cell["cost_usd"]),
         baseline_cost_usd=as_usd(cell["baseline_cost_usd"]),
+        cache_hits=cell["cache_hits"],
+        cache_saved_usd=as_usd(cell["cache_saved_usd"]),
     )
 
 

@@ -71,6 +71,7 @@ class UsageEntry:
     output_price_per_mtok: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)
     baseline_cost_usd: Decimal = Decimal(0)
+    cache_saved_usd: Decimal = Decimal(0)  # a cache hit: what the cached answer cost when stored
     latency_ms: int = 0
     ttft_ms: int | None = None
     attempts: int = 0
@@ -159,13 +160,16 @@ class _Insert:
         self.tail = f" ON CONFLICT ({quote(meta.get_field('request_id').column)}) DO NOTHING"
         self._sql: dict[int, str] = {}
         entry_names = set(UsageEntry.__dataclass_fields__)
-        self.plan = []  # (entry attribute or None, field, checker or None, converter or None)
+        # (entry attribute or None, field, checker or None, converter or None, decimal places or None)
+        self.plan = []
         for f in fields:
             name = f.attname if f.attname in entry_names else f.name if f.name in entry_names else None
             convert = None
             if not isinstance(f, self.PASS_THROUGH):
                 convert = (lambda f: lambda value: f.get_db_prep_save(value, connection))(f)
-            self.plan.append((name, f, _check(f) if name is not None else None, convert))
+            # Every money column (costs, prices, savings) is rounded to its places the same way.
+            places = f.decimal_places if isinstance(f, models.DecimalField) else None
+            self.plan.append((name, f, _check(f) if name is not None else None, convert, places))
         self.connection = connection
 
     def sql(self, rows: int) -> str:
@@ -180,13 +184,13 @@ class _Insert:
     def row(self, entry: UsageEntry, created_at) -> list:
         """The row's values; RowRefused if one does not fit its column."""
         values = []
-        for name, f, check, convert in self.plan:
+        for name, f, check, convert, places in self.plan:
             if name is None:
                 value = created_at if f.name == "created_at" else f.get_default()
             else:
                 value = getattr(entry, name)
-                if name in ("cost_usd", "baseline_cost_usd", "input_price_per_mtok", "output_price_per_mtok"):
-                    value = _decimal(value, name, f.decimal_places)
+                if places is not None:
+                    value = _decimal(value, name, places)
                 if check is not None:
                     check(value)
             try:

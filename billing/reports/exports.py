@@ -15,9 +15,11 @@ from billing.rollups import COST_PLACES
 from . import queries
 from .queries import Row
 
+# savings_usd is routing's saving (baseline - cost); the cache's columns come last, so
+# files read by column position before the cache existed read the same.
 MEASURE_HEADER = [
     "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
-    "cost_usd", "baseline_cost_usd", "savings_usd",
+    "cost_usd", "baseline_cost_usd", "savings_usd", "cache_hits", "cache_saved_usd", "total_saved_usd",
 ]
 
 
@@ -33,7 +35,8 @@ def text(value: object) -> str:
 
 def _measures(row: Row) -> list:
     return [row.requests, row.errors, row.prompt_tokens, row.completion_tokens, row.tokens,
-            money(row.cost), money(row.baseline), money(row.savings)]
+            money(row.cost), money(row.baseline), money(row.savings), row.cache_hits, money(row.cache_saved),
+            money(row.total_saved)]
 
 
 def _table(header: list[str], labels: Callable[[Row], list], rows: list[Row]) -> Iterable[list]:
@@ -55,13 +58,28 @@ def _dimension(dimension: str, header: list[str], labels: Callable[[Row], list])
     return export
 
 
+SAVINGS_HEADER = [
+    "route", "cost_usd", "baseline_cost_usd", "savings_usd", "savings_pct", "requests",
+    "cache_hits", "cache_saved_usd", "total_saved_usd", "total_saved_pct",
+]
+
+
+def _savings(row: Row) -> list:
+    """Routing's saving (savings_usd, savings_pct), then the cache's and the two together."""
+    return [money(row.cost), money(row.baseline), money(row.savings), _pct(row.savings_pct), row.requests,
+            row.cache_hits, money(row.cache_saved), money(row.total_saved), _pct(row.total_saved_pct)]
+
+
+def _pct(value: Decimal | None) -> object:
+    return "" if value is None else value
+
+
 def savings(start: date, end: date) -> Iterable[list]:
     rows = queries.breakdown("route", start, end)
-    yield ["route", "cost_usd", "baseline_cost_usd", "savings_usd", "savings_pct", "requests"]
+    yield SAVINGS_HEADER
     for r in rows:
-        yield [text(r.label), money(r.cost), money(r.baseline), money(r.savings), r.savings_pct or "", r.requests]
-    t = queries.sum_rows(rows, "TOTAL")
-    yield ["TOTAL", money(t.cost), money(t.baseline), money(t.savings), t.savings_pct or "", t.requests]
+        yield [text(r.label)] + _savings(r)
+    yield ["TOTAL"] + _savings(queries.sum_rows(rows, "TOTAL"))
 
 
 def budgets(start: date, end: date) -> Iterable[list]:

@@ -131,6 +131,7 @@ def read_live(cov: Coverage, key_ids: list[int] | None = None) -> Live:
             "completion_tokens": v["completion_tokens"] or 0,
             "cost_usd": as_usd(v["cost_usd"]),
             "baseline_cost_usd": as_usd(v["baseline_cost_usd"]),
+            "cache_saved_usd": as_usd(v["cache_saved_usd"]),
         })
     return live
 

@@ -24,7 +24,7 @@ from .queries import Burn, Row
 
 RECENT = 20
 RECENT_FIELDS = ["created_at", "route_name", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
-                 "status", "http_status", "request_id"]
+                 "cache_saved_usd", "status", "http_status", "request_id"]
 
 
 @dataclass

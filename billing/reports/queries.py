@@ -48,7 +48,9 @@ class Row:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: Decimal = ZERO
-    baseline: Decimal = ZERO
+    baseline: Decimal = ZERO  # the same tokens on each route's first target
+    cache_hits: int = 0  # requests the cache answered (cost 0, baseline 0)
+    cache_saved: Decimal = ZERO  # what those cached answers had cost when they were stored
     detail: str = ""  # e.g. a key's name
 
     @property
@@ -57,15 +59,31 @@ class Row:
 
     @property
     def savings(self) -> Decimal:
+        """Saved by routing: first-target cost minus actual (a cache hit adds 0 to both)."""
         return self.baseline - self.cost
 
     @property
     def savings_pct(self) -> Decimal | None:
-        return None if not self.baseline else (self.savings * HUNDRED / self.baseline).quantize(Decimal("0.01"))
+        return _pct(self.savings, self.baseline)
+
+    @property
+    def total_saved(self) -> Decimal:
+        """Routing and cache savings together: each request's saving counts once."""
+        return self.savings + self.cache_saved
+
+    @property
+    def total_saved_pct(self) -> Decimal | None:
+        """Of what these requests would have cost with neither (baseline + cache_saved)."""
+        return _pct(self.total_saved, self.baseline + self.cache_saved)
 
     def add(self, other: Row) -> None:
-        for name in ("requests", "errors", "prompt_tokens", "completion_tokens", "cost", "baseline"):
+        for name in ("requests", "errors", "prompt_tokens", "completion_tokens", "cost", "baseline",
+                     "cache_hits", "cache_saved"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
+    return None if not whole else (part * HUNDRED / whole).quantize(Decimal("0.01"))
 
 
 def rollups(start: date, end: date, key_ids: list[int] | None = None) -> QuerySet:
@@ -81,6 +99,8 @@ def _measures() -> dict:
         "c": Sum("completion_tokens"),
         "cost": exact_sum("cost_usd"),
         "base": exact_sum("baseline_cost_usd"),
+        "hits": Sum("cache_hits"),
+        "cache": exact_sum("cache_saved_usd"),
     }
 
 
@@ -92,6 +112,8 @@ def _row(values: dict, **kw) -> Row:
         completion_tokens=values["c"] or 0,
         cost=as_usd(values["cost"]),
         baseline=as_usd(values["base"]),
+        cache_hits=values["hits"] or 0,
+        cache_saved=as_usd(values["cache"]),
         **kw,
     )
 
@@ -100,7 +122,8 @@ def _cell_row(cell: dict, **kw) -> Row:
     """A live ledger cell (billing.reports.live) as a Row."""
     return Row(
         requests=cell["requests"], errors=cell["errors"], prompt_tokens=cell["prompt_tokens"],
-        completion_tokens=cell["completion_tokens"], cost=cell["cost_usd"], baseline=cell["baseline_cost_usd"], **kw,
+        completion_tokens=cell["completion_tokens"], cost=cell["cost_usd"], baseline=cell["baseline_cost_usd"],
+        cache_hits=cell["cache_hits"], cache_saved=cell["cache_saved_usd"], **kw,
     )
 
 
