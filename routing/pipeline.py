@@ -212,6 +212,7 @@ class Call:
             output_price_per_mtok=model.price.output_per_mtok if model else Decimal(0),
             cost_usd=self.cost,
             baseline_cost_usd=baseline,
+            cache_saved_usd=self.answer.saved if self.answer is not None else Decimal(0),
             latency_ms=int(latency * 1000),
             ttft_ms=int(self.ttft * 1000) if self.ttft is not None else None,
             attempts=self.run.calls,

@@ -224,7 +224,8 @@ def test_the_lists_lead_with_their_most_useful_columns():
 
     assert admin.site._registry[UsageRecord].list_display[:3] == ["when", "route_and_model", "key_label"]
     assert admin.site._registry[VirtualKey].list_display[:4] == ["name", "prefix_display", "team", "status"]
-    assert admin.site._registry[Route].list_display == ["name", "enabled", "strategy_short", "targets_summary"]
+    assert admin.site._registry[Route].list_display == ["name", "enabled", "strategy_short", "targets_summary",
+                                                        "cache_short"]
     assert "timeout_s" not in admin.site._registry[Provider].list_display  # on the detail page
 
 

@@ -77,6 +77,7 @@ def test_the_second_identical_request_is_a_free_hit_recorded_as_such(cached):
     assert (hit.prompt_tokens, hit.completion_tokens) == (1000, 200)
     assert hit.annotations["cache"]["result"] == "hit"
     assert Decimal(hit.annotations["cache"]["saved_usd"]) == Decimal("0.00027")
+    assert hit.cache_saved_usd == Decimal("0.00027")
     assert counter("hit") == hits_before + 1
 
 
@@ -273,7 +274,9 @@ def test_identical_requests_in_flight_make_one_upstream_call(cached, streamed):
     assert states == ["hit"] * 7 + ["miss"]
     rows = records(8)
     assert sorted(r.status for r in rows) == [Status.CACHE_HIT] * 7 + [Status.SUCCESS]
-    assert sum(r.cost_usd for r in rows) == rows[[r.status for r in rows].index(Status.SUCCESS)].cost_usd
+    paid = rows[[r.status for r in rows].index(Status.SUCCESS)].cost_usd
+    assert sum(r.cost_usd for r in rows) == paid
+    assert all(r.cache_saved_usd == paid for r in rows if r.status == Status.CACHE_HIT)  # each follower's saving
 
 
 def test_a_failing_leader_is_not_cached_and_its_followers_retry_as_one(fake_openai, build, openai_client):

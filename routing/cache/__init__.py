@@ -30,7 +30,8 @@ def semantic_index() -> Any | None:
             _unavailable_logged = True
             log.warning("semantic cache unavailable (%s): semantic routes cache exact requests only", exc)
         return None
-    ok, why = semantic.semantic_available()
+    available = getattr(semantic, "semantic_available", None)
+    ok, why = available() if available is not None else (False, "routing.cache.semantic is incomplete")
     if not ok:
         if not _unavailable_logged:
             _unavailable_logged = True
@@ -42,6 +43,6 @@ def semantic_index() -> Any | None:
 def default_threshold() -> float:
     try:
         from .semantic import DEFAULT_THRESHOLD
-    except ImportError:
+    except (ImportError, AttributeError):
         return 0.9
     return DEFAULT_THRESHOLD
