@@ -91,7 +91,9 @@ BREAKER_DEFAULTS = {
     "breaker_cooldown_s": "GATEWAY_BREAKER_COOLDOWN_S",
 }
 # Strategy settings with a default: left blank (or not sent at all) they keep it.
-DEFAULTED = ("sticky_by", "explore_rate", "min_quality", "when_all_open")
+# Blank (or absent from a scripted post) = the model default; checkboxes excepted (absent = unticked).
+DEFAULTED = ("sticky_by", "explore_rate", "min_quality", "when_all_open", "cache_mode", "cache_ttl_s", "cache_scope",
+             "cache_max_messages")
 
 
 class RulesField(forms.JSONField):
