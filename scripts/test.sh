@@ -12,6 +12,27 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get install -y -q chromium >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
 fi
 PY=.venv/bin/python
+# The semantic cache's pgvector backend is tested against the machine's PostgreSQL 15:
+# Debian has no pgvector package for bookworm, so its source package (Debian trixie's
+# pgvector, fetched with apt into a private list, the system's sources untouched) is built
+# against postgresql-server-dev-15 and installed. Skipped when already installed; a failure
+# only skips the pgvector tests (they say so loudly).
+if [ "$(id -u)" -eq 0 ] && command -v pg_config >/dev/null 2>&1 && [ ! -f /usr/share/postgresql/15/extension/vector.control ] && [ -d /usr/lib/postgresql/15 ]; then
+  echo "== installing pgvector into PostgreSQL 15 (source build) =="
+  ( set -e
+    t0=$(date +%s); work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+    mkdir -p "$work/lists/partial"
+    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$work/src.sources"
+    apt_opts="-o Dir::Etc::SourceList=$work/src.sources -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=$work/lists"
+    apt-get install -y -q postgresql-server-dev-15 >/dev/null
+    apt-get -q $apt_opts update >/dev/null
+    (cd "$work" && apt-get -q $apt_opts source --download-only pgvector >/dev/null 2>&1)
+    tar xzf "$work"/pgvector_*.orig.tar.gz -C "$work"
+    make -s -C "$work"/pgvector-*/ with_llvm=no PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+    make -s -C "$work"/pgvector-*/ with_llvm=no PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >/dev/null
+    echo "   pgvector installed in $(( $(date +%s) - t0 )) s"
+  ) || echo "!! pgvector could not be installed: its tests will be SKIPPED" >&2
+fi
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 unset DATABASE_URL REDIS_URL
 
