@@ -1,6 +1,6 @@
 """A fast fake OpenAI-compatible upstream for the benchmark (127.0.0.1 only).
 
-    python bench/upstream.py --port 9100 [--processes N] [--chunks 8] [--words leading|trailing]
+    python bench/upstream.py --port 9100 [--processes N] [--chunks 8] [--words leading|trailing] [--answer digest]
 
 POST /v1/chat/completions answers at once, with keep-alive:
   * JSON `chat.completion` with `usage` when the body has no `"stream": true`;
@@ -17,6 +17,11 @@ default: spaces lead, as in LLM tokens, so every chunk ends inside a word), or
 Neither has digits, "@", key prefixes or brackets; but a streamed output guardrail
 may hold back a trailing word (it could still grow into an e-mail address), so
 only `trailing` is text with no PII-like tail at any chunk boundary.
+
+`--answer digest` (the cache benchmark's replay) answers every request with
+"answer:<first 16 hex digits of the SHA-256 of the last user message's text>": which
+question an answer was produced for can be read off the answer, so a cached answer
+served to another question shows. Streams then carry that text as one content chunk.
 
 A raw asyncio Protocol with httptools' parser and uvloop when installed (see
 bench/requirements.txt); the stdlib event loop otherwise. Measured capacity is in
@@ -59,6 +64,44 @@ _HEALTH = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n
 _BAD_BODY = b'{"error":{"message":"The request body is not valid JSON.","type":"invalid_request_error"}}'
 _BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
 _cache: dict[tuple, bytes] = {}
+DIGEST = False  # --answer digest
+
+
+def question_digest(messages) -> str:
+    """The answer of `--answer digest`: names the question it answers (bench/cache_replay.py
+    maps it back)."""
+    import hashlib
+
+    text = ""
+    for m in reversed(messages or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            text = content if isinstance(content, str) else "".join(
+                str(p.get("text") or "") for p in content or [] if isinstance(p, dict))
+            break
+    return "answer:" + hashlib.sha256(text.strip().encode()).hexdigest()[:16]
+
+
+def digest_body(model: str, text: str) -> bytes:
+    return _dumps({
+        "id": "chatcmpl-fakeupstream", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 4, "total_tokens": PROMPT_TOKENS + 4},
+    })
+
+
+def digest_events(model: str, text: str, include_usage: bool) -> list[bytes]:
+    base = {"id": "chatcmpl-fakeupstream", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "system_fingerprint": None}
+    events = [_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+              for delta, finish in (({"role": "assistant", "content": ""}, None), ({"content": text}, None),
+                                    ({}, "stop"))]
+    if include_usage:
+        events.append(_event({**base, "choices": [], "usage": {
+            "prompt_tokens": PROMPT_TOKENS, "completion_tokens": 4, "total_tokens": PROMPT_TOKENS + 4}}))
+    return events + [b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"]
 
 
 def completion_body(model: str, chunks: int) -> bytes:
@@ -177,6 +220,15 @@ class FakeOpenAI(asyncio.Protocol):
         except Exception:  # noqa: BLE001 - a bad body gets a 400 like OpenAI's
             self.write(_BAD % (len(_BAD_BODY), conn, _BAD_BODY))
             return
+        if DIGEST:
+            text = question_digest(req.get("messages"))
+            if not req.get("stream"):
+                body = digest_body(model, text)
+                self.write(_HEAD_JSON % (len(body), conn) + body)
+            else:
+                usage = bool((req.get("stream_options") or {}).get("include_usage"))
+                self.write(_HEAD_SSE % conn + b"".join(digest_events(model, text, usage)))
+            return
         chunks = req.get("bench_chunks") or self.default_chunks
         chunks = max(1, min(int(chunks), 10_000))
         if not req.get("stream"):
@@ -246,10 +298,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS, help="content chunks per answer")
     parser.add_argument("--words", choices=["leading", "trailing"], default="leading",
                         help="chunks like ' from' (default) or 'from ' (no chunk ends inside a word)")
+    parser.add_argument("--answer", choices=["static", "digest"], default="static",
+                        help="static (default): the fixed answer; digest: 'answer:<sha256 of the question>'")
     args = parser.parse_args(argv)
+    global WORDS, DIGEST
     if args.words == "trailing":
-        global WORDS
         WORDS = WORDS_TRAILING
+    DIGEST = args.answer == "digest"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("the fake upstream listens on the loopback interface only")
     children = []
