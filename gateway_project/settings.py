@@ -172,6 +172,10 @@ GATEWAY_CACHE_MAX_PROMPT_BYTES: int = env.int("GATEWAY_CACHE_MAX_PROMPT_BYTES", 
 GATEWAY_CACHE_MAX_ANSWER_BYTES: int = env.int("GATEWAY_CACHE_MAX_ANSWER_BYTES", default=256 * 1024)
 # How long a request waits for an identical one in flight before calling the provider itself.
 GATEWAY_CACHE_COALESCE_WAIT_S: float = env.float("GATEWAY_CACHE_COALESCE_WAIT_S", default=120.0)
+# Semantic cache (routing.cache.semantic): PostgreSQL with pgvector for the vectors when set,
+# else in process, bounded to this many entries (least recently used dropped first).
+GATEWAY_CACHE_VECTOR_URL: str = env.str("GATEWAY_CACHE_VECTOR_URL", default="")
+GATEWAY_CACHE_SEMANTIC_MAX_ENTRIES: int = env.int("GATEWAY_CACHE_SEMANTIC_MAX_ENTRIES", default=200_000)
 # Largest websocket message the playground accepts (bytes): a long conversation fits.
 GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES: int = env.int("GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES", default=512 * 1024)
 # Where a signed-in user sees their own spend and limits (the playground links to it).
