@@ -2,7 +2,7 @@
 upstream and the miss path at c=1, hit and miss throughput on one core at c=32, and
 (when the semantic cache is installed) the semantic lookup's cost.
 
-    bench/cache.sh [--rounds 2000] [--c32-rounds 5] [--c32-seconds 4] [--no-write]
+    bench/cache.sh [--rounds 2000] [--c32-rounds 5] [--c32-seconds 4] [--sem-rounds 1000] [--no-write]
 
 One gateway (uvicorn, 1 worker, pinned to core 0) with three routes (bench/cache.yaml):
 `bench` (cache off), `bench-exact`, `bench-semantic`; the fake upstream, this client and
@@ -20,7 +20,15 @@ order rotating), so the machine's drift lands on all of them alike:
              a thank-you, lower case: bench/cache_workload/generate.py's decorations)
   sem_miss   `bench-semantic`, a question never asked (the one-off questions of the workload)
 Each response's `x-gateway-cache` must be what the target expects; others are counted
-and left out of its latencies. Semantic lookup = p50(sem_hit) - p50(sem_exact).
+and left out of its latencies.
+
+Phases, in this order (`--only` picks some; the others keep their last figures):
+  c1        direct, off, bypass, miss, hit (--rounds)
+  c32       below
+  semantic  --seeds questions of the workload stored on `bench-semantic`, then direct,
+            miss, hit, sem_exact, sem_hit, sem_miss (--sem-rounds); semantic lookup =
+            p50(sem_hit) - p50(sem_exact). Last, so that the embedder (numpy, with its
+            BLAS threads) has not run in the process while the exact figures are taken.
 
 c=32: wrk -t1 for --c32-seconds per target and round (off, bypass, miss with a new
 prompt on every request via bench/wrk_unique.lua, hit), the order rotating; requests/s,
@@ -31,6 +39,7 @@ rounds' ratios. The gateway's own cache counters (/metrics) confirm what each ru
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shlex
@@ -45,7 +54,8 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache_workload"))
 
-from cache_common import CacheGateway, Client, chat_body, gateway_args, percentiles, run_wrk_body, save_part  # noqa: E402
+from cache_common import (CacheGateway, Client, chat_body, gateway_args, percentiles, run_wrk_body,  # noqa: E402
+                          save_part)
 from load import Target, run_async  # noqa: E402
 from measure import log, tree_of, upstream_capacity  # noqa: E402
 from procs import NoiseMeter, Procs, cpu_seconds, tree, wait_quiet  # noqa: E402
@@ -54,6 +64,7 @@ from run import start_upstream  # noqa: E402
 HERE = Path(__file__).resolve().parent
 LC = "1"  # the load core (with the fake upstream)
 PROMPT = "Say hello in one short sentence."
+PHASES = ("c1", "c32", "semantic")
 EXPECT = {"off": None, "bypass": "bypass", "miss": "miss", "hit": "hit", "sem_exact": "hit", "sem_hit": "semantic",
           "sem_miss": "miss", "direct": None}
 
@@ -151,16 +162,24 @@ async def alternate(targets: dict[str, Target], bodies: Bodies, rounds: int) -> 
     return out
 
 
+async def store_prompt(target: Target, model: str) -> None:
+    """Ask the hit prompt once, so that every later request for it is a hit."""
+    client = Client()
+    try:
+        await client.send(target, chat_body(model, PROMPT))
+    finally:
+        client.close()
+    await asyncio.sleep(0.5)  # the store lands after the answer (after_answer)
+
+
 async def seed(targets: dict[str, Target], questions: list[str]) -> Counter:
-    """Store the semantic seeds (each asked once, exactly) and the hit prompts."""
+    """Store the semantic seeds (each asked once, exactly) and the semantic route's hit prompt."""
     client = Client()
     got: Counter = Counter()
     try:
-        for q in questions:
+        for q in [*questions, PROMPT]:
             status, headers, _, _ = await client.send(targets["sem_exact"], chat_body("bench-semantic", q))
             got[f"{status} {headers.get('x-gateway-cache')}"] += 1
-        for name, model in (("hit", "bench-exact"), ("sem_exact", "bench-semantic")):
-            await client.send(targets[name], chat_body(model, PROMPT))
     finally:
         client.close()
     return got
@@ -176,6 +195,25 @@ async def probe_semantic(target: Target, questions: list[str], n: int = 20) -> C
     finally:
         client.close()
     return got
+
+
+def c1_phase(targets: dict[str, Target], names: list[str], bodies: Bodies, rounds: int) -> dict:
+    """c=1 request by request over these targets, from the load core; 300 rounds of
+    warm-up first (not kept)."""
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(LC)})
+    try:
+        run_async(alternate({n: targets[n] for n in names}, bodies, 300))
+        log(f"c=1: {rounds} rounds over {', '.join(names)}")
+        out = run_async(alternate({n: targets[n] for n in names}, bodies, rounds))
+    finally:
+        os.sched_setaffinity(0, mask)
+    for name in names:
+        r = out[name]
+        log(f"  {name}: p50 {r['p50_ms']:.3f} ms ({r.get('added_p50_ms', 0):+.3f}), p99 {r['p99_ms']:.3f}, "
+            f"{r['n']} timed, outcomes {r['outcomes']}")
+    out["rounds"] = rounds
+    return out
 
 
 def c32_rounds(gw: CacheGateway, targets: dict[str, Target], o: argparse.Namespace) -> dict:
@@ -224,7 +262,8 @@ def main() -> None:
     p.add_argument("--c32-rounds", type=int, default=5)
     p.add_argument("--c32-seconds", type=float, default=4)
     p.add_argument("--seeds", type=int, default=80, help="questions stored for the semantic hits (x55 wordings each)")
-    p.add_argument("--only", default="c1,c32", help="c1 and/or c32")
+    p.add_argument("--sem-rounds", type=int, default=1000, help="c=1 rounds of the semantic phase")
+    p.add_argument("--only", default=",".join(PHASES), help="phases to run: c1, c32, semantic (comma-separated)")
     p.add_argument("--postgres", action="store_true", help="scratch database on the local PostgreSQL")
     p.add_argument("--redis", action="store_true", help="cache and shared state in the local Redis (db 9, flushed)")
     p.add_argument("--wait-quiet", type=float, default=60, metavar="S")
@@ -233,6 +272,8 @@ def main() -> None:
     p.add_argument("--keep-scratch", action="store_true")
     o = p.parse_args()
     only = set(o.only.split(","))
+    if not only or only - set(PHASES):
+        p.error(f"--only: phases are {', '.join(PHASES)}")
     scratch = Path(tempfile.mkdtemp(prefix="gw-bench-cache-"))
     procs = Procs(scratch)
     gw = CacheGateway(gateway_args(o.postgres, o.redis), procs, scratch)
@@ -254,47 +295,38 @@ def main() -> None:
             targets[name] = Target(name, url, "bench", headers)
         core, oneoffs = workload_questions()
         seeds = core[: o.seeds]
-        log(f"warm-up, and storing {len(seeds)} questions on the semantic route")
-        seeded = run_async(seed(targets, seeds))
-        time.sleep(1)  # stores land after the answers (after_answer)
-        probed = run_async(probe_semantic(targets["sem_hit"], seeds))
-        semantic = probed.get("semantic", 0) > 0
-        failed = {k: v for k, v in seeded.items() if not k.startswith("200")}
-        semantic_note = None if semantic else (
-            f"no semantic hits on 20 new wordings of stored questions (outcomes {dict(probed)}"
-            + (f"; storing the questions on the semantic route answered {failed}" if failed else "")
-            + "): routing/cache/semantic is not installed or not available in this environment")
-        log(f"semantic cache: {'on' if semantic else 'off'} (probe: {dict(probed)}; seeding: {dict(seeded)})")
+        bodies = Bodies(time.strftime("%H%M%S"), seeds, oneoffs)
         part: dict = {"date": started, "command": "bench/cache.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                       "db": gw.describe_db().replace("limits, budgets, breakers", "limits, budgets, breakers, cache"),
-                      "upstream_rps": capacity["json_rps"], "semantic_note": semantic_note, "notes": list(o.note)}
+                      "upstream_rps": capacity["json_rps"], "notes": list(o.note)}
+        # Exact figures first: nothing has asked the semantic route yet, so its embedder
+        # has not run in this process (its numpy/BLAS threads could not disturb them).
+        run_async(store_prompt(targets["hit"], "bench-exact"))
         if "c1" in only:
-            names = ["direct", "off", "bypass", "miss", "hit"]
-            if semantic:
-                names += ["sem_exact", "sem_hit", "sem_miss"]
-            bodies = Bodies(time.strftime("%H%M%S"), seeds, oneoffs)
-            mask = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {int(LC)})
-            try:
-                run_async(alternate({n: targets[n] for n in names}, bodies, 300))  # warm-up (not kept)
-                log(f"c=1: {o.rounds} rounds over {', '.join(names)}")
-                c1 = run_async(alternate({n: targets[n] for n in names}, bodies, o.rounds))
-            finally:
-                os.sched_setaffinity(0, mask)
-            c1["rounds"] = o.rounds
-            part["c1"] = c1
-            for name in names:
-                r = c1[name]
-                log(f"  {name}: p50 {r['p50_ms']:.3f} ms ({r.get('added_p50_ms', 0):+.3f}), p99 {r['p99_ms']:.3f}, "
-                    f"{r['n']} timed, outcomes {r['outcomes']}")
-            if semantic:
-                sh, se = c1["sem_hit"], c1["sem_exact"]
+            part["c1"] = c1_phase(targets, ["direct", "off", "bypass", "miss", "hit"], bodies, o.rounds)
+        if "c32" in only:
+            part["c32"] = c32_rounds(gw, targets, o)
+        if "semantic" in only:
+            log(f"storing {len(seeds)} questions on the semantic route")
+            seeded = run_async(seed(targets, seeds))
+            time.sleep(1)  # stores land after the answers (after_answer)
+            probed = run_async(probe_semantic(targets["sem_hit"], seeds))
+            log(f"semantic cache: probe {dict(probed)}; seeding {dict(seeded)}")
+            if probed.get("semantic", 0) > 0:
+                names = ["direct", "miss", "hit", "sem_exact", "sem_hit", "sem_miss"]
+                sem = c1_phase(targets, names, bodies, o.sem_rounds)
+                sh, se = sem["sem_hit"], sem["sem_exact"]
+                part["c1_semantic"] = sem
                 part["semantic"] = {"lookup_p50_ms": sh["p50_ms"] - se["p50_ms"],
                                     "lookup_p95_ms": sh["p95_ms"] - se["p95_ms"], "hits": sh["n"],
                                     "sent": sum(sh["outcomes"].values()),
-                                    "miss_extra_p50_ms": c1["sem_miss"]["p50_ms"] - c1["miss"]["p50_ms"]}
-        if "c32" in only:
-            part["c32"] = c32_rounds(gw, targets, o)
+                                    "miss_extra_p50_ms": sem["sem_miss"]["p50_ms"] - sem["miss"]["p50_ms"]}
+            else:
+                failed = {k: v for k, v in seeded.items() if not k.startswith("200")}
+                part["semantic_note"] = (
+                    f"no semantic hits on 20 new wordings of stored questions (outcomes {dict(probed)}"
+                    + (f"; storing the questions on the semantic route answered {failed}" if failed else "")
+                    + "): routing/cache/semantic is not installed or not available in this environment")
         n = noise.report(cpu_seconds(tree(up_proc.pid)) + cpu_seconds(tree_of(gw.pids)))
         records = gw.settled_records()
         part["notes"].insert(0, (
@@ -302,15 +334,11 @@ def main() -> None:
             f"machine's speed that day); other processes used {n['other_cpu_pct_of_machine']}% of the machine during "
             f"the run" + (f" (busy {quiet}% at the start)" if quiet is not None else "")
             + f". Usage records written, by status: {records} (a hit writes one, status cache_hit)."))
-        if semantic and "c1" in only:
-            part["notes"].append(
-                f"A semantic miss (a question never asked) took {part['semantic']['miss_extra_p50_ms']:+.2f} ms p50 "
-                "more than an exact-route miss: embedding and search on the way in (the index is added to after "
-                "the answer).")
-        if "c1" not in only or "c32" not in only:
+        if only != set(PHASES):  # keep the other phases' last figures
             old = (json.loads((HERE / "results.json").read_text()).get("cache") or {}).get("speed") or {}
-            for k in ("c1", "c32", "semantic"):
-                part.setdefault(k, old.get(k))
+            for k in ("c1", "c32", "c1_semantic", "semantic", "semantic_note"):
+                if k in old and k not in part:
+                    part[k] = old[k]
         lines = save_part("speed", part, write=not o.no_write and bool(part.get("c1") and part.get("c32")))
         print("\n".join(lines))
         ok = True
