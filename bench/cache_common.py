@@ -306,9 +306,11 @@ def _replay_details(r: dict, mode: str) -> list[str]:
         out[-1] += (f" Similarity of right semantic hits: min {_f(sim['right_min'], 3)}, median "
                     f"{_f(sim['right_median'], 3)}; of wrong ones: max {_f(sim['wrong_max'], 3)}.")
     if r.get("wrong_examples"):
-        out += ["", "Wrong hits (request → the question whose answer was served, similarity):", ""]
+        out += ["", f"Wrong hits ({r['wrong_total']}) by the intent asked and the intent served, most frequent "
+                "first: an example request → the question whose answer it got (how often; the highest "
+                "similarity):", ""]
         for w in r["wrong_examples"]:
-            sim = f", {w['similarity']}" if w.get("similarity") else ""
-            out.append(f"- {w['asked']!r} → {w['served']!r} ({w['header']}{sim})")
+            sim = f", similarity up to {w['max_similarity']:.3f}" if w.get("max_similarity") else ""
+            out.append(f"- {w['asked']!r} → {w['served']!r} ({w['count']}x, {w['header']}{sim})")
     out += ["", *r.get("notes", []), ""]
     return out

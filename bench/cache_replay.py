@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cache_common import CacheGateway, Client, chat_body, gateway_args, save_part  # noqa: E402
 from load import Target, pct, run_async  # noqa: E402
-from measure import log  # noqa: E402
-from procs import NoiseMeter, Procs, free_port, wait_http, wait_quiet  # noqa: E402
+from measure import log, tree_of  # noqa: E402
+from procs import NoiseMeter, Procs, cpu_seconds, free_port, tree, wait_http, wait_quiet  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "cache_workload"
@@ -170,6 +170,18 @@ def score(requests: list[dict], results: list[dict], intents: dict[str, dict],
     return summary, breakdown, wrong
 
 
+def group_wrong(wrong: list[dict]) -> list[dict]:
+    """Wrong hits by (intent asked, intent served), most frequent first: one example
+    each, how often, the highest similarity."""
+    groups: dict[tuple, dict] = {}
+    for w in wrong:
+        g = groups.setdefault((w["intent"], w["served_intent"]), {**w, "count": 0, "max_similarity": None})
+        g["count"] += 1
+        if w.get("similarity") and (g["max_similarity"] is None or float(w["similarity"]) > g["max_similarity"]):
+            g["max_similarity"] = float(w["similarity"])
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["n"]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="Replay the Q&A workload through the cache (see the module docstring).")
     p.add_argument("--mode", choices=sorted(ROUTE), default="semantic")
@@ -212,7 +224,7 @@ def main() -> None:
         summary, breakdown, wrong = score(requests, results, intents, answers)
         counters = gw.cache_counts(route)
         records = gw.settled_records()
-        n = noise.report()
+        n = noise.report(cpu_seconds(tree(up.pid)) + cpu_seconds(tree_of(gw.pids)))
         kinds = Counter(i["kind"] for i in intents.values())
         seen = Counter(r["seen"] for r in requests)
         semantic_seen = summary["semantic_hits"] > 0
@@ -220,6 +232,11 @@ def main() -> None:
                  + ", ".join(f"{k} {v:.0f}" for k, v in sorted(counters.items()))
                  + f"; usage records by status {records}; {summary['errors']} errors; {elapsed:.0f} s; other "
                  f"processes used {n['other_cpu_pct_of_machine']}% of the machine."]
+        repeats_semantic = breakdown["repeat"]["semantic"]
+        if repeats_semantic:
+            notes.append(f"{repeats_semantic} exact repeats were answered by the semantic lookup, not the exact one: "
+                         "a text first answered by a semantic hit is not stored under its own key, so each of its "
+                         "repeats takes the semantic path again (and repeats a wrong hit, if it was one).")
         if o.mode == "semantic" and not semantic_seen:
             notes.append("**No semantic hits**: the semantic cache (routing/cache/semantic) is not installed or "
                          "not available here, so the semantic route cached exactly; these are exact-only figures.")
@@ -232,7 +249,8 @@ def main() -> None:
                          f"{seen['repeat']} times, the intent in other words only {seen['paraphrase']}, neither "
                          f"{seen['new']} (so at most {summary['exact_ceiling']:.1%} exact and "
                          f"{summary['intent_ceiling']:.1%} right hits are possible)."),
-            "summary": summary, "by_seen": breakdown, "wrong_examples": wrong[:12], "wrong_total": len(wrong),
+            "summary": summary, "by_seen": breakdown, "wrong_examples": group_wrong(wrong)[:15],
+            "wrong_total": len(wrong),
             "notes": notes + list(o.note),
         }
         if o.json_out:
