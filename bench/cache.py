@@ -334,11 +334,14 @@ def main() -> None:
             f"machine's speed that day); other processes used {n['other_cpu_pct_of_machine']}% of the machine during "
             f"the run" + (f" (busy {quiet}% at the start)" if quiet is not None else "")
             + f". Usage records written, by status: {records} (a hit writes one, status cache_hit)."))
-        if only != set(PHASES):  # keep the other phases' last figures
+        part["phase_dates"] = {k: started for k in only}
+        if only != set(PHASES):  # keep the other phases' last figures, with when they were taken
             old = (json.loads((HERE / "results.json").read_text()).get("cache") or {}).get("speed") or {}
             for k in ("c1", "c32", "c1_semantic", "semantic", "semantic_note"):
                 if k in old and k not in part:
                     part[k] = old[k]
+            for phase in set(PHASES) - only:
+                part["phase_dates"][phase] = (old.get("phase_dates") or {}).get(phase, old.get("date"))
         lines = save_part("speed", part, write=not o.no_write and bool(part.get("c1") and part.get("c32")))
         print("\n".join(lines))
         ok = True

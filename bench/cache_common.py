@@ -244,8 +244,10 @@ def _speed_details(speed: dict) -> list[str]:
     out += _c1_rows(c1, labels, ("direct", "off", "bypass", "miss", "hit"))
     sem = speed.get("c1_semantic")
     if sem:
-        out += ["", "Semantic route, measured after every other figure of this run (the embedder runs only from here "
-                "on), "
+        when = (speed.get("phase_dates") or {}).get("semantic", speed["date"])
+        run = ("after every other figure of this run" if when == speed["date"]
+               else f"{when}, after the exact figures of that run")
+        out += ["", f"Semantic route, measured {run} (the embedder runs only from then on), "
                 f"{sem['rounds']} rounds request by request; the semantic lookup is sem. hit minus exact hit on "
                 "the same route.", "", "| c=1, request by request | p50 | p95 | p99 | added p50 over direct | "
                 "requests timed |", "|---|---|---|---|---|---|"]
@@ -254,7 +256,9 @@ def _speed_details(speed: dict) -> list[str]:
         out += ["", f"A semantic miss costs {_f(extra, 2, True)} ms p50 over an exact-route miss in the same rounds: "
                 "the embedding and the search on the way in (the index is added to after the answer is sent)."]
     t = speed["c32"]
-    out += ["", f"c=32 on one core (wrk -t1, {t['seconds']:g} s per target and round, {t['rounds']} rounds, "
+    when = (speed.get("phase_dates") or {}).get("c32", speed["date"])
+    out += ["", f"c=32 on one core{'' if when == speed['date'] else ', measured ' + when} (wrk -t1, "
+            f"{t['seconds']:g} s per target and round, {t['rounds']} rounds, "
             "the targets' order rotating): medians of the rounds.", "",
             "| c=32, 1 core | req/s | p50 / p99 (ms) | CPU ms/request | gateway's cache counters during the runs |",
             "|---|---|---|---|---|"]
