@@ -30,6 +30,9 @@ def test_a_paraphrase_hits_and_a_look_alike_misses(fake_openai, build, openai_cl
     assert hit.headers["x-gateway-cache"] == "semantic"
     assert hit.parse().choices[0].message.content == "Paris."
     assert 0.5 < float(hit.headers["x-gateway-cache-similarity"]) <= 1
+    again = wait_for(lambda: (r := ask(client, "Which city is the capital of France?")).headers["x-gateway-cache"]
+                     == "hit" and r)  # the paraphrase now has its own exact entry
+    assert again.parse().choices[0].message.content == "Paris."
     fake_openai.reply("12")
     ask(client, "What is 15% of 80?")
     wait_for(lambda: ask(client, "What is 15% of 80?").headers["x-gateway-cache"] == "hit")

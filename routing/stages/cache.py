@@ -122,6 +122,11 @@ class Cache(Stage):
                     raw = await store.get(match.entry_id)
                     entry = decode(raw) if raw is not None else None
                     if entry is not None:
+                        # Kept under this wording's own key too: its next repeat is an exact
+                        # hit (a millisecond), not another embedding; it expires with the original.
+                        left = int(policy.ttl_s - entry.age_s())
+                        if left > 0:
+                            spawn(_quietly(store.set(keys.exact, raw, left)))
                         return self._hit(call, entry, "semantic", match.similarity)
         except STORE_ERRORS as exc:
             log.warning("cache lookup failed for route %s: %s", call.route.name, type(exc).__name__)
@@ -328,6 +333,13 @@ async def _following(flight: Flight, call: Call):
         yield chunk
     if call.answer is not None:
         call.answer.saved = flight.cost  # known once the leader's answer is complete
+
+
+async def _quietly(step) -> None:
+    try:
+        await step
+    except STORE_ERRORS:
+        pass
 
 
 def _storable(response: ChatResponse) -> bool:
