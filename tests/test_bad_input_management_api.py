@@ -123,3 +123,12 @@ def test_bad_budget_bodies_are_400(api, change, field):
     response = api.post("/api/budgets/", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+
+def test_a_nul_character_in_a_route_name_is_a_400_not_a_database_error(api):
+    # found by the schemathesis fuzz run on PostgreSQL (allowed_routes=%00 -> DataError, a 500)
+    for raw in ['{"name": "k", "allowed_routes": ["\\u0000"]}', '{"name": "k", "allowed_routes": ["a\\u0000b"]}']:
+        response = api.post("/api/keys/", raw, content_type="application/json")
+        assert response.status_code == 400, response.content
+        assert "allowed_routes" in response.json()

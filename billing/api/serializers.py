@@ -23,6 +23,16 @@ from billing.keys import (
 )
 from billing.models import Budget, Team, UsageRecord, VirtualKey
 
+class NameRelatedField(serializers.SlugRelatedField):
+    """A related object by name. Refuses a NUL character before the lookup: PostgreSQL
+    cannot hold one in text and would fail the query (a 500) instead of "not found"."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 KEY_WRITABLE = ["name", "team", "allowed_routes", "expires_at", "rpm_limit", "tpm_limit", "metadata", "tags"]
 SECRET_HELP = "The key's secret, shown only in this response: store it now. Only its hash is kept."
 # Ids are 64-bit database integers: a filter beyond that is the client's 400 (SQLite's
@@ -79,7 +89,7 @@ def django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
 
 
 class _KeyFields(serializers.ModelSerializer):
-    allowed_routes = serializers.SlugRelatedField(
+    allowed_routes = NameRelatedField(
         many=True, slug_field="name", queryset=VirtualKey.allowed_routes.field.related_model.objects.all(), required=False,
         help_text="Route names the key may call; empty = every route.",
     )
