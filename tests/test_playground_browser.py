@@ -69,6 +69,7 @@ def test_a_prompt_streams_stops_and_compares(gateway, build, fake_openai, fake_o
     try:
         with chromium() as browser:
             page = sign_in(browser, gateway, "tester", "tester-pass-123")
+            page.wait_for_function("document.querySelectorAll('#route-a option').length === 2", timeout=10000)  # the routes frame
             assert page.locator("#route-a option").count() == 2
             page.select_option("#route-a", "chat-default")
             page.fill("#system", "You are terse.")
