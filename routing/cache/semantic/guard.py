@@ -14,6 +14,8 @@ move. The guard reads those words and vetoes a match when they disagree:
     direction   the same word after "than" and after "from" ... "to"
     dates       the same months, weekdays, "today"/"tomorrow", "next week"/"last week"
     names       every name, acronym or code identifier of one text appears in the other
+    word order  the same content words, not rearranged ("convert an integer to a string" is
+                not "convert a string to an integer")
     one swap    the texts do not differ by exactly one content word each ("cancel my
                 subscription" is not "cancel my order"), the commonest look-alike of all
 
@@ -59,6 +61,7 @@ class Features:
     identifiers: frozenset[int] = frozenset()
     words: frozenset[int] = frozenset()  # every word, lower case (names must be among the other's)
     content: frozenset[int] = frozenset()  # content words: stemmed, synonyms folded
+    order: tuple[int, ...] = ()  # the same, in the order they first appear
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +69,7 @@ class Features:
             "o": sorted(self.opposites), "c": sorted(self.comparison), "p": sorted([h, p] for h, p in self.particles),
             "ns": sorted(self.negated_stems), "d": sorted(self.dates), "f": sorted(self.frequency),
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
-            "w": sorted(self.words), "ct": sorted(self.content),
+            "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
         }
 
     @classmethod
@@ -77,7 +80,7 @@ class Features:
             particles=frozenset((h, p) for h, p in data["p"]), negated_stems=frozenset(data["ns"]),
             dates=frozenset(data["d"]), frequency=frozenset(data["f"]),
             anchors=frozenset((k, h) for k, h in data["a"]), names=frozenset(data["nm"]),
-            identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]),
+            identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]), order=tuple(data.get("or", ())),
         )
 
 
@@ -113,10 +116,19 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "identifiers"
     if not (a.names <= b.words and b.names <= a.words):
         return "names"
+    if (a.content == b.content and len(a.order) >= 2 and a.order != b.order
+            and a.words & b.words & _RELATIONAL):
+        return "word order"  # the same words around "to"/"from"/"than"...: "integer to string" / "string to integer"
     only_a, only_b = a.content - b.content, b.content - a.content
     if len(only_a) == 1 and len(only_b) == 1 and a.content & b.content and similarity < ONE_SWAP_SIMILARITY:
         return "one swap"
     return None
+
+
+# Words whose two sides a rearrangement swaps: with them, the same words in another order
+# ask another question; without them, a reordering is usually a paraphrase.
+_RELATIONAL = frozenset(word_hash(w) for w in (
+    "to", "into", "from", "than", "vs", "versus", "over", "under", "before", "after", "by", "per", "against"))
 
 
 def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -241,6 +253,7 @@ class _Reader:
         self.identifiers: set[int] = set()
         self.words: set[int] = set()
         self.content: set[int] = set()
+        self.order: list[int] = []  # content words in the order they first appear
         self.consumed: set[int] = set()  # token indexes already read as part of something else
 
     # -- helpers --
@@ -301,7 +314,7 @@ class _Reader:
             particles=frozenset(self.particles), negated_stems=frozenset(self.negated_stems - self.content),
             dates=frozenset(self.dates), frequency=frozenset(self.frequency), anchors=frozenset(self.anchors),
             names=frozenset(self.names), identifiers=frozenset(self.identifiers), words=frozenset(self.words),
-            content=frozenset(self.content),
+            content=frozenset(self.content), order=tuple(self.order),
         )
 
     def _number(self, i: int, value: str, span: int) -> int:
@@ -516,7 +529,10 @@ class _Reader:
         if low in V.STOPWORDS or len(low) < 2 and not text.isupper():
             return
         stemmed = stem(low)
-        self.content.add(word_hash(stemmed))
+        h = word_hash(stemmed)
+        if h not in self.content:
+            self.order.append(h)
+        self.content.add(h)
         for prefix in V.NEGATING_PREFIXES:
             if low.startswith(prefix) and len(low) - len(prefix) >= 4:
                 self.negated_stems.add(word_hash(stem(low[len(prefix):])))
