@@ -263,6 +263,7 @@ until up upon us use used using usually
 very via want wants was way ways we we're we've well were what what's whatever when whenever where where's
 whether which while who who's whom whose why will with within would
 yes yet you you'd you're you've your yours yourself yourselves
+hey hi hello hiya cheers sorry advance question quick morning afternoon evening dear
 explain describe tell show give list find calculate compute help define meaning mean means
 """.split())
 # Words that are capitalised only because a sentence starts with them: never a name.
