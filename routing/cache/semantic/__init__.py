@@ -10,7 +10,7 @@ that tells the two apart.
 
 The stage (routing.stages.cache) calls `get_semantic_index()`; embedding, the guard and
 numpy searches run in worker threads, never on the event loop. The index stores vectors and
-the guard's hashed features, never the question's text. Figures: docs/caching-semantic.md.
+the guard's hashed features, never the question's text. Figures: docs/caching.md (Semantic cache).
 """
 
 from __future__ import annotations
