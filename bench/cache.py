@@ -43,7 +43,6 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from cache_common import (CacheGateway, Client, chat_body, gateway_args, percent
                           save_part)
 from load import Target, run_async  # noqa: E402
 from measure import log, tree_of, upstream_capacity  # noqa: E402
-from procs import NoiseMeter, Procs, cpu_seconds, tree, wait_quiet  # noqa: E402
+from procs import NoiseMeter, Procs, cpu_seconds, tree, wait_quiet, clean_up, run_main  # noqa: E402
 from run import start_upstream  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -346,18 +345,9 @@ def main() -> None:
         print("\n".join(lines))
         ok = True
     finally:
-        gw.cleanup()
-        procs.stop_all()
-        if o.keep_scratch or not ok:
-            log(f"logs kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(procs, [gw], scratch, keep=o.keep_scratch, ok=ok)
     sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: everything this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

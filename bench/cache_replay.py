@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cache_common import CacheGateway, Client, chat_body, gateway_args, save_part  # noqa: E402
 from load import Target, pct, run_async  # noqa: E402
 from measure import log, tree_of  # noqa: E402
-from procs import NoiseMeter, Procs, cpu_seconds, free_port, tree, wait_http, wait_quiet  # noqa: E402
+from procs import NoiseMeter, Procs, cpu_seconds, free_port, tree, wait_http, wait_quiet, clean_up, run_main  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "cache_workload"
@@ -259,18 +258,9 @@ def main() -> None:
         print("\n".join(lines))
         ok = summary["errors"] == 0 and summary["foreign_misses"] == 0
     finally:
-        gw.cleanup()
-        procs.stop_all()
-        if o.keep_scratch or not ok:
-            log(f"logs kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(procs, [gw], scratch, keep=o.keep_scratch, ok=ok)
     sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: everything this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

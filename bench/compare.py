@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 from load import Target  # noqa: E402
 from measure import Opts, log, measure_all_cores, measure_system, upstream_capacity  # noqa: E402
-from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, tree, wait_http,  # noqa: E402
-                   wait_quiet)
+from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, run_main, tree,  # noqa: E402
+                   wait_http, wait_quiet)
 from run import start_upstream  # noqa: E402
 
 HONO_NODE_SERVER = "1.14.1"  # Portkey 1.15's streaming breaks with newer @hono/node-server
@@ -241,8 +241,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: everything this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 from load import Target, alternate_run, count_run, run_async, run_wrk, stream_run  # noqa: E402
 from measure import _pinned_stream, log, tree_of, upstream_capacity  # noqa: E402
-from procs import NoiseMeter, Procs, cpu_seconds, tree, wait_quiet  # noqa: E402
+from procs import NoiseMeter, Procs, cpu_seconds, tree, wait_quiet, clean_up, run_main  # noqa: E402
 from run import Gateway, guardrails_check, start_upstream  # noqa: E402
 
 LC = "1"  # load generators' core (with the fake upstream)
@@ -233,19 +232,9 @@ def main() -> None:
             log(f"BENCHMARKS.md: section '{o.title}' written")
         ok = bool(checked and checked["ok"])
     finally:
-        for gw in gws.values():
-            gw.cleanup()
-        procs.stop_all()
-        if o.keep_scratch or not ok:
-            log(f"logs kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(procs, gws.values(), scratch, keep=o.keep_scratch, ok=ok)
     sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: everything this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -231,3 +232,28 @@ def _os_name() -> str:
     except OSError:
         pass
     return platform.system()
+
+
+def clean_up(procs: Procs, gateways: Iterable, scratch: Path, *, keep: bool, ok: bool,
+             what: str = "logs") -> None:
+    """A run's end, however it ended: its gateways' scratch state, every process it
+    started, and its scratch folder (kept when asked, or when the run failed)."""
+    for gw in gateways:
+        gw.cleanup()
+    procs.stop_all()
+    if keep or not ok:
+        print(f"{what} kept in {scratch}", file=sys.stderr, flush=True)
+    else:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """`main()`, with Ctrl-C (or TERM: Procs turns it into KeyboardInterrupt) ending
+    the run cleanly with status 130."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: everything this run started has been stopped", file=sys.stderr)
+        sys.exit(130)

@@ -29,8 +29,8 @@ import report  # noqa: E402
 from prompt import prose  # noqa: E402
 from load import Target  # noqa: E402
 from measure import Opts, log, measure_all_cores, measure_system, upstream_capacity  # noqa: E402
-from procs import (NoiseMeter, Procs, cpu_seconds, free_port, machine_info, tree, wait_http,  # noqa: E402
-                   wait_quiet)
+from procs import (NoiseMeter, Procs, clean_up, cpu_seconds, free_port, machine_info, run_main, tree,  # noqa: E402
+                   wait_http, wait_quiet)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -345,12 +345,7 @@ def main() -> None:
             print(f"guardrails: {guarded['detail']}")
         ok = usage["ok"] and (guarded is None or guarded["ok"] is not False)
     finally:
-        gw.cleanup()
-        procs.stop_all()
-        if args.keep_scratch or not ok:
-            log(f"logs and scratch database kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(procs, [gw], scratch, keep=args.keep_scratch, ok=ok, what="logs and scratch database")
     sys.exit(0 if ok else 1)
 
 
@@ -369,8 +364,4 @@ def _guardrails_doc(path: str | None) -> dict | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: everything this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)
