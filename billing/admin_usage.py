@@ -14,7 +14,7 @@ from django.utils.timezone import localtime
 
 from .models import UsageDeadLetter, UsageRecord
 
-# The admin's test calls have no virtual key; routing.pipeline.staff_key records them
+# The admin's test calls have no virtual key; routing.lookup.staff_key records them
 # under this key prefix (billing may not import routing; a test pins the two together).
 # Shown as the finance reports group them, "(no key)", and saying why.
 STAFF_KEY_PREFIX = "admin"

@@ -38,7 +38,7 @@ from providers.types import ChatResponse, ErrorKind, ProviderError
 
 from providers.http import close_session, has_session
 
-from . import engine, pipeline
+from . import engine, lookup, pipeline
 from .breaker import BreakerStatus, LatencyStats, State, get_breaker_store
 from .dryrun import BREAKER_WORDS, explain, request_body
 from .models import Route, Strategy
@@ -154,7 +154,7 @@ class RealCall:
     attempts: list[AttemptRow] = field(default_factory=list)
 
 
-admin_key = pipeline.staff_key  # the caller of "Send it for real"
+admin_key = lookup.staff_key  # the caller of "Send it for real"
 
 
 def _answer_text(response: ChatResponse) -> str:
@@ -245,7 +245,7 @@ def test_route_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_
         if "_send" in request.POST:
             real = send_for_real(route, data, request.user.get_username())
         else:
-            # The dry run gathers its signals as the real call would (pipeline.gather_signals),
+            # The dry run gathers its signals as the real call would (gathering.gather_signals),
             # for the same caller, so a sticky route draws with the same id.
             try:
                 explanation = explain(

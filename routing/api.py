@@ -21,7 +21,7 @@ from billing.keys import authenticate
 from billing.models import UsageRecord
 from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
 
-from . import pipeline
+from . import lookup, pipeline
 from .cache.policy import cache_control
 from .render import Headers, call_headers, completion_body, error_body, error_headers, sse
 from .task_detection import HINT_HEADER
@@ -158,13 +158,13 @@ async def chat_completions(scope, body: bytes, send) -> None:
 
 async def list_models(scope) -> bytes:
     key = await authenticate(_header(scope, b"authorization"))
-    routes = await pipeline.allowed_routes(key)
-    return pipeline.models_body(routes)
+    routes = await lookup.allowed_routes(key)
+    return lookup.models_body(routes)
 
 
 async def retrieve_model(scope, name: str) -> bytes:
     key = await authenticate(_header(scope, b"authorization"))
-    return pipeline.models_body([await pipeline.resolve_route(key, name)], single=True)
+    return lookup.models_body([await lookup.resolve_route(key, name)], single=True)
 
 
 def unexpected(exc: Exception, request_id: str | None) -> GatewayError:

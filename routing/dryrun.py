@@ -1,7 +1,7 @@
 """What would happen: a route's routing decision for a sample request, nobody called.
 
 Used by the admin's "Test this route". The request goes through the hot path's own
-functions — routing.schemas (parse), pipeline.plan (pipeline.gather_signals: the
+functions — routing.schemas (parse), pipeline.plan (gathering.gather_signals: the
 circuit breakers as they are right now; strategies.decide) and each stage's preview
 (what admission, guardrails or the cache would do) — on the saved route, so the
 explanation shows what a client sending this request would get. Nothing is reserved,
@@ -28,7 +28,7 @@ from providers.types import ChatRequest
 from billing import money
 from billing.keys import KeyInfo
 
-from . import pipeline
+from . import gathering, lookup, pipeline
 from .breaker import State, get_breaker_store
 from .catalog import RouteInfo, TargetInfo, route_info
 from .models import Route, RouteTarget, Strategy
@@ -181,7 +181,7 @@ async def _plan(
     info: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None, sticky_id: str | None,
     rng: random.Random | None,
 ) -> tuple[pipeline.Call, list[tuple[str, str]]]:
-    signals = await pipeline.gather_signals(info, req, key, task_hint)  # as the hot path reads them
+    signals = await gathering.gather_signals(info, req, key, task_hint)  # as the hot path reads them
     keys = [t.stats_key for t in info.targets]
     if keys and not signals.latencies:  # the explanation shows every target's latency
         signals.latencies = await get_breaker_store().latencies(keys)
@@ -207,13 +207,13 @@ def explain(
 ) -> Explanation:
     """Which targets would serve this request, in which order, and why.
 
-    `key` is the caller (default: the admin's test-call caller, pipeline.staff_key).
+    `key` is the caller (default: the admin's test-call caller, lookup.staff_key).
     Raises gateway_project.errors.InvalidRequest when the sample is not a valid
     request (the same check the API makes).
     """
     req = parse_chat_request(request_body(route.name, prompt, system=system, max_tokens=max_tokens, metadata=metadata))
     info, unused = live_route_info(route)
-    call, notes = async_to_sync(_plan)(info, req, key or pipeline.staff_key("dry-run"), task_hint or None,
+    call, notes = async_to_sync(_plan)(info, req, key or lookup.staff_key("dry-run"), task_hint or None,
                                        sticky_id, rng)
     explanation = explain_decision(info, req, call.run.decision, call.signals, unused)
     explanation.stages = notes

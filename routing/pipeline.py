@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -33,16 +32,17 @@ from billing.keys import KeyInfo, authenticate
 from billing.models import UsageRecord
 from billing.usage import UsageEntry, submit_usage, write_usage
 from gateway_project.background import spawn
-from gateway_project.errors import GatewayError, NotFound, PermissionDenied
+from gateway_project.errors import GatewayError
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatRequest, ChatResponse, Usage
 
 from . import engine, metrics, stages
 from .breaker import get_breaker_store
-from .catalog import RouteInfo, routing_table
-from .health import absorb_health
+from .catalog import RouteInfo
 from .schemas import parse_chat_request
 from .stages import Answer, Blocked, Stage
+from .gathering import gather_signals, local_signals, read_shared_signals
+from .lookup import resolve_route
 from .strategies import Signals, decide
 
 log = logging.getLogger("gateway.pipeline")
@@ -51,66 +51,6 @@ Status = UsageRecord.Status
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-class _TableWatch:
-    """Each refresh of the routing table also picks up probe results written by the
-    Celery worker (embedded mode; with Redis the worker feeds breakers itself)."""
-
-    def __init__(self) -> None:
-        self.last: object | None = None
-
-    def seen(self, table: object) -> None:
-        if table is not self.last:
-            self.last = table
-            spawn(absorb_health())
-
-    def reset(self) -> None:
-        self.last = None
-
-
-table_watch = _TableWatch()
-
-
-async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
-    table = await routing_table.get()
-    table_watch.seen(table)
-    route = table.routes.get(name)
-    if route is None:
-        if name in table.disabled:
-            raise NotFound(f"The route '{name}' is disabled.", param="model", code="route_disabled")
-        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.", param="model")
-    if not key.may_use(route.id):
-        raise PermissionDenied(f"This API key may not use the route '{name}'.", param="model")
-    return route
-
-
-def staff_key(username: str) -> KeyInfo:
-    """The caller of the admin's test calls and dry runs: no virtual key, may use every
-    route. Usage records get no key id, the key prefix "admin" and no team; global
-    budgets still apply."""
-    return KeyInfo(
-        id=None,
-        key_hash="",
-        prefix="admin",
-        name=f"admin:{username}",
-        team_id=None,
-        team_name="",
-        allowed_route_ids=frozenset(),
-        expires_at=None,
-        revoked=False,
-    )
-
-
-async def allowed_routes(key: KeyInfo) -> list[RouteInfo]:
-    table = await routing_table.get()
-    return [r for r in table.routes.values() if key.may_use(r.id)]
-
-
-def models_body(routes: list[RouteInfo], single: bool = False) -> bytes:
-    """GET /v1/models (or /v1/models/{id}) in OpenAI's shape: routes are the models."""
-    data = [{"id": r.name, "object": "model", "created": r.created, "owned_by": "gateway"} for r in routes]
-    return orjson.dumps(data[0] if single else {"object": "list", "data": data})
 
 
 @dataclass(slots=True)
@@ -337,35 +277,6 @@ def _observe(entry: UsageEntry, call: Call) -> None:
 
 
 # --- prepare: who, what, where to ----------------------------------------------------
-async def gather_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
-    """Shared state the strategy may consult: one read of breakers (and latencies).
-    The dry run (routing.dryrun) reads through this very function."""
-    signals = local_signals(route, req, key, task_hint)
-    await read_shared_signals(route, signals)
-    return signals
-
-
-def local_signals(route: RouteInfo, req: ChatRequest, key: KeyInfo, task_hint: str | None) -> Signals:
-    """The signals that need no shared state: the task hint and the sticky id."""
-    signals = Signals(task_hint=task_hint)
-    if route.sticky_by == "user":
-        signals.sticky_id = str(req.params.get("user") or f"key:{key.id}")
-    elif route.sticky_by == "key":
-        signals.sticky_id = f"key:{key.id}"
-    return signals
-
-
-async def read_shared_signals(route: RouteInfo, signals: Signals) -> None:
-    """Breakers (route x model) and, for least latency, latencies (per model): one read."""
-    keys = [t.key for t in route.targets]
-    if not keys:
-        return
-    store = get_breaker_store()
-    signals.breakers = await store.statuses(keys, route.breaker)
-    if route.strategy == "least_latency":
-        signals.latencies = await store.latencies([t.stats_key for t in route.targets])
-
-
 async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
     """Authenticate, validate, resolve the route and decide. Raises GatewayError."""
     return await prepare_for_key(await authenticate(authorization), body, task_hint)

@@ -34,7 +34,7 @@ from django.conf import settings
 from billing.playground import playground_keyinfo
 from gateway_project.errors import GatewayError, InvalidRequest
 from gateway_project.db import run_db
-from routing import pipeline
+from routing import lookup, pipeline
 from routing.drafts import draft_route
 from routing.schemas import parse_chat_request
 
@@ -93,7 +93,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         except GatewayError as error:
             await self._error(error.message, code=error.code, status=error.status)
             return
-        routes = await pipeline.allowed_routes(key)
+        routes = await lookup.allowed_routes(key)
         await self._json({"type": "routes", "key": key.prefix, "usage_url": settings.GATEWAY_MY_USAGE_URL,
                           "routes": [{"name": r.name, "strategy": r.strategy} for r in sorted(routes, key=lambda r: r.name)]})
 
@@ -137,7 +137,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         started = time.monotonic()
         try:
             if as_admin:
-                key = pipeline.staff_key(self.user.get_username())
+                key = lookup.staff_key(self.user.get_username())
             else:
                 key = await playground_keyinfo(self.user)
             if draft is not None:

@@ -172,7 +172,7 @@ def _fresh_config_caches():
     from routing.cache.store import reset_cache_store_for_tests
     from routing.catalog import routing_table
     from routing.health import reset_absorbed
-    from routing.pipeline import table_watch
+    from routing.lookup import table_watch
 
     def fresh():
         routing_table.invalidate()

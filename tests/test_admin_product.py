@@ -18,7 +18,7 @@ from django.urls import reverse
 from billing.admin_usage import STAFF_KEY_PREFIX
 from gateway_admin import site as gateway_site
 from providers.admin import price_text
-from routing.pipeline import staff_key
+from routing.lookup import staff_key
 
 from .factories import ModelFactory, ProviderFactory, RouteFactory, RouteTargetFactory, UsageRecordFactory
 
