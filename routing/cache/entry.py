@@ -4,10 +4,11 @@ bytes for a typical answer."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+
+import orjson
 
 from providers.types import ChatResponse, Usage
 
@@ -26,18 +27,17 @@ class Entry:
 def encode(entry: Entry) -> bytes:
     r = entry.response
     usage = [r.usage.prompt_tokens, r.usage.completion_tokens] if r.usage is not None else None
-    return json.dumps(
+    return orjson.dumps(
         {"v": 1, "model": r.model, "choices": r.choices, "usage": usage, "cost": str(entry.cost),
          "origin": entry.origin, "at": round(entry.stored_at, 3)},
-        separators=(",", ":"), ensure_ascii=False,
-    ).encode()
+    )
 
 
 def decode(raw: bytes) -> Entry | None:
     """The entry, or None for anything unreadable (a foreign or older value is a miss,
     never an error)."""
     try:
-        doc = json.loads(raw)
+        doc = orjson.loads(raw)
         if doc.get("v") != 1 or not isinstance(doc.get("choices"), list):
             return None
         usage = doc.get("usage")
