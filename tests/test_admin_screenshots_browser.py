@@ -64,7 +64,9 @@ def company_config() -> dict:
         ("cheapest-good-enough", "cost", ["gpt-4o-mini", "claude-haiku-4-5", "gpt-4o", "claude-sonnet-4-6"]),
         ("code-or-chat", "task", ["o3-mini", "gpt-4o-mini"]),
     ]:
-        route = routes[name] = RouteFactory(name=name, strategy=strategy, description=f"The {name} route.")
+        cache = {"fast-answers": "exact", "chat-default": "semantic"}.get(name, "off")
+        route = routes[name] = RouteFactory(name=name, strategy=strategy, description=f"The {name} route.",
+                                            cache_mode=cache)
         for order, model in enumerate(targets):
             RouteTargetFactory(route=route, model=models[model], order=order)
     keys = []

@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from billing.models import UsageRecord
 from billing.playground import playground_key
 from billing.rollups import recompute_recent
 from tests.test_rollups import ledger_row
@@ -73,6 +74,8 @@ def test_finance_user_sees_chart_and_totals_and_others_are_refused(gateway, djan
     now = timezone.now()
     ledger_row(now, cost_usd=Decimal("12.3456789012"), team_name="search", team_id=1)
     ledger_row(now, cost_usd=Decimal("0.6543210988"))
+    ledger_row(now, cost_usd=Decimal("0"), status=UsageRecord.Status.CACHE_HIT, cache_saved_usd=Decimal("0.75"),
+               team_name="search", team_id=1)  # a cache hit: free, and what it saved
     recompute_recent(now)
     key = playground_key(finance)
     ledger_row(timezone.now(), cost_usd=Decimal("0.000003"), key_id=key.pk, key_prefix=key.prefix,
@@ -85,7 +88,8 @@ def test_finance_user_sees_chart_and_totals_and_others_are_refused(gateway, djan
         chart.wait_for(state="visible")
         assert page.locator("#spend-chart rect.bar").count() == now.day  # this month, one bar per day
         assert page.locator("#total-cost").inner_text() == "$13.00"
-        assert page.locator("#total-requests").inner_text() == "3"
+        assert page.locator("#total-requests").inner_text() == "4"
+        assert page.locator("#total-cache-saved").inner_text() == "$0.75"
         assert "Figures as of" in page.locator("#freshness").inner_text()
         assert "today's figures are live" in page.locator("#freshness").inner_text()
         assert page.locator("#by-team").get_by_text("search").is_visible()
