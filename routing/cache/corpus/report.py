@@ -19,10 +19,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--split", action="append", choices=SPLITS, help="only this split (repeatable; default all)")
     args = parser.parse_args(argv)
     embed = get_embedder().embed
     print(f"semantic cache on the labelled pairs, threshold {args.threshold:.2f} (default {DEFAULT_THRESHOLD:.2f})")
-    for split in SPLITS:
+    for split in args.split or SPLITS:
         decisions = decide(load(split), embed)
         s = score(decisions, args.threshold)
         print(f"\n{split}: {len(decisions)} pairs, {s.paraphrases} paraphrases")
