@@ -1,0 +1,63 @@
+"""What the look-alike guard keeps of a question (guard.py): its features, hashed, and their
+stored JSON form (the pgvector table's `features` column; the in-process index keeps the
+objects).
+
+Only features are kept, never the text: words are stored as 64-bit keyed hashes (a
+dictionary attack can still guess common words, so the index is no place for secrets,
+but it holds no readable question).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+_HASH_KEY = b"gateway-semantic-guard-v1"
+
+
+def word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8, key=_HASH_KEY).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the guard compares; hashes stand for words (see word_hash)."""
+
+    numbers: tuple[str, ...] = ()  # canonical numbers in text order, "1" of "1 km" left out
+    quantities: frozenset[str] = frozenset()  # "5 kilometre", "1 cup"
+    units: frozenset[str] = frozenset()
+    negated: bool = False
+    opposites: frozenset[str] = frozenset()  # "switch:0", "size:1"
+    comparison: frozenset[str] = frozenset()  # the opposites that are comparatives/superlatives
+    particles: frozenset[tuple[int, str]] = frozenset()  # ("turn" hash, "on")
+    negated_stems: frozenset[int] = frozenset()  # "uninstall" -> hash("install")
+    dates: frozenset[str] = frozenset()
+    frequency: frozenset[str] = frozenset()
+    anchors: frozenset[tuple[str, int]] = frozenset()  # ("than", hash("coffee"))
+    names: frozenset[int] = frozenset()
+    identifiers: frozenset[int] = frozenset()
+    words: frozenset[int] = frozenset()  # every word, lower case (names must be among the other's)
+    content: frozenset[int] = frozenset()  # content words: stemmed, synonyms folded
+    order: tuple[int, ...] = ()  # the same, in the order they first appear
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": list(self.numbers), "q": sorted(self.quantities), "u": sorted(self.units), "neg": self.negated,
+            "o": sorted(self.opposites), "c": sorted(self.comparison), "p": sorted([h, p] for h, p in self.particles),
+            "ns": sorted(self.negated_stems), "d": sorted(self.dates), "f": sorted(self.frequency),
+            "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
+            "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Features:
+        return cls(
+            numbers=tuple(data["n"]), quantities=frozenset(data["q"]), units=frozenset(data["u"]),
+            negated=bool(data["neg"]), opposites=frozenset(data["o"]), comparison=frozenset(data["c"]),
+            particles=frozenset((h, p) for h, p in data["p"]), negated_stems=frozenset(data["ns"]),
+            dates=frozenset(data["d"]), frequency=frozenset(data["f"]),
+            anchors=frozenset((k, h) for k, h in data["a"]), names=frozenset(data["nm"]),
+            identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]),
+            order=tuple(data.get("or", ())),
+        )
