@@ -263,6 +263,15 @@ class UsageRecord(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False, help_text="Counted by the gateway; the provider reported none.")
+    cache_read_tokens = models.PositiveIntegerField(
+        default=0, help_text="Of the prompt tokens: read from the provider's prompt cache (billed at its cache-read price).")
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, help_text="Of the prompt tokens: written to the provider's prompt cache (billed at its cache-write price).")
+    endpoint = models.CharField(
+        max_length=20, default="chat", help_text="The API the client called: chat, messages, responses, embeddings.")
+    client_session = models.CharField(
+        max_length=100, blank=True,
+        help_text="The client's session id when it sends one (Claude Code's X-Claude-Code-Session-Id): metadata, never auth.")
     input_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     output_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)

@@ -67,6 +67,10 @@ class UsageEntry:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_estimated: bool = False
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    endpoint: str = "chat"
+    client_session: str = ""
     input_price_per_mtok: Decimal = Decimal(0)
     output_price_per_mtok: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)

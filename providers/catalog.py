@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .kinds import KINDS, KindSpec
@@ -46,6 +47,10 @@ class ModelInfo:
     price: Price
     context_window: int | None
     quality: int = 50
+    capabilities: frozenset[str] = frozenset(("chat", "streaming", "tools", "vision", "json_mode"))
+
+    def can(self, *needs: str) -> bool:
+        return self.capabilities.issuperset(needs)
 
     @property
     def label(self) -> str:
@@ -77,9 +82,10 @@ def model_info(model: Model) -> ModelInfo:
         timeout_s=float(provider.timeout_s),
         options=dict(provider.options or {}),
     )
-    price = Price(model.input_price_per_mtok, model.output_price_per_mtok)
+    price = Price(model.input_price_per_mtok, model.output_price_per_mtok,
+                  model.cache_read_price_per_mtok, model.cache_write_price_per_mtok)
     if spec.free:
-        price = Price(price.input_per_mtok * 0, price.output_per_mtok * 0)
+        price = Price(price.input_per_mtok * 0, price.output_per_mtok * 0, Decimal(0), Decimal(0))
     return ModelInfo(
         id=model.id,
         name=model.name,
@@ -88,6 +94,7 @@ def model_info(model: Model) -> ModelInfo:
         price=price,
         context_window=model.context_window,
         quality=model.quality_score,
+        capabilities=frozenset(model.capabilities if isinstance(model.capabilities, list) else ()),
     )
 
 

@@ -19,6 +19,26 @@ ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 # below the cost columns' 10^8 (billing.models.UsageRecord.cost_usd).
 MAX_PRICE_PER_MTOK = Decimal("10000")
 PRICE_HELP = f"0 to {MAX_PRICE_PER_MTOK:,} USD per million tokens."
+
+# What a model can serve. `chat` and `embeddings` are the endpoints; the others are what
+# a chat request may need (ChatRequest.needs). A model without a capability is never
+# sent a request that needs it: the route's next target is tried, or the client is told.
+CAPABILITIES = {
+    "chat": "chat completions, Messages, Responses",
+    "streaming": "streamed answers",
+    "tools": "tool / function calling",
+    "vision": "images in messages",
+    "json_mode": "response_format json",
+    "thinking": "extended thinking / reasoning",
+    "embeddings": "POST /v1/embeddings",
+}
+CHAT_CAPABILITIES = ("chat", "streaming", "tools", "vision", "json_mode")
+
+
+def default_capabilities() -> list[str]:
+    """A new model (and every model before capabilities existed): a chat model that
+    streams, calls tools, reads images and answers in JSON, as most do."""
+    return list(CHAT_CAPABILITIES)
 NAME_HELP = "Letters, digits, '.', '-' and '_'. Used in config files and reports."
 
 
@@ -139,6 +159,23 @@ class Model(Timestamped):
         "output price (USD / 1M tokens)", max_digits=12, decimal_places=6, default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)], help_text=PRICE_HELP,
     )
+    cache_read_price_per_mtok = models.DecimalField(
+        "prompt-cache read price (USD / 1M tokens)", max_digits=12, decimal_places=6, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)],
+        help_text="Input tokens the provider read from its prompt cache (Anthropic: about a tenth of the input "
+        "price). Blank = the input price.",
+    )
+    cache_write_price_per_mtok = models.DecimalField(
+        "prompt-cache write price (USD / 1M tokens)", max_digits=12, decimal_places=6, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)],
+        help_text="Input tokens written to the provider's prompt cache (Anthropic: 1.25x the input price for "
+        "5 minutes). Blank = the input price.",
+    )
+    capabilities = models.JSONField(
+        default=default_capabilities, blank=True,
+        help_text="What the model can do: " + ", ".join(f"{k} ({v})" for k, v in CAPABILITIES.items())
+        + ". A request that needs one the model lacks is never sent to it.",
+    )
     context_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="Tokens the model accepts (prompt + answer). Blank if unknown."
     )
@@ -170,6 +207,13 @@ class Model(Timestamped):
 
     def clean(self) -> None:
         errors = {}
+        caps = self.capabilities
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            errors["capabilities"] = "A list of capability names, e.g. [\"chat\", \"tools\"]."
+        elif unknown := sorted(set(caps) - set(CAPABILITIES)):
+            errors["capabilities"] = f"Unknown capability {', '.join(unknown)}; known: {', '.join(CAPABILITIES)}."
+        elif not {"chat", "embeddings"} & set(caps):
+            errors["capabilities"] = "A model serves chat, embeddings or both: list at least one of them."
         if self.input_price_per_mtok is not None and self.input_price_per_mtok < 0:
             errors["input_price_per_mtok"] = "Prices cannot be negative."
         if self.output_price_per_mtok is not None and self.output_price_per_mtok < 0:

@@ -68,6 +68,15 @@ class ChatRequest:
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The request as it came, when it came in another dialect than OpenAI chat:
+    # {"dialect": "anthropic", "body": {...}, "headers": {...}}. An adapter of the same
+    # dialect may send `body` as it is (passthrough: unknown fields, cache_control,
+    # thinking); every other adapter translates `messages` and `params`. A stage that
+    # rewrites the request (redaction) drops it, so nothing unredacted is passed on.
+    native: dict[str, Any] | None = None
+    # What the answer must be able to do, beyond plain chat ("tools", "vision",
+    # "json_mode", "thinking"): a target whose model lacks one is not tried.
+    needs: frozenset[str] = frozenset()
 
 
 # The most tokens one request may report per side (prompt, completion). Far above any
@@ -98,11 +107,13 @@ def reported_tokens(value: Any, provider: str, name: str, *, optional: bool = Fa
 
 @dataclass(slots=True)
 class Usage:
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, prompt-cache reads and writes included
     completion_tokens: int = 0
     # True when the provider reported nothing (cut stream, client gone) and the
     # gateway counted the tokens itself.
     estimated: bool = False
+    cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens: written to it
 
     @property
     def total_tokens(self) -> int:
@@ -123,6 +134,9 @@ class ChatResponse:
     model: str
     choices: list[dict[str, Any]]
     usage: Usage | None = None
+    # The provider's own answer (JSON object) when the request was passed through in its
+    # dialect (ChatRequest.native): the inbound endpoint of that dialect returns it as is.
+    native: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -135,6 +149,9 @@ class ChatChunk:
     model: str
     choices: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage | None = None
+    # Passthrough streams: the provider's own event(s) this chunk was read from, as
+    # (event name, JSON object) pairs, re-sent unmodified by the same dialect's endpoint.
+    native: list[tuple[str, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +160,40 @@ class Price:
 
     input_per_mtok: Decimal
     output_per_mtok: Decimal
+    # Prompt-cache prices (Anthropic: reads ~0.1x, writes ~1.25x input); None = input price.
+    cache_read_per_mtok: Decimal | None = None
+    cache_write_per_mtok: Decimal | None = None
 
     def cost(self, usage: Usage) -> Decimal:
         million = Decimal(1_000_000)
+        read = min(usage.cache_read_tokens, usage.prompt_tokens)
+        write = min(usage.cache_write_tokens, usage.prompt_tokens - read)
+        fresh = usage.prompt_tokens - read - write
+        read_price = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        write_price = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
         return (
-            Decimal(usage.prompt_tokens) * self.input_per_mtok
+            Decimal(fresh) * self.input_per_mtok
+            + Decimal(read) * read_price
+            + Decimal(write) * write_price
             + Decimal(usage.completion_tokens) * self.output_per_mtok
         ) / million
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """POST /v1/embeddings, validated: `input` is always a list (of strings, or of token
+    id lists), `encoding_format` what the client asked for (the gateway asks providers
+    for floats and encodes base64 itself)."""
+
+    model: str
+    input: list[Any]
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # user, ... as sent
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    vectors: list[list[float]]
+    usage: Usage | None = None

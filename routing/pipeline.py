@@ -78,6 +78,8 @@ class Call:
     pending_signals: asyncio.Future | None = None  # plan's concurrent read of shared state
     stage_state: dict[str, Any] = field(default_factory=dict)  # a stage's per-request state, by stage name
     cache_control: str | None = None  # the client's x-gateway-cache request header (bypass | refresh)
+    endpoint: str = "chat"  # the inbound API: chat, messages, responses (the usage record's `endpoint`)
+    client_session: str = ""  # a client's session id header (Claude Code's), recorded, never trusted
 
     @property
     def route(self) -> RouteInfo:
@@ -148,6 +150,10 @@ class Call:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             usage_estimated=usage.estimated,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            endpoint=self.endpoint,
+            client_session=self.client_session,
             input_price_per_mtok=model.price.input_per_mtok if model else Decimal(0),
             output_price_per_mtok=model.price.output_per_mtok if model else Decimal(0),
             cost_usd=self.cost,

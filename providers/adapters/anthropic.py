@@ -48,6 +48,22 @@ def _prompt_tokens(usage: dict, provider: str) -> int:
     return total + sum(reported_tokens(usage.get(k), provider, k, optional=True) for k in CACHE_INPUT_FIELDS)
 
 
+def _cache_tokens(usage: dict, provider: str) -> tuple[int, int]:
+    """(cache reads, cache writes) of an Anthropic usage object, billed at the model's
+    cache prices (Price.cost)."""
+    return (reported_tokens(usage.get("cache_read_input_tokens"), provider, "cache_read_input_tokens", optional=True),
+            reported_tokens(usage.get("cache_creation_input_tokens"), provider, "cache_creation_input_tokens", optional=True))
+
+
+def anthropic_usage(usage: dict, provider: str, output_tokens: Any = None) -> Usage:
+    """Usage of an Anthropic usage object (a response's, or message_start's with the
+    stream's last output count), cache reads and writes kept apart."""
+    out = usage.get("output_tokens") if output_tokens is None else output_tokens
+    result = Usage.reported(provider, _prompt_tokens(usage, provider), out)
+    result.cache_read_tokens, result.cache_write_tokens = _cache_tokens(usage, provider)
+    return result
+
+
 def _finish(stop_reason: object, provider: str) -> str:
     return STOP_REASONS.get(checks.expect_text(stop_reason, provider, "stop_reason"), "stop")
 
@@ -202,7 +218,7 @@ class AnthropicAdapter(Adapter):
         usage = data.get("usage")
         if usage is not None:  # absent: the gateway estimates (pipeline), as for a cut stream
             usage = checks.expect_object(usage, provider, "usage")
-            usage = Usage.reported(provider, _prompt_tokens(usage, provider), usage.get("output_tokens"))
+            usage = anthropic_usage(usage, provider)
         return ChatResponse(
             model=str(data.get("model") or model.upstream_id),
             choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(data.get("stop_reason"), provider)}],
@@ -213,6 +229,7 @@ class AnthropicAdapter(Adapter):
         provider = model.provider.name
         name = model.upstream_id
         prompt_tokens = completion_tokens = 0
+        cached = (0, 0)
         tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
         async for event, data in sse_events(response):
             obj = checks.expect_object(loads(data, provider), provider, "a stream event")
@@ -223,6 +240,7 @@ class AnthropicAdapter(Adapter):
                 usage = checks.expect_object(message.get("usage"), provider, "message_start's usage", optional=True)
                 if usage:
                     prompt_tokens = _prompt_tokens(usage, provider)
+                    cached = _cache_tokens(usage, provider)
                     completion_tokens = reported_tokens(usage.get("output_tokens"), provider, "output_tokens", optional=True)
                 yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             elif kind == "content_block_start":
@@ -250,7 +268,9 @@ class AnthropicAdapter(Adapter):
                 reason = _finish(delta.get("stop_reason"), provider)
                 yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": reason}])
             elif kind == "message_stop":
-                yield ChatChunk(name, [], usage=Usage.reported(provider, prompt_tokens, completion_tokens))
+                final = Usage.reported(provider, prompt_tokens, completion_tokens)
+                final.cache_read_tokens, final.cache_write_tokens = cached
+                yield ChatChunk(name, [], usage=final)
                 return
             elif kind == "error":
                 message, code = self.error_details(obj)

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from ..catalog import ModelInfo
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
+from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from . import checks
 from .base import Adapter, auth_headers, loads, provider_error, sse_events
 
@@ -24,7 +24,12 @@ def _usage(data: Any, provider: str) -> Usage | None:
     if data is None:
         return None
     data = checks.expect_object(data, provider, "usage")
-    return Usage.reported(provider, data.get("prompt_tokens"), data.get("completion_tokens"))
+    usage = Usage.reported(provider, data.get("prompt_tokens"), data.get("completion_tokens"))
+    details = data.get("prompt_tokens_details")
+    if isinstance(details, dict):  # OpenAI's automatic prompt caching: cached input is billed lower
+        cached = reported_tokens(details.get("cached_tokens"), provider, "cached_tokens", optional=True)
+        usage.cache_read_tokens = min(cached, usage.prompt_tokens)
+    return usage
 
 
 class OpenAIAdapter(Adapter):
