@@ -10,6 +10,7 @@ with it the upstream call (the pipeline still settles the request).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from contextlib import aclosing
 
@@ -35,6 +36,45 @@ class Disconnected(Exception):
     pass
 
 
+# The other inbound APIs: path -> module of routing.inbound, each with
+# `async handle(scope, body, send)` (auth, the pipeline, its own wire format) and
+# `error_response(error, headers) -> (status, headers, body)` in its API's error format.
+INBOUND = {
+    "/v1/messages": "anthropic",
+    "/v1/messages/count_tokens": "anthropic",
+    "/v1/responses": "responses",
+    "/v1/embeddings": "embeddings",
+}
+_inbound_modules: dict[str, object | None] = {}
+
+
+def inbound(name: str):
+    """The inbound module `name` (routing.inbound.<name>), or None if it is not installed."""
+    if name not in _inbound_modules:
+        try:
+            _inbound_modules[name] = importlib.import_module(f"routing.inbound.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"routing.inbound.{name}" and exc.name != "routing.inbound":
+                raise
+            _inbound_modules[name] = None
+    return _inbound_modules[name]
+
+
+def _inbound_for(path: str):
+    name = INBOUND.get(path) or ("responses" if path.startswith("/v1/responses/") else None)
+    return inbound(name) if name else None
+
+
+def auth_header(scope) -> str | None:
+    """The virtual key, from `Authorization: Bearer` or (Anthropic's SDK) `x-api-key`."""
+    header = _header(scope, b"authorization")
+    if header is None:
+        api_key = _header(scope, b"x-api-key")
+        if api_key is not None:
+            header = f"Bearer {api_key}"
+    return header
+
+
 async def app(scope, receive, send) -> None:
     """ASGI entry for /v1/*."""
     try:
@@ -42,7 +82,11 @@ async def app(scope, receive, send) -> None:
     except Disconnected:
         return
     except GatewayError as error:
-        await _error(send, error)
+        module = _inbound_for(scope["path"])
+        if module is not None:
+            await _respond_raw(send, *module.error_response(error, error_headers(error)))
+        else:
+            await _error(send, error)
         return
     handler = asyncio.ensure_future(_dispatch(scope, body, send))
     watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
@@ -104,6 +148,8 @@ async def _dispatch(scope, body: bytes, send) -> None:
         if path == "/v1/chat/completions":
             _allow(method, "POST")
             await chat_completions(scope, body, send)
+        elif (module := _inbound_for(path)) is not None:
+            await module.handle(scope, body, send)
         elif path == "/v1/models":
             _allow(method, "GET")
             await _respond(send, 200, [], await list_models(scope))
@@ -112,10 +158,13 @@ async def _dispatch(scope, body: bytes, send) -> None:
             await _respond(send, 200, [], await retrieve_model(scope, path.removeprefix("/v1/models/")))
         else:  # /v1 itself and every unknown path under it
             raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
-    except GatewayError as error:
-        await _error(send, error)
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-        await _error(send, unexpected(exc, None))
+        error = exc if isinstance(exc, GatewayError) else unexpected(exc, None)
+        module = _inbound_for(path) or (_anthropic_models(scope) if path.startswith("/v1/models") else None)
+        if module is not None:  # that API's own error format
+            await _respond_raw(send, *module.error_response(error, error_headers(error)))
+        else:
+            await _error(send, error)
 
 
 def _allow(method: str, allowed: str) -> None:
@@ -126,7 +175,7 @@ def _allow(method: str, allowed: str) -> None:
 
 
 async def chat_completions(scope, body: bytes, send) -> None:
-    call = await pipeline.prepare(_header(scope, b"authorization"), body, _header(scope, HINT_HEADER.encode()))
+    call = await pipeline.prepare(auth_header(scope), body, _header(scope, HINT_HEADER.encode()))
     call.cache_control = cache_control(_header(scope, b"x-gateway-cache"))
     try:
         if not call.req.stream:
@@ -156,15 +205,25 @@ async def chat_completions(scope, body: bytes, send) -> None:
         await chunks.aclose()  # settles a stream the client left before its first byte
 
 
+def _anthropic_models(scope):
+    """The Anthropic inbound module when the caller speaks Anthropic (anthropic-version)."""
+    return inbound("anthropic") if _header(scope, b"anthropic-version") is not None else None
+
+
 async def list_models(scope) -> bytes:
-    key = await authenticate(_header(scope, b"authorization"))
+    key = await authenticate(auth_header(scope))
     routes = await lookup.allowed_routes(key)
+    if (module := _anthropic_models(scope)) is not None:
+        return module.models_body(routes)
     return lookup.models_body(routes)
 
 
 async def retrieve_model(scope, name: str) -> bytes:
-    key = await authenticate(_header(scope, b"authorization"))
-    return lookup.models_body([await lookup.resolve_route(key, name)], single=True)
+    key = await authenticate(auth_header(scope))
+    route = await lookup.resolve_route(key, name)
+    if (module := _anthropic_models(scope)) is not None:
+        return module.models_body([route], single=True)
+    return lookup.models_body([route], single=True)
 
 
 def unexpected(exc: Exception, request_id: str | None) -> GatewayError:
@@ -180,6 +239,13 @@ def unexpected(exc: Exception, request_id: str | None) -> GatewayError:
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _respond_raw(send, status: int, headers: Headers, body: bytes) -> None:
+    """A complete response whose headers already name its content type."""
+    headers = headers + [("content-length", str(len(body)))]
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _respond(send, status: int, headers: Headers, body: bytes) -> None:
