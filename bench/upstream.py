@@ -9,6 +9,7 @@ POST /v1/chat/completions answers at once, with keep-alive:
 Two extra body fields (the gateway passes unknown parameters through) shape a stream
 for the soak: `bench_chunks` (content chunks) and `bench_delay_ms` (pause between
 chunks), so a client can hang up while the stream is still being produced.
+POST /v1/embeddings answers one fixed 256-float vector per input, with usage.
 GET /health (or anything else) answers 200 / 404 quickly.
 
 The answer is one word a chunk: "Hello", " from", " the" ... (`--words leading`, the
@@ -64,6 +65,7 @@ _HEALTH = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n
 _BAD_BODY = b'{"error":{"message":"The request body is not valid JSON.","type":"invalid_request_error"}}'
 _BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
 _cache: dict[tuple, bytes] = {}
+_VECTOR = [round(((i * 37) % 101) / 101 - 0.5, 6) for i in range(256)]
 DIGEST = False  # --answer digest
 
 
@@ -201,6 +203,8 @@ class FakeOpenAI(asyncio.Protocol):
         method = self.parser.get_method()
         if method == b"POST" and path.endswith(b"/chat/completions"):
             self.chat(conn)
+        elif method == b"POST" and path.endswith(b"/embeddings"):
+            self.embeddings(conn)
         elif path in (b"/health", b"/healthz", b"/v1/health"):
             self.write(_HEALTH % conn)
         else:
@@ -212,6 +216,22 @@ class FakeOpenAI(asyncio.Protocol):
         self.transport.write(data)
         if not self.keep_alive:
             self.transport.close()
+
+    def embeddings(self, conn: bytes) -> None:
+        """OpenAI's embeddings answer: one fixed 256-float vector per input, float encoding."""
+        try:
+            req = _loads(b"".join(self.body))
+            inputs = req.get("input")
+            inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        except Exception:  # noqa: BLE001
+            self.write(_BAD % (len(_BAD_BODY), conn, _BAD_BODY))
+            return
+        data = [{"object": "embedding", "index": i, "embedding": _VECTOR} for i in range(len(inputs))]
+        tokens = sum(max(1, len(str(t)) // 4) for t in inputs)
+        body = json.dumps({"object": "list", "data": data, "model": str(req.get("model") or ""),
+                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                          separators=(",", ":")).encode()
+        self.write(_HEAD_JSON % (len(body), conn) + body)
 
     def chat(self, conn: bytes) -> None:
         try:
