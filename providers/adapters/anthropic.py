@@ -1,8 +1,18 @@
-"""Anthropic Messages API (POST /v1/messages), translated to and from OpenAI chat shape.
+"""Anthropic Messages API (POST /v1/messages), translated to and from OpenAI chat shape,
+or passed through as it came.
 
-Differences handled here: system prompts are a top-level field; `max_tokens` is
-required; tool calls are `tool_use`/`tool_result` content blocks; images are source
-blocks; streams are typed SSE events; stop reasons have other names.
+Translation: system prompts are a top-level field; `max_tokens` is required; tool calls
+are `tool_use`/`tool_result` content blocks; images and files are source blocks; streams
+are typed SSE events; stop reasons have other names.
+
+Passthrough: a request that came in Anthropic's own dialect (ChatRequest.native, from
+the gateway's /v1/messages) is sent as its client sent it, byte for byte, with only
+`model` replaced by the target's upstream id, and its `anthropic-version` and
+`anthropic-beta` headers: unknown fields, `cache_control`, `thinking` and signed
+thinking blocks reach Anthropic untouched. Answers always keep the provider's own JSON
+(ChatResponse.native) and streams their events (ChatChunk.native, one chunk per event)
+next to the internal fields, which are filled either way: billing, guardrails and the
+cache read those, the /v1/messages endpoint re-sends the native ones.
 """
 
 from __future__ import annotations
@@ -14,10 +24,22 @@ import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
+from ..http import get_session, timeout_for
 from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from . import checks
-from .base import Adapter, RequestNotTranslatable, auth_headers, loads, provider_error, sse_events, tool_arguments
+from .json_splice import replace_member
+from .base import (
+    TRANSPORT_ERRORS,
+    Adapter,
+    RequestNotTranslatable,
+    auth_headers,
+    loads,
+    provider_error,
+    sse_events,
+    tool_arguments,
+    transport_error,
+)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -39,6 +61,9 @@ ERROR_KINDS = {
     "request_too_large": ErrorKind.CONTEXT_LENGTH,
 }
 CACHE_INPUT_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")  # integer or null
+INPUT_FIELDS = ("input_tokens", *CACHE_INPUT_FIELDS)
+# The client's headers a passed-through request keeps (never its credentials).
+NATIVE_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 def _prompt_tokens(usage: dict, provider: str) -> int:
@@ -93,7 +118,20 @@ def _content_blocks(content: Any, where: str) -> list[dict]:
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif part.get("type") == "image_url":
             blocks.append(_image_block(part, f"{where}.content[{j}]"))
+        elif part.get("type") == "file":
+            blocks.append(_document_block(part, f"{where}.content[{j}]"))
     return blocks
+
+
+def _document_block(part: dict, where: str) -> dict:
+    """An OpenAI file part (a data: URL, as /v1/messages translates documents) as a
+    document block; a file id means nothing to Anthropic."""
+    data = (part.get("file") or {}).get("file_data")
+    if not isinstance(data, str) or not data.startswith("data:") or ";base64," not in data:
+        raise RequestNotTranslatable(f"'{where}.file' must carry 'file_data' as a base64 data: URL for an Anthropic model.",
+                                     param=f"{where}.file")
+    media, payload = data[5:].split(";base64,", 1)
+    return {"type": "document", "source": {"type": "base64", "media_type": media, "data": payload}}
 
 
 def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
@@ -149,13 +187,50 @@ def _tools(params: dict) -> dict:
         body["tool_choice"] = {"type": choice}
     elif isinstance(choice, dict) and choice.get("function"):
         body["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
+    if params.get("parallel_tool_calls") is False and tools and body.get("tool_choice", {}).get("type") != "none":
+        body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     return body
+
+
+def native_request(req: ChatRequest) -> dict[str, Any] | None:
+    """The request as its client sent it in Anthropic's dialect, if it did (and no stage
+    rewrote it since): {"body": dict, "raw": bytes, "headers": {...}}."""
+    native = req.native
+    return native if native is not None and native.get("dialect") == "anthropic" else None
 
 
 class AnthropicAdapter(Adapter):
     name = "anthropic"
 
+    def _headers(self, model: ModelInfo, native: dict[str, Any] | None) -> dict[str, str]:
+        headers = auth_headers(model, scheme="x-api-key")
+        headers["anthropic-version"] = API_VERSION
+        if native is not None:
+            sent = native.get("headers") or {}
+            headers.update({name: sent[name] for name in NATIVE_HEADERS if sent.get(name)})
+        return headers
+
+    def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, bytes]:
+        native = native_request(req)
+        if native is None:
+            return super().encode(model, req, stream)
+        url = f"{model.provider.base_url}/v1/messages"
+        raw = native.get("raw")
+        if isinstance(raw, bytes) and bool(native["body"].get("stream")) == stream:
+            data = replace_member(raw, "model", model.upstream_id)
+            if data is not None:
+                return url, self._headers(model, native), data
+        return super().encode(model, req, stream)  # build_request's copy of the body
+
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
+        native = native_request(req)
+        if native is not None:
+            body = {**native["body"], "model": model.upstream_id}
+            if stream:
+                body["stream"] = True
+            else:
+                body.pop("stream", None)
+            return f"{model.provider.base_url}/v1/messages", self._headers(model, native), body
         system, messages = translate_messages(req.messages)
         params = req.params
         body: dict[str, Any] = {
@@ -178,9 +253,27 @@ class AnthropicAdapter(Adapter):
         body.update(_tools(params))
         if stream:
             body["stream"] = True
-        headers = auth_headers(model, scheme="x-api-key")
-        headers["anthropic-version"] = API_VERSION
-        return f"{model.provider.base_url}/v1/messages", headers, body
+        return f"{model.provider.base_url}/v1/messages", self._headers(model, None), body
+
+    async def count_tokens(self, model: ModelInfo, req: ChatRequest, timeout: float) -> int:
+        """POST /v1/messages/count_tokens with the client's own count_tokens body
+        (passthrough only: a translated request carries fields it does not take)."""
+        native = native_request(req)
+        if native is None:
+            raise RequestNotTranslatable("count_tokens takes only a request sent in Anthropic's dialect")
+        url, headers, data = self.encode(model, req, stream=False)
+        provider = model.provider.name
+        try:
+            async with get_session().post(f"{url}/count_tokens", data=data, headers=headers,
+                                          timeout=timeout_for(timeout)) as response:
+                raw = await response.read()
+                status, response_headers = response.status, response.headers
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, provider) from None
+        if status >= 400:
+            raise self.http_error(provider, status, response_headers, raw)
+        answer = checks.expect_object(loads(raw, provider), provider, "the count")
+        return reported_tokens(answer.get("input_tokens"), provider, "input_tokens")
 
     def error_details(self, data: Any) -> tuple[str, str]:
         err = data.get("error") if isinstance(data, dict) else None
@@ -223,57 +316,69 @@ class AnthropicAdapter(Adapter):
             model=str(data.get("model") or model.upstream_id),
             choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(data.get("stop_reason"), provider)}],
             usage=usage,
+            native=data,
         )
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
+        """One chunk per event, carrying the event (`native`) and what it means in the
+        internal shape: the role (message_start), text and tool-call deltas, the finish
+        reason (message_delta), usage (message_stop). Events with no internal meaning
+        (ping, block starts and stops, thinking and signature deltas) are chunks without
+        choices, which the chat endpoint skips and stream filters pass as they are."""
         provider = model.provider.name
         name = model.upstream_id
-        prompt_tokens = completion_tokens = 0
-        cached = (0, 0)
+        counted: dict[str, Any] = {}  # input usage fields as last reported (message_start, message_delta)
+        completion_tokens = 0
         tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
         async for event, data in sse_events(response):
             obj = checks.expect_object(loads(data, provider), provider, "a stream event")
             kind = obj.get("type", event)
+            native = [(str(event or kind), obj)]
+            choices: list[dict[str, Any]] = []
             if kind == "message_start":
                 message = checks.expect_object(obj.get("message"), provider, "message_start's message", optional=True)
                 name = message.get("model") or name
                 usage = checks.expect_object(message.get("usage"), provider, "message_start's usage", optional=True)
                 if usage:
-                    prompt_tokens = _prompt_tokens(usage, provider)
-                    cached = _cache_tokens(usage, provider)
+                    _prompt_tokens(usage, provider)  # checked now: a bad count fails before the first byte
+                    counted = {k: usage.get(k) for k in INPUT_FIELDS}
                     completion_tokens = reported_tokens(usage.get("output_tokens"), provider, "output_tokens", optional=True)
-                yield ChatChunk(name, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+                choices = [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
             elif kind == "content_block_start":
                 block = checks.expect_object(obj.get("content_block"), provider, "a content block", optional=True)
                 if block.get("type") == "tool_use":
                     idx = tool_index.setdefault(checks.expect_index(obj.get("index"), provider, 0), len(tool_index))
                     call = {"index": idx, "id": block.get("id"), "type": "function",
                             "function": {"name": block.get("name"), "arguments": ""}}
-                    yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+                    choices = [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]
             elif kind == "content_block_delta":
                 delta = checks.expect_object(obj.get("delta"), provider, "a stream delta")
                 if delta.get("type") == "text_delta":
                     text = checks.expect_text(delta.get("text", ""), provider, "a text delta's text")
-                    yield ChatChunk(name, [{"index": 0, "delta": {"content": text or ""}, "finish_reason": None}])
+                    choices = [{"index": 0, "delta": {"content": text or ""}, "finish_reason": None}]
                 elif delta.get("type") == "input_json_delta":
                     idx = tool_index.get(checks.expect_index(obj.get("index"), provider, 0), 0)
                     partial = checks.expect_text(delta.get("partial_json", ""), provider, "a tool delta's partial_json")
                     call = {"index": idx, "function": {"arguments": partial or ""}}
-                    yield ChatChunk(name, [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+                    choices = [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]
             elif kind == "message_delta":
                 usage = checks.expect_object(obj.get("usage"), provider, "message_delta's usage", optional=True)
                 if usage.get("output_tokens") is not None:  # cumulative; absent: keep message_start's
                     completion_tokens = reported_tokens(usage["output_tokens"], provider, "output_tokens")
+                # Input counts here are cumulative totals too (server tools add to them);
+                # a field left out keeps message_start's value.
+                counted.update({k: usage[k] for k in INPUT_FIELDS if usage.get(k) is not None})
                 delta = checks.expect_object(obj.get("delta"), provider, "message_delta's delta", optional=True)
                 reason = _finish(delta.get("stop_reason"), provider)
-                yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": reason}])
+                choices = [{"index": 0, "delta": {}, "finish_reason": reason}]
             elif kind == "message_stop":
-                final = Usage.reported(provider, prompt_tokens, completion_tokens)
-                final.cache_read_tokens, final.cache_write_tokens = cached
-                yield ChatChunk(name, [], usage=final)
+                final = Usage.reported(provider, _prompt_tokens(counted, provider) if counted else 0, completion_tokens)
+                final.cache_read_tokens, final.cache_write_tokens = _cache_tokens(counted, provider)
+                yield ChatChunk(name, [], usage=final, native=native)
                 return
             elif kind == "error":
                 message, code = self.error_details(obj)
                 raise provider_error(ERROR_KINDS.get(code, ErrorKind.UNAVAILABLE), provider, "stream error", message,
                                      secrets=[model.provider.api_key], limit=200)
+            yield ChatChunk(name, choices, native=native)
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without message_stop")

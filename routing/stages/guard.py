@@ -77,6 +77,7 @@ class Guardrails(Stage):
                 raise _blocked(blocked, "request")
             if result.changed:
                 call.req.messages = with_request_texts(call.req.messages, result.texts)
+                call.req.native = None  # the client's own copy is unredacted: translate this one instead
         if outputs or state.vault.restores:
             call.stage_state[self.name] = state
         return None

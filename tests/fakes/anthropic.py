@@ -6,16 +6,28 @@ content_block_delta, content_block_stop, message_delta, message_stop),
 ``{"type": "error", "error": {"type", "message"}, "request_id"}`` errors,
 ``x-api-key`` + ``anthropic-version`` headers, top-level ``system`` and
 ``tool_use`` blocks streamed as ``input_json_delta`` partial JSON.
+
+Extended thinking (``thinking: {"type": "enabled", "budget_tokens": >= 1024}``): a
+``thinking`` block with a ``signature`` comes first (streamed as ``thinking_delta``
+and ``signature_delta``), its words counted as output; thinking blocks sent back in
+the history must carry the signature the fake gave them (else 400, as Anthropic
+checks). Prompt caching: the conversation up to the last block marked
+``cache_control`` is "written" the first time the fake sees it
+(``cache_creation_input_tokens``) and "read" after that (``cache_read_input_tokens``);
+``input_tokens`` are the rest. Every request's headers and raw body are recorded.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 from typing import Any, Iterator
 
 from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent, dumps, random_id
-from .text import Answer, count_words, prompt_token_count
+from .text import PER_MESSAGE_OVERHEAD, Answer, content_text, count_words, prompt_token_count, split_pieces
 
 _ERRORS: dict[int, tuple[str, str]] = {  # status -> (error.type, message)
     400: ("invalid_request_error", "Invalid request."),
@@ -32,6 +44,20 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status -> (error.type, message)
 _STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
 _WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
 TOOL_INPUT: dict[str, Any] = {"city": "Paris"}
+THINKING_TEXT = "The user wants a short answer, so I will keep it brief."
+_SIGNING_KEY = b"fake-anthropic-thinking"
+MIN_THINKING_BUDGET = 1024
+
+
+def signature(thinking: str) -> str:
+    """The signature the fake gives a thinking block (opaque to clients, checked when
+    the block comes back)."""
+    return base64.b64encode(hmac.new(_SIGNING_KEY, thinking.encode(), hashlib.sha256).digest() * 3).decode()
+
+
+def thinking_enabled(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
 
 
 class FakeAnthropic(FakeServer):
@@ -39,6 +65,15 @@ class FakeAnthropic(FakeServer):
 
     default_reply_text = "Hello from fake-anthropic."
     default_models = ("claude-sonnet-4-6", "claude-haiku-4-5")
+    thinking_text = THINKING_TEXT
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cached_prefixes: set[str] = set()  # prompt-cache entries "written" so far
+
+    def reset(self) -> None:
+        super().reset()
+        self._cached_prefixes.clear()
 
     def route(self, ex: Exchange) -> tuple[Route, bool] | None:
         if (ex.method, ex.path) == ("POST", "/v1/messages"):
@@ -109,6 +144,16 @@ class FakeAnthropic(FakeServer):
                              '`system` parameter, not "system" as an input message role.')
             if role not in ("user", "assistant"):
                 return 400, f"messages.{i}.role: Input should be 'user' or 'assistant'"
+            for j, block in enumerate(message.get("content") if isinstance(message.get("content"), list) else []):
+                if (isinstance(block, dict) and block.get("type") == "thinking"
+                        and block.get("signature") != signature(str(block.get("thinking")))):
+                    return 400, f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+        if thinking_enabled(body):
+            budget = body["thinking"].get("budget_tokens")
+            if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+                return 400, f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+            if needs_max_tokens and body["max_tokens"] <= budget:
+                return 400, "`max_tokens` must be greater than `thinking.budget_tokens`"
         if not self.model_known(body["model"]):
             return 404, f"model: {body['model']}"
         return None
@@ -144,10 +189,16 @@ class FakeAnthropic(FakeServer):
             answer = self.answer(behaviour, prompt_tokens=self._prompt_tokens(body),
                                  max_words=body["max_tokens"], stops=body.get("stop_sequences") or [])
             blocks = [{"type": "text", "text": answer.text}]
+        if thinking_enabled(body):
+            thought = self.thinking_text
+            blocks.insert(0, {"type": "thinking", "thinking": thought, "signature": signature(thought)})
+            answer = Answer(answer.text, answer.prompt_tokens, answer.completion_tokens + count_words(thought),
+                            answer.reason, answer.stop_sequence)
+        cache = self._cache_split(body, answer.prompt_tokens)
         if body.get("stream"):
-            self.send_stream(ex, behaviour, self._events(body, answer, blocks), "text/event-stream; charset=utf-8")
+            self.send_stream(ex, behaviour, self._events(body, answer, blocks, cache), "text/event-stream; charset=utf-8")
         else:
-            self.send_result(ex, behaviour, self._message(body, answer, blocks))
+            self.send_result(ex, behaviour, self._message(body, answer, blocks, cache))
 
     # -- tool use ---------------------------------------------------------------------------
     @staticmethod
@@ -173,12 +224,38 @@ class FakeAnthropic(FakeServer):
         return Answer(text="", prompt_tokens=prompt, completion_tokens=completion, reason="tool_use")
 
     # -- payloads ------------------------------------------------------------------------------
+    # -- prompt caching ----------------------------------------------------------------------
+    def _cache_split(self, body: dict[str, Any], prompt_tokens: int) -> tuple[int, int, int]:
+        """(fresh input, cache writes, cache reads) of a request's prompt tokens: the
+        prefix up to the last cache_control mark (whole units: the system prompt, then
+        each message, counted as prompt_token_count does) is cached."""
+        units: list[Any] = []
+        if body.get("system"):
+            units.append(("system", body["system"]))
+        units.extend(("message", m) for m in body["messages"])
+        marked = [i for i, (_, unit) in enumerate(units) if _has_cache_mark(unit)]
+        if not marked:
+            return prompt_tokens, 0, 0
+        prefix = units[: marked[-1] + 1]
+        tokens = min(prompt_tokens, sum(
+            count_words(content_text(u if kind == "system" else u.get("content"))) + PER_MESSAGE_OVERHEAD
+            for kind, u in prefix))
+        key = hashlib.sha256(json.dumps([body["model"], body.get("tools"), prefix], sort_keys=True).encode()).hexdigest()
+        with self._cond:
+            seen = key in self._cached_prefixes
+            self._cached_prefixes.add(key)
+        return (prompt_tokens - tokens, 0, tokens) if seen else (prompt_tokens - tokens, tokens, 0)
+
     @staticmethod
-    def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
-        return {"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0, "output_tokens": output_tokens, "service_tier": "standard"}
+    def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int, int] | None = None) -> dict[str, Any]:
+        fresh, written, read = cache or (input_tokens, 0, 0)
+        if fresh + written + read != input_tokens:  # a scripted prompt count: nothing cached
+            fresh, written, read = input_tokens, 0, 0
+        return {"input_tokens": fresh, "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read, "output_tokens": output_tokens, "service_tier": "standard"}
 
     def _message(self, body: dict[str, Any], answer: Answer, blocks: list[dict[str, Any]],
+                 cache: tuple[int, int, int] | None = None,
                  msg_id: str | None = None) -> dict[str, Any]:
         return {
             "id": msg_id or random_id("msg_01", 22),
@@ -188,18 +265,22 @@ class FakeAnthropic(FakeServer):
             "content": blocks,
             "stop_reason": _STOP_REASON.get(answer.reason, answer.reason),
             "stop_sequence": answer.stop_sequence,
-            "usage": self._usage(answer.prompt_tokens, answer.completion_tokens),
+            "usage": self._usage(answer.prompt_tokens, answer.completion_tokens, cache),
         }
 
-    def _events(self, body: dict[str, Any], answer: Answer,
-                blocks: list[dict[str, Any]]) -> Iterator[StreamEvent]:
-        start = {**self._message(body, answer, [], random_id("msg_01", 22)),
+    def _events(self, body: dict[str, Any], answer: Answer, blocks: list[dict[str, Any]],
+                cache: tuple[int, int, int] | None = None) -> Iterator[StreamEvent]:
+        start = {**self._message(body, answer, [], msg_id=random_id("msg_01", 22)),
                  "stop_reason": None, "stop_sequence": None,
-                 "usage": self._usage(answer.prompt_tokens, 1)}
+                 "usage": self._usage(answer.prompt_tokens, 1, cache)}
         yield "head", _event("message_start", {"message": start})
         for index, block in enumerate(blocks):
             if block["type"] == "tool_use":
                 opening, deltas = {**block, "input": {}}, _json_deltas(block["input"])
+            elif block["type"] == "thinking":
+                opening = {"type": "thinking", "thinking": "", "signature": ""}
+                deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_pieces(block["thinking"])]
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
             else:
                 opening = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": piece} for piece in answer.pieces]
@@ -211,8 +292,17 @@ class FakeAnthropic(FakeServer):
             yield "tail", _event("content_block_stop", {"index": index})
         stop = {"stop_reason": _STOP_REASON.get(answer.reason, answer.reason),
                 "stop_sequence": answer.stop_sequence}
-        yield "tail", _event("message_delta", {"delta": stop, "usage": {"output_tokens": answer.completion_tokens}})
+        # message_delta's usage: cumulative totals, the input counts included
+        usage = self._usage(answer.prompt_tokens, answer.completion_tokens, cache)
+        usage.pop("service_tier")
+        yield "tail", _event("message_delta", {"delta": stop, "usage": usage})
         yield "tail", _event("message_stop", {})
+
+
+def _has_cache_mark(unit: Any) -> bool:
+    """Does a system prompt or message carry a cache_control mark on any of its blocks?"""
+    content = unit.get("content") if isinstance(unit, dict) and "role" in unit else unit
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("cache_control") for b in content)
 
 
 def _json_deltas(tool_input: dict[str, Any]) -> list[dict[str, Any]]:
