@@ -95,7 +95,8 @@ def test_anthropic_target_gets_instructions_as_system_and_answers_in_responses_s
     assert body["max_tokens"] == 50 and body["temperature"] == 1.0  # Anthropic's range ends at 1
     record = _record()
     assert record.endpoint == "responses" and record.model_name == "claude/claude-sonnet-4-6"
-    assert (record.prompt_tokens, record.completion_tokens) == (response.usage.input_tokens, response.usage.output_tokens)
+    usage = response.usage
+    assert (record.prompt_tokens, record.completion_tokens) == (usage.input_tokens, usage.output_tokens)
 
 
 def test_parameters_reach_an_openai_target_in_chat_shape(fake_openai, build, openai_client):
@@ -164,6 +165,40 @@ def test_codex_session_header_is_recorded(fake_openai, build, openai_client):
     assert _record().client_session == "codex-session-7"
 
 
+def _with_reasoning(obj):
+    """The OpenAI fake's answer with the chain of thought an OpenAI-compatible target
+    (DeepSeek, vLLM) sends next to it."""
+    for choice in obj.get("choices") or []:
+        if "message" in choice:
+            choice["message"]["reasoning_content"] = "Think first."
+        elif "role" in choice["delta"]:
+            choice["delta"]["reasoning_content"] = "Think first."
+    return obj
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_content_becomes_a_reasoning_item_before_the_message(stream, fake_openai, build, openai_client):
+    build.openai_route(fake_openai)
+    fake_openai.mangle(_with_reasoning)
+    client = openai_client(build.key())
+
+    if stream:
+        events = list(client.responses.create(model="chat-default", input="hi", stream=True))
+        assert _types(events)[:8] == [
+            "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+            "response.reasoning_text.delta", "response.reasoning_text.done", "response.content_part.done",
+            "response.output_item.done"]
+        assert events[4].delta == "Think first." and events[2].item.type == "reasoning"
+        response = events[-1].response
+    else:
+        response = client.responses.create(model="chat-default", input="hi")
+
+    reasoning, message = response.output
+    assert reasoning.type == "reasoning" and reasoning.id.startswith("rs_") and reasoning.summary == []
+    assert [(c.type, c.text) for c in reasoning.content] == [("reasoning_text", "Think first.")]
+    assert message.type == "message" and response.output_text == "Hello from fake-openai."
+
+
 # --- streamed ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", ["openai", "anthropic"])
 def test_stream_sends_the_typed_event_sequence(target, fake_openai, fake_anthropic, build, openai_client, request):
@@ -191,7 +226,8 @@ def test_stream_sends_the_typed_event_sequence(target, fake_openai, fake_anthrop
     assert completed.output_text == "One two three four."
     record = _record()
     assert record.stream and record.endpoint == "responses" and record.status == "success"
-    assert (record.prompt_tokens, record.completion_tokens) == (completed.usage.input_tokens, completed.usage.output_tokens)
+    usage = completed.usage
+    assert (record.prompt_tokens, record.completion_tokens) == (usage.input_tokens, usage.output_tokens)
     assert completed.usage.output_tokens == 4 and record.ttft_ms is not None
 
 
@@ -278,3 +314,64 @@ def test_every_target_failing_is_a_5xx_in_openai_format(openai_then_claude, fake
     assert caught.value.status_code == 503
     assert caught.value.body["code"] == "upstream_unavailable" and caught.value.body["type"] == "upstream_error"
     assert _record().status == "error"
+
+
+# --- the stages apply as on chat ----------------------------------------------------------------
+def test_answer_cache_serves_a_repeated_response_json_and_streamed(fake_openai, build, openai_client):
+    fake_openai.reply_text = "Paris is the capital."
+    build.openai_route(fake_openai, cache_mode="exact", cache_ttl_s=60)
+    client = openai_client(build.key())
+    ask = {"model": "chat-default", "input": "What is the capital of France?", "temperature": 0}
+
+    first = client.responses.create(**ask)
+    assert wait_for(lambda: UsageRecord.objects.count() == 1)
+    # the answer is stored right after the record (after_answer, in the background)
+    def hit():
+        raw = client.responses.with_raw_response.create(**ask)
+        return raw if raw.headers["x-gateway-cache"] == "hit" else None
+
+    again = wait_for(hit)
+    events = list(client.responses.create(**ask, stream=True))
+
+    assert first.output_text == again.parse().output_text == events[-1].response.output_text == "Paris is the capital."
+    assert _types(events) == TEXT_EVENTS
+    assert wait_for(lambda: UsageRecord.objects.filter(status="cache_hit").count() == 2)
+    statuses = [r.status for r in UsageRecord.objects.order_by("created_at")]
+    assert statuses[0] == "success" and statuses[-2:] == ["cache_hit", "cache_hit"]
+    assert fake_openai.request_count == len(statuses) - 2  # (a miss while the answer was being stored)
+    assert {r.endpoint for r in UsageRecord.objects.all()} == {"responses"}
+
+
+def _banned_words(stage: str) -> None:
+    from guardrails.models import Guardrail
+
+    Guardrail.objects.create(name="banned-words", kind="keywords", stage=stage, action="block",
+                             params={"words": ["project-nightingale"]})
+
+
+def test_input_guardrail_blocks_a_response_before_any_provider(fake_openai, build, openai_client):
+    import openai
+
+    build.openai_route(fake_openai)
+    _banned_words("input")
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client(build.key()).responses.create(model="chat-default", input="status of Project-Nightingale?")
+    assert caught.value.code == "content_policy_violation"
+    assert fake_openai.requests == []
+    record = _record()
+    assert (record.status, record.endpoint, record.cost_usd) == ("blocked", "responses", 0)
+
+
+def test_output_guardrail_stops_a_stream_with_response_failed(fake_openai, build, openai_client):
+    build.openai_route(fake_openai)
+    _banned_words("output")
+    fake_openai.reply("Well, the codename of the thing is project-nightingale and more text follows.")
+
+    events = list(openai_client(build.key()).responses.create(model="chat-default", input="codename?", stream=True))
+
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Well, the codename of the thing is "  # up to the word, none of it
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-2].code == events[-1].response.error.code == "content_policy_violation"
+    record = _record()
+    assert record.status == "blocked" and record.error_kind == "blocked"

@@ -149,7 +149,8 @@ def _message(where: str, item: dict) -> dict | None:
     if role == "user":
         if not content:
             raise _bad(f"{where}.content", f"'{where}.content' must not be an empty list.")
-        return {"role": "user", "content": [_part(f"{where}.content[{j}]", p, USER_PARTS) for j, p in enumerate(content)]}
+        parts = [_part(f"{where}.content[{j}]", p, USER_PARTS) for j, p in enumerate(content)]
+        return {"role": "user", "content": parts}
     parts = [_part(f"{where}.content[{j}]", p, TEXT_PARTS[role]) for j, p in enumerate(content)]
     text = "".join(p["text"] for p in parts)
     if role == "assistant" and not text:
@@ -241,9 +242,9 @@ def _tools(value: Any) -> tuple[list[dict], list[dict]]:
         where = f"tools[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind != "function":
-            raise _bad(f"{where}.type", f"'{where}.type' {kind!r} is not supported: only function tools; built-in "
-                                        "tools (web search, file search, computer use, ...) are not run by this gateway.",
-                       code="unsupported_tool")
+            raise _bad(f"{where}.type", f"'{where}.type' {kind!r} is not supported: only function tools; "
+                                        "built-in tools (web search, file search, computer use, ...) are not run "
+                                        "by this gateway.", code="unsupported_tool")
         name = _string(f"{where}.name", tool.get("name"), nonempty=True)
         description = _string(f"{where}.description", tool.get("description"), required=False)
         parameters = tool.get("parameters")

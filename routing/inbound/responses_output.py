@@ -40,7 +40,8 @@ def response_id(call: Call) -> str:
 def usage_json(usage: Usage) -> dict:
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cache_read_tokens,
+                                 "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
@@ -92,11 +93,13 @@ def output_items(message: dict, *, done_status: str = "completed") -> list[dict]
     if isinstance(refusal, str) and refusal:
         parts.append({"type": "refusal", "refusal": refusal})
     if parts:
-        items.append({"id": _id("msg"), "type": "message", "status": done_status, "role": "assistant", "content": parts})
+        items.append({"id": _id("msg"), "type": "message", "status": done_status, "role": "assistant",
+                      "content": parts})
     for tc in calls:
         fn = tc.get("function") or {}
-        items.append({"id": _id("fc"), "type": "function_call", "status": done_status, "call_id": tc.get("id") or _id("call"),
-                      "name": fn.get("name") or "", "arguments": fn.get("arguments") or ""})
+        items.append({"id": _id("fc"), "type": "function_call", "status": done_status,
+                      "call_id": tc.get("id") or _id("call"), "name": fn.get("name") or "",
+                      "arguments": fn.get("arguments") or ""})
     return items
 
 
@@ -104,10 +107,9 @@ def response_body(call: Call, shown: dict, result: ChatResponse) -> bytes:
     choice = result.choices[0] if result.choices else {"message": {"content": ""}, "finish_reason": "stop"}
     finish = choice.get("finish_reason")
     done = "incomplete" if finish in INCOMPLETE else "completed"
-    return orjson.dumps(response_object(
-        call, shown, status="completed", model=result.model, output=output_items(choice.get("message") or {}, done_status=done),
-        created_at=int(time.time()), usage=call.usage, finish=finish,
-    ))
+    output = output_items(choice.get("message") or {}, done_status=done)
+    return orjson.dumps(response_object(call, shown, status="completed", model=result.model, output=output,
+                                        created_at=int(time.time()), usage=call.usage, finish=finish))
 
 
 # --- streams ---------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ class EventStream:
         return self.event(kind, response=response)
 
     def start(self) -> list[bytes]:
-        return [self.lifecycle("response.created", "in_progress"), self.lifecycle("response.in_progress", "in_progress")]
+        return [self.lifecycle(kind, "in_progress") for kind in ("response.created", "response.in_progress")]
 
     # -- items ---------------------------------------------------------------------------
     def _add(self, item: dict) -> tuple[int, bytes]:
