@@ -16,6 +16,10 @@ probe permit is given back), and the next candidate is tried, since another wire
 format may take it (an image given as a string breaks only Anthropic's); when no
 candidate could be called because of it, the answer is the client's 400.
 A stream may fall back only until its first output chunk has arrived.
+A target whose model lacks a capability the request needs was set aside by the
+strategies (routing.strategies.capable_route) and is never called: it is logged as
+skipped (`unsupported_capability`, with what it lacks) before the first call.
+Embeddings (`embed`) go through the same loop as chat: breakers, retries, fallback.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from typing import TypeVar
 from gateway_project.errors import GatewayError, InvalidRequest, UpstreamFailed
 from providers.adapters import adapter_for
 from providers.adapters.base import RequestNotTranslatable
-from providers.types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
+from providers.types import (
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError,
+)
 
 from . import metrics
 from .breaker import Permit, get_breaker_store
 from .catalog import RouteInfo, TargetInfo
-from .strategies import Decision
+from .strategies import Decision, lacking, required
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.engine")
@@ -45,7 +51,8 @@ TERMINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.CONTENT_POLICY})
 BREAKER_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE, ErrorKind.BAD_RESPONSE})
 SKIPPED = "breaker_open"
 NOT_TRANSLATABLE = "not_translatable"  # not called: the request cannot be put in this target's format
-NOT_CALLED = frozenset({SKIPPED, NOT_TRANSLATABLE})
+UNSUPPORTED = "unsupported_capability"  # not called: the model lacks a capability the request needs
+NOT_CALLED = frozenset({SKIPPED, NOT_TRANSLATABLE, UNSUPPORTED})
 
 
 @dataclass(slots=True)
@@ -61,7 +68,10 @@ class Attempt:
         return self.outcome not in NOT_CALLED
 
     def as_dict(self) -> dict:
-        return {"target": self.target, "outcome": self.outcome, "latency_ms": self.latency_ms, "status": self.status}
+        row = {"target": self.target, "outcome": self.outcome, "latency_ms": self.latency_ms, "status": self.status}
+        if self.outcome == UNSUPPORTED:
+            row["reason"] = self.message  # what the model lacks
+        return row
 
 
 @dataclass(slots=True)
@@ -174,6 +184,8 @@ async def execute(
     With `defer_success` (streams) the caller reports the success to the breaker
     once the answer is complete: a stream that breaks later is a failure, not both."""
     route = run.route
+    if run.decision.excluded:
+        _log_unsupported(run, req)
     candidates = [c.target for c in run.decision.candidates]
     if not candidates:
         raise UpstreamFailed(
@@ -228,9 +240,18 @@ async def execute(
     raise _exhausted(run, last)
 
 
+def _log_unsupported(run: Run, req: ChatRequest) -> None:
+    """The targets set aside for a capability their model lacks, as skipped attempts."""
+    needs = required(req)
+    for c in run.decision.excluded:
+        missing = lacking(c.target.model, needs)
+        if missing:
+            run.log.append(Attempt(c.label, UNSUPPORTED, 0, None, f"lacks {', '.join(missing)}"))
+
+
 def _exhausted(run: Run, last: ProviderError | None) -> GatewayError:
     if not run.calls:
-        statuses = ", ".join(a.target for a in run.log)
+        statuses = ", ".join(a.target for a in run.log if a.outcome == SKIPPED)
         return UpstreamFailed(
             f"Every target of route '{run.route.name}' is failing and out of rotation (circuit breaker open: "
             f"{statuses}). A trial request goes through after the cooldown of {run.route.breaker.cooldown_s:g} s.",
@@ -259,6 +280,16 @@ def _exhausted(run: Run, last: ProviderError | None) -> GatewayError:
 async def complete(run: Run, req: ChatRequest) -> ChatResponse:
     async def call(target: TargetInfo, timeout: float) -> ChatResponse:
         return await adapter_for(target.model).complete(target.model, req, timeout)
+
+    return await execute(run, req, call)
+
+
+async def embed(run: Run, req: ChatRequest, body: EmbeddingRequest) -> EmbeddingResponse:
+    """Embeddings under the same policies as chat. `req` is the request as the routing
+    decision saw it (routing.embeddings_call), `body` what the adapters send."""
+
+    async def call(target: TargetInfo, timeout: float) -> EmbeddingResponse:
+        return await adapter_for(target.model).embed(target.model, body, timeout)
 
     return await execute(run, req, call)
 

@@ -43,6 +43,23 @@ AUDIO_FORMATS = ("wav", "mp3")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("none", "auto", "required")
 
+# What a chat request may need of a model beyond chat itself (ChatRequest.needs; the
+# capabilities of providers.models.CAPABILITIES), with the parameter that asks for it
+# and why, for the 400 that says no target has it (routing.strategies). A target whose
+# model lacks one is never sent the request. `reasoning_effort` asks for no capability:
+# models configured before capabilities existed have no "thinking" (the default set
+# leaves it out), and requests they serve today would start failing; a model that
+# cannot reason ignores or refuses the parameter as before. A dialect that asks for
+# thinking outright (Anthropic's `thinking`) adds "thinking" itself.
+NEEDS: dict[str, tuple[str, str]] = {
+    "tools": ("tools", "it defines tools"),
+    "vision": ("messages", "it sends images"),
+    "json_mode": ("response_format", "it asks for a JSON response_format"),
+    "streaming": ("stream", "it asks for a stream"),
+    "thinking": ("thinking", "it asks for extended thinking"),
+}
+_NO_NEEDS: frozenset[str] = frozenset()
+
 
 def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param)
@@ -297,6 +314,35 @@ def _check_message(i: int, msg: Any) -> None:
         raise _bad(f"{where}.content", f"'{where}.content' must be a string or a list of content parts.")
 
 
+# --- what the request needs ------------------------------------------------------------
+def _has_image(messages: list[dict[str, Any]]) -> bool:
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            return True
+    return False
+
+
+def request_needs(req: ChatRequest) -> frozenset[str]:
+    """The capabilities (NEEDS) an OpenAI-shaped chat request needs: tool definitions
+    (`tools`, or the legacy `functions`) -> tools, an image part -> vision, a JSON
+    `response_format` -> json_mode, a stream -> streaming. Every inbound API that
+    builds a ChatRequest sets its `needs` with this (and adds what its own dialect asks
+    for, such as thinking)."""
+    params = req.params
+    needs = []
+    if params.get("tools") or params.get("functions"):
+        needs.append("tools")
+    if _has_image(req.messages):
+        needs.append("vision")
+    fmt = params.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needs.append("json_mode")
+    if req.stream:
+        needs.append("streaming")
+    return frozenset(needs) if needs else _NO_NEEDS
+
+
 # --- the body --------------------------------------------------------------------------
 def parse_chat_request(raw: bytes) -> ChatRequest:
     try:
@@ -341,7 +387,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
             check(name, value)
     params = {k: v for k, v in body.items() if v is not None}
     max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
-    return ChatRequest(
+    req = ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
@@ -350,3 +396,5 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         params=params,
         metadata=metadata,
     )
+    req.needs = request_needs(req)
+    return req

@@ -4,6 +4,12 @@ A strategy is a small function (route, request, signals) -> list of Candidates; 
 engine then tries the candidates in order under the route's retry policy and the
 targets' circuit breakers. Reasons are plain sentences shown in headers, usage
 records and the admin's "Test this route".
+
+Before any strategy runs, the targets whose model lacks a capability the request
+needs (`required`: its endpoint, chat or embeddings, plus ChatRequest.needs) are set
+aside (`Decision.excluded`, the engine logs them as skipped): a strategy only ever
+orders targets that can serve the request. When none can, the request is the client's
+400 (`unsupported_capability`), before anything is reserved or sent.
 """
 
 from __future__ import annotations
@@ -12,15 +18,19 @@ import hashlib
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from billing import money
-from providers.tokens import estimate_prompt_tokens
+from gateway_project.errors import InvalidRequest
+from providers.catalog import ModelInfo
+from providers.models import CAPABILITIES
+from providers.tokens import estimate_prompt_tokens, estimate_tokens, message_text
 from providers.types import ChatRequest
 
 from .breaker import BreakerStatus, LatencyStats, State
 from .catalog import RouteInfo, TargetInfo
+from .schemas import NEEDS
 from .task_detection import TaskDecision, detect_task
 
 
@@ -155,11 +165,19 @@ def least_latency(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decis
     return Decision("least_latency", candidates)
 
 
+def _window_need(req: ChatRequest, prompt: int) -> int:
+    """Tokens the context window must hold: the prompt plus max_tokens; for embeddings
+    the longest single input (each input is embedded on its own)."""
+    if "embeddings" in req.needs:
+        return max((estimate_tokens(message_text(m.get("content"))) for m in req.messages), default=0)
+    return prompt + (req.max_tokens or 0)
+
+
 def cost(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decision:
     """The cheapest target whose quality meets the route's minimum and whose context
     window fits the prompt plus max_tokens; the others are excluded, with why."""
     prompt = estimate_prompt_tokens(req.messages)
-    need = prompt + (req.max_tokens or 0)
+    need = _window_need(req, prompt)
     eligible, excluded = [], []
     for t in route.targets:
         window = t.model.context_window
@@ -212,10 +230,81 @@ STRATEGIES: dict[str, Callable[[RouteInfo, ChatRequest, Signals], Decision]] = {
 }
 
 
+# --- capabilities ----------------------------------------------------------------------
+ENDPOINTS = frozenset({"chat", "embeddings"})
+_CHAT = frozenset({"chat"})
+
+
+def required(req: ChatRequest) -> frozenset[str]:
+    """What a target's model must be able to do for `req`: its needs, and its endpoint
+    (chat, unless the needs name one: an embeddings request needs "embeddings")."""
+    if not req.needs:
+        return _CHAT
+    return req.needs if req.needs & ENDPOINTS else req.needs | _CHAT
+
+
+def lacking(model: ModelInfo, needs: frozenset[str]) -> list[str]:
+    """The capabilities of `needs` the model does not have, in CAPABILITIES order."""
+    return [c for c in CAPABILITIES if c in needs and c not in model.capabilities]
+
+
+def _lacks(missing: list[str]) -> str:
+    return f"lacks {', '.join(missing)}: never sent this request"
+
+
+def unsupported(route: RouteInfo, needs: frozenset[str]) -> InvalidRequest:
+    """The client's 400 when no target of the route can serve the request, saying what
+    is missing and where it is set."""
+    missing = {t.model.label: lacking(t.model, needs) for t in route.targets}
+    where = "; ".join(f"{label} lacks {', '.join(m)}" for label, m in missing.items())
+    if "embeddings" in needs and all("embeddings" in m for m in missing.values()):
+        return InvalidRequest(
+            f"Route '{route.name}' cannot serve embeddings: none of its models has the 'embeddings' capability "
+            f"({where}). Send chat requests to it, or embeddings to a route with an embedding model.",
+            param="model", code="unsupported_capability")
+    if "chat" in needs and all("chat" in m for m in missing.values()):
+        return InvalidRequest(
+            f"Route '{route.name}' serves embeddings only: none of its models has the 'chat' capability "
+            f"({where}). Send POST /v1/embeddings to it, or chat requests to a chat route.",
+            param="model", code="unsupported_capability")
+    common = [c for c in CAPABILITIES if c in needs and all(c in m for m in missing.values())]
+    asked = [c for c in CAPABILITIES if c in needs and c in NEEDS]
+    reasons = ", ".join(f"{c} ({NEEDS[c][1]})" for c in asked)
+    param = NEEDS[common[0]][0] if common and common[0] in NEEDS else None
+    return InvalidRequest(
+        f"No target of route '{route.name}' can serve this request: it needs {reasons or ', '.join(sorted(needs))}, "
+        f"and {where}. Tick the capability on a model of the route (admin, or `capabilities:` in the config) "
+        "or send the request without it.",
+        param=param, code="unsupported_capability")
+
+
+def capable_route(route: RouteInfo, req: ChatRequest) -> tuple[RouteInfo, list[Candidate]]:
+    """The route with only the targets that can serve `req`, and the others as excluded
+    candidates (why: what each lacks). The same route object when every target can.
+    Raises the client's 400 (`unsupported`) when the route has targets but none can."""
+    needs = required(req)
+    if all(t.model.capabilities >= needs for t in route.targets):
+        return route, []
+    capable, set_aside = [], []
+    for t in route.targets:
+        if t.model.capabilities >= needs:
+            capable.append(t)
+        else:
+            set_aside.append(Candidate(t, _lacks(lacking(t.model, needs))))
+    if not capable:
+        raise unsupported(route, needs)
+    return replace(route, targets=tuple(capable)), set_aside
+
+
 def decide(route: RouteInfo, req: ChatRequest, signals: Signals) -> Decision:
-    """Order the route's candidates; targets with an open breaker move to the end
-    (the engine skips them unless the route says to try anyway)."""
+    """Order the route's candidates among the targets that can serve the request (the
+    others are excluded, and a request none can serve is a 400: capable_route); targets
+    with an open breaker move to the end (the engine skips them unless the route says
+    to try anyway)."""
+    route, set_aside = capable_route(route, req)
     decision = STRATEGIES.get(route.strategy, fallback)(route, req, signals)
+    if set_aside:
+        decision.excluded = set_aside + decision.excluded
     healthy = [c for c in decision.candidates if not signals.is_open(c.target)]
     tripped = [Candidate(c.target, f"{c.reason}; circuit breaker open") for c in decision.candidates if signals.is_open(c.target)]
     decision.candidates = healthy + tripped

@@ -8,16 +8,26 @@ runs before anything is sent; whatever fails there is the request's fault, raise
 `RequestNotTranslatable` (the client's 400, never counted against the provider).
 Only what happens after it (the HTTP exchange, parsing the answer) can be a
 `ProviderError` about the provider.
+
+Embeddings are the same two steps (`build_embedding_request`, then the exchange and
+`parse_embedding_response`) for the adapters whose API has an embeddings endpoint
+(`serves_embeddings`). The gateway always asks for floats and carries vectors as
+float32 values (what every embeddings API computes; OpenAI's base64 is float32 too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import dataclasses
 import email.utils
 import logging
+import math
 import re
+import sys
 import time
+from array import array
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -28,7 +38,7 @@ from multidict import CIMultiDictProxy
 from ..catalog import ModelInfo
 from ..http import get_session, iter_lines, timeout_for
 from ..secrets import scrub_secrets
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError
+from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError
 
 log = logging.getLogger("gateway.adapters")
 _SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
@@ -194,10 +204,37 @@ def culprit(adapter: Adapter, model: ModelInfo, req: ChatRequest, stream: bool) 
     return None
 
 
+def float32_vector(value: Any, provider: str, where: str) -> list[float]:
+    """One embedding as a provider sent it (a list of numbers, or base64 of
+    little-endian float32 values) -> its float32 values, or ProviderError(BAD_RESPONSE):
+    not numbers, empty, or not finite as float32."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: {where} is not base64") from None
+        if not raw or len(raw) % 4:
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: {where} is not a whole number of float32 values")
+        vector = array("f", raw)
+        if sys.byteorder == "big":
+            vector.byteswap()
+    elif isinstance(value, list) and value:
+        try:
+            vector = array("f", value)
+        except TypeError:
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: {where} holds something other than numbers") from None
+    else:
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: {where} is not a list of numbers")
+    if not math.isfinite(sum(vector)):  # inf or nan anywhere (or beyond float32's range)
+        raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: {where} holds a value that is not a finite float32")
+    return vector.tolist()
+
+
 class Adapter:
     """Base of all adapters. Subclasses implement the translation hooks."""
 
     name = "base"
+    serves_embeddings = False  # has an embeddings endpoint (build_embedding_request, parse_embedding_response)
 
     # ---- hooks -------------------------------------------------------------
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
@@ -213,6 +250,17 @@ class Adapter:
     def error_details(self, data: Any) -> tuple[str, str]:
         """(message, code) from the provider's error body."""
         return "", ""
+
+    def build_embedding_request(self, model: ModelInfo, req: EmbeddingRequest) -> tuple[str, dict, dict]:
+        """Return (url, headers, json body) of an embeddings call; RequestNotTranslatable
+        when the request cannot be put in this API (token ids where it takes text)."""
+        raise RequestNotTranslatable(
+            f"{model.label} cannot serve embeddings: the {model.provider.spec.wire} API has no embeddings endpoint."
+        )
+
+    def parse_embedding_response(self, model: ModelInfo, data: Any, count: int) -> EmbeddingResponse:
+        """The answer's `count` vectors, in input order (float32_vector each)."""
+        raise NotImplementedError
 
     # ---- shared machinery --------------------------------------------------
     def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, bytes]:
@@ -246,6 +294,17 @@ class Adapter:
 
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
         url, headers, data = self.encode(model, req, stream=False)
+        return self.parse_response(model, await self._exchange(model, url, headers, data, timeout))
+
+    async def embed(self, model: ModelInfo, req: EmbeddingRequest, timeout: float) -> EmbeddingResponse:
+        """The vectors of `req.input`, in order. Translation failures are
+        RequestNotTranslatable (nothing sent), like chat's."""
+        url, headers, body = self.build_embedding_request(model, req)
+        data = await self._exchange(model, url, headers, orjson.dumps(body), timeout)
+        return self.parse_embedding_response(model, data, len(req.input))
+
+    async def _exchange(self, model: ModelInfo, url: str, headers: dict, data: bytes, timeout: float) -> Any:
+        """POST a JSON body, read the whole answer: its JSON, or the classified error."""
         provider = model.provider.name
         try:
             async with get_session().post(url, data=data, headers=headers,
@@ -256,7 +315,7 @@ class Adapter:
             raise transport_error(exc, provider) from None
         if status >= 400:
             raise self.http_error(provider, status, response_headers, raw)
-        return self.parse_response(model, loads(raw, provider))
+        return loads(raw, provider)
 
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
         url, headers, data = self.encode(model, req, stream=True)

@@ -2,20 +2,25 @@
 
 For the offline demo and for chaos testing only. Options (provider JSON):
 latency_ms (before the first token), tokens_per_s (0 = instant), failure_rate (0..1,
-fails with a simulated 503), reply (fixed text instead of the generated one).
+fails with a simulated 503), reply (fixed text instead of the generated one),
+dimensions (the size of its embeddings when the request names none; default 16).
+Embeddings are unit vectors drawn from a hash of the model and the input: the same
+text always gets the same vector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ..catalog import ModelInfo
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
-from .base import Adapter
+from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage
+from .base import Adapter, float32_vector
 
 WORDS = (
     "gateway route model token stream budget latency provider answer request cache "
@@ -39,14 +44,42 @@ def mock_usage(req: ChatRequest, text: str) -> Usage:
     return Usage.reported("mock", prompt, len(text.split()))
 
 
+DEFAULT_DIMENSIONS = 16
+
+
+def mock_vector(model: ModelInfo, item: Any, dimensions: int) -> list[float]:
+    """A unit vector drawn from a hash of the model and the input (text or token ids)."""
+    seed = hashlib.sha256(f"{model.upstream_id}|{item!r}".encode()).digest()
+    rng = random.Random(seed)
+    values = [rng.gauss(0, 1) for _ in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return float32_vector([v / norm for v in values], "mock", "a mock embedding")
+
+
 class MockAdapter(Adapter):
     name = "mock"
+    serves_embeddings = True
 
-    async def _prepare(self, model: ModelInfo, req: ChatRequest) -> tuple[str, float, str]:
+    async def _simulate(self, model: ModelInfo) -> None:
         opts = model.provider.options
         if random.random() < float(opts.get("failure_rate", 0)):
             raise ProviderError(ErrorKind.UNAVAILABLE, f"{model.provider.name}: simulated failure (mock)", status=503)
         await asyncio.sleep(float(opts.get("latency_ms", 0)) / 1000)
+
+    async def embed(self, model: ModelInfo, req: EmbeddingRequest, timeout: float) -> EmbeddingResponse:
+        await self._simulate(model)
+        configured = int(model.provider.options.get("dimensions", DEFAULT_DIMENSIONS))
+        dimensions = req.dimensions or max(1, min(configured, 4096))
+        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in req.input)
+        return EmbeddingResponse(
+            model=model.upstream_id,
+            vectors=[mock_vector(model, item, dimensions) for item in req.input],
+            usage=Usage.reported("mock", tokens, 0),
+        )
+
+    async def _prepare(self, model: ModelInfo, req: ChatRequest) -> tuple[str, float, str]:
+        await self._simulate(model)
+        opts = model.provider.options
         text, finish = mock_reply(model, req), "stop"
         if req.max_tokens and len(text.split()) > req.max_tokens:
             text, finish = " ".join(text.split()[: req.max_tokens]), "length"

@@ -1,4 +1,5 @@
-"""Ollama's native chat API (POST /api/chat): NDJSON streaming, options object, free."""
+"""Ollama's native chat API (POST /api/chat): NDJSON streaming, options object, free;
+and its embed API (POST /api/embed: a list of texts in, normalised vectors out)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import orjson
 
 from ..catalog import ModelInfo
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
+from ..types import (
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
+    reported_tokens,
+)
 from ..http import iter_lines
 from . import checks
-from .base import Adapter, auth_headers, loads, provider_error, tool_arguments
+from .base import Adapter, RequestNotTranslatable, auth_headers, float32_vector, loads, provider_error, tool_arguments
 
 OPTION_NAMES = {
     "temperature": "temperature",
@@ -87,6 +91,7 @@ def _finish(obj: dict, has_tools: bool) -> str:
 
 class OllamaAdapter(Adapter):
     name = "ollama"
+    serves_embeddings = True
 
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
         params = req.params
@@ -110,6 +115,29 @@ class OllamaAdapter(Adapter):
     def error_details(self, data: Any) -> tuple[str, str]:
         err = data.get("error") if isinstance(data, dict) else None
         return (str(err), "") if err else ("", "")
+
+    def build_embedding_request(self, model: ModelInfo, req: EmbeddingRequest) -> tuple[str, dict, dict]:
+        if not all(isinstance(text, str) for text in req.input):
+            raise RequestNotTranslatable(
+                f"{model.label} cannot embed token ids: Ollama's embed API takes text.", param="input")
+        body: dict[str, Any] = {"model": model.upstream_id, "input": req.input}
+        if req.dimensions is not None:
+            body["dimensions"] = req.dimensions
+        return f"{model.provider.base_url}/api/embed", auth_headers(model), body
+
+    def parse_embedding_response(self, model: ModelInfo, data: Any, count: int) -> EmbeddingResponse:
+        provider = model.provider.name
+        answer = checks.expect_object(data, provider, "the embed answer")
+        items = checks.expect_list(answer.get("embeddings"), provider, "the answer's embeddings")
+        if len(items) != count:
+            raise checks.bad(provider, f"{len(items)} embeddings for {count} inputs")
+        vectors = [float32_vector(v, provider, f"embedding {i}") for i, v in enumerate(items)]
+        prompt = answer.get("prompt_eval_count")
+        return EmbeddingResponse(
+            model=str(answer.get("model") or model.upstream_id),
+            vectors=vectors,
+            usage=None if prompt is None else Usage.reported(provider, prompt, 0),
+        )
 
     def parse_response(self, model: ModelInfo, data: Any) -> ChatResponse:
         if not isinstance(data, dict) or not isinstance(data.get("message"), dict):

@@ -2,7 +2,8 @@
 
 The gateway's public dialect is OpenAI's, so requests pass through nearly as sent:
 the model id is replaced, parameters the kind does not support are dropped, and
-streams always ask for usage so the gateway can bill them.
+streams always ask for usage so the gateway can bill them. Embeddings go to
+POST {base}/embeddings the same way, always asking for floats.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 import aiohttp
 
 from ..catalog import ModelInfo
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
+from ..types import (
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
+    reported_tokens,
+)
 from . import checks
-from .base import Adapter, auth_headers, loads, provider_error, sse_events
+from .base import Adapter, auth_headers, float32_vector, loads, provider_error, sse_events
 
 
 def _usage(data: Any, provider: str) -> Usage | None:
@@ -32,8 +36,18 @@ def _usage(data: Any, provider: str) -> Usage | None:
     return usage
 
 
+def _embedding_usage(data: Any, provider: str) -> Usage | None:
+    """An embeddings answer's `usage` ({prompt_tokens, total_tokens}); absent is none
+    (some OpenAI-compatible servers leave it out: the gateway then estimates)."""
+    if data is None:
+        return None
+    data = checks.expect_object(data, provider, "usage")
+    return Usage.reported(provider, data.get("prompt_tokens"), 0)
+
+
 class OpenAIAdapter(Adapter):
     name = "openai"
+    serves_embeddings = True
 
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
         unsupported = model.provider.spec.unsupported_params
@@ -45,6 +59,35 @@ class OpenAIAdapter(Adapter):
             if model.provider.spec.stream_usage:
                 body["stream_options"] = {"include_usage": True}
         return f"{model.provider.base_url}/chat/completions", auth_headers(model), body
+
+    def build_embedding_request(self, model: ModelInfo, req: EmbeddingRequest) -> tuple[str, dict, dict]:
+        unsupported = model.provider.spec.unsupported_params
+        body: dict[str, Any] = {k: v for k, v in req.params.items() if k not in unsupported}
+        body["model"] = model.upstream_id
+        body["input"] = req.input
+        body["encoding_format"] = "float"  # the gateway encodes base64 itself when asked
+        if req.dimensions is not None:
+            body["dimensions"] = req.dimensions
+        return f"{model.provider.base_url}/embeddings", auth_headers(model), body
+
+    def parse_embedding_response(self, model: ModelInfo, data: Any, count: int) -> EmbeddingResponse:
+        provider = model.provider.name
+        answer = checks.expect_object(data, provider, "the embeddings answer")
+        items = checks.expect_list(answer.get("data"), provider, "the answer's data")
+        if len(items) != count:
+            raise checks.bad(provider, f"{len(items)} embeddings for {count} inputs")
+        vectors: list[list[float] | None] = [None] * count
+        for i, item in enumerate(items):
+            item = checks.expect_object(item, provider, "an embedding")
+            index = item.get("index", i)
+            if type(index) is not int or not 0 <= index < count or vectors[index] is not None:
+                raise checks.bad(provider, "the embeddings' indexes are not 0..n-1, each once")
+            vectors[index] = float32_vector(item.get("embedding"), provider, f"embedding {index}")
+        return EmbeddingResponse(
+            model=str(answer.get("model") or model.upstream_id),
+            vectors=vectors,  # type: ignore[arg-type] - every index was filled (count checked)
+            usage=_embedding_usage(answer.get("usage"), provider),
+        )
 
     def error_details(self, data: Any) -> tuple[str, str]:
         err = data.get("error") if isinstance(data, dict) else None

@@ -1,4 +1,4 @@
-"""Fake Ollama server: ``POST /api/chat``, ``GET /api/tags``, ``GET /api/version``, ``GET /``.
+"""Fake Ollama server: ``POST /api/chat``, ``POST /api/embed``, ``GET /api/tags``, ``GET /api/version``, ``GET /``.
 
 Reproduces the real wire format: streaming is the default (``stream`` absent or
 true) as ``application/x-ndjson``, one JSON object per line with ``done: false``
@@ -6,6 +6,12 @@ and a final ``done: true`` object carrying ``done_reason`` and the
 ``prompt_eval_count`` / ``eval_count`` counters and nanosecond durations;
 errors are ``{"error": "message"}``; unknown models give 404
 ``model "x" not found, try pulling it first``; ``name`` == ``name:latest``.
+
+``/api/embed`` (docs/api.md "Generate Embeddings", server EmbedHandler): ``input`` a
+string or a list of strings (anything else: 400 ``invalid input type``; an empty
+string or list embeds nothing), vectors normalised to length 1, ``dimensions``
+keeps the first values and normalises again, ``prompt_eval_count`` the tokens of
+all inputs; an unknown model is 404 ``model 'x' not found``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ from typing import Any, Iterator
 
 from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent, dumps
 from .text import Answer, prompt_token_count
+from .vectors import embedding, token_count
 
 _ERRORS = {400: "invalid request", 401: "unauthorized", 404: "not found", 429: "too many requests",
            500: "internal server error", 503: "server busy, please try again.  maximum pending requests exceeded"}
 _DONE_REASON = {"stop": "stop", "stop_sequence": "stop", "length": "length"}
 VERSION = "0.12.6"
+# Vector sizes of common embedding models; any other model embeds at DEFAULT_EMBEDDING_SIZE.
+EMBEDDING_SIZES = {"all-minilm": 384, "nomic-embed-text": 768, "mxbai-embed-large": 1024}
+DEFAULT_EMBEDDING_SIZE = 768
 
 
 def _now() -> str:
@@ -37,10 +47,13 @@ class FakeOllama(FakeServer):
     default_reply_text = "Hello from fake-ollama."
     default_models = ("llama3.2:latest",)
     json_content_type = "application/json; charset=utf-8"
+    embedding_size: int | None = None  # overrides EMBEDDING_SIZES for every model (small vectors in tests)
 
     def route(self, ex: Exchange) -> tuple[Route, bool] | None:
         if (ex.method, ex.path) == ("POST", "/api/chat"):
             return self._chat, True
+        if (ex.method, ex.path) == ("POST", "/api/embed"):
+            return self._embed, True
         if (ex.method, ex.path) == ("GET", "/api/tags"):
             return self._tags, False
         if (ex.method, ex.path) == ("GET", "/api/version"):
@@ -103,6 +116,38 @@ class FakeOllama(FakeServer):
             self.send_stream(ex, behaviour, self._lines(body, answer), "application/x-ndjson")
         else:
             self.send_result(ex, behaviour, self._final(body, answer, answer.text))
+
+    def _embed(self, ex: Exchange, behaviour: Behaviour | None) -> None:
+        if not self._authorized(ex):
+            return self.send_error(ex, 401)
+        body = ex.json
+        if ex.invalid_json or not isinstance(body, dict):
+            return self.send_error(ex, 400, "invalid character in request body")
+        model = body.get("model") or ""
+        raw = body.get("input")
+        if isinstance(raw, str):
+            inputs = [raw] if raw else []
+        elif isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            inputs = raw
+        elif raw is None:
+            inputs = []
+        else:
+            return self.send_error(ex, 400, "invalid input type")
+        if not model or not self.model_known(model):
+            return self.send_error(ex, 404, f"model '{model}' not found")
+        if not inputs:
+            return ex.send_json(200, {"model": model, "embeddings": []}, content_type=self.json_content_type)
+        size = self.embedding_size or EMBEDDING_SIZES.get(model.split(":")[0], DEFAULT_EMBEDDING_SIZE)
+        dimensions = body.get("dimensions")
+        vectors = [embedding(model, text, size, dimensions if isinstance(dimensions, int) else None) for text in inputs]
+        scripted = behaviour if behaviour is not None and behaviour.kind == "reply" else None
+        counted = sum(token_count(text) for text in inputs)
+        tokens = next(v for v in (scripted and scripted.prompt_tokens, self.prompt_tokens, counted) if v is not None)
+        load, prompt_ns = 1_000_000, tokens * 1_000_000
+        self.send_result(ex, behaviour, {
+            "model": model, "embeddings": vectors, "total_duration": load + prompt_ns, "load_duration": load,
+            "prompt_eval_count": tokens,
+        })
 
     # -- payloads ------------------------------------------------------------------------
     @staticmethod
