@@ -183,6 +183,16 @@ def test_wrong_method_is_405_and_no_key_is_401_before_the_body_is_parsed(build, 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_body_too_large_is_413_in_openai_format(build, fake_openai, gateway, settings):
+    build.openai_route(fake_openai)
+    settings.GATEWAY_MAX_BODY_BYTES = 10_000
+    response = httpx.post(f"{gateway}/v1/responses", json=body(input="x" * 20_000),
+                          headers={"Authorization": f"Bearer {build.key()}"}, timeout=10)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large" and fake_openai.request_count == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_data_url_image_reaches_anthropic_as_a_base64_block(build, fake_anthropic, gateway):
     provider = build.provider(fake_anthropic, kind="anthropic")
     build.route("chat-default", build.model(provider, "claude-sonnet-4-6"))
