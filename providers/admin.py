@@ -1,8 +1,10 @@
-"""Admin for providers and their models: where requests can go and what they cost.
+"""Admin for providers and their models: where requests can go, what they cost and
+what they can serve.
 
 The API key is write-only here: the form never renders the stored value (not even
 to users who may only view), a blank field keeps the current key, and lists show
-`Provider.api_key_display` (an env reference or a masked tail) instead.
+`Provider.api_key_display` (an env reference or a masked tail) instead. A model's
+capabilities are checkboxes; its prompt-cache prices sit with its other prices.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 
+from .adapters import ADAPTERS
 from .kinds import KINDS
-from .models import ENV_REF, Model, Provider
+from .models import CAPABILITIES, ENV_REF, Model, Provider
 from .signals import edited_in_admin
 
 API_KEY_HELP = (
@@ -31,7 +34,23 @@ API_KEY_HELP = (
 )
 
 
-class ProviderForm(forms.ModelForm):
+class FieldErrorsFirst:
+    """Model.clean() runs even when a field failed its own validation, and then sees
+    that field's previous value (an unknown kind becomes ''): a second message about
+    a value the user never typed only confuses. Keep the field's own."""
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        if hasattr(errors, "error_dict"):
+            errors.error_dict = {
+                field: errs for field, errs in errors.error_dict.items()
+                if field == NON_FIELD_ERRORS or field not in self._errors
+            }
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)
+
+
+class ProviderForm(FieldErrorsFirst, forms.ModelForm):
     """Provider form with a write-only API key field.
 
     Blank on edit keeps the current key; "clear the stored key" removes it.
@@ -88,19 +107,6 @@ class ProviderForm(forms.ModelForm):
                 cleaned["api_key"] = ""
         return cleaned
 
-    def _update_errors(self, errors: ValidationError) -> None:
-        # Model.clean() runs even when a field failed its own validation, and then sees
-        # that field's previous value (an unknown kind becomes ''): a second message
-        # about a value the user never typed only confuses. Keep the field's own.
-        if hasattr(errors, "error_dict"):
-            errors.error_dict = {
-                field: errs for field, errs in errors.error_dict.items()
-                if field == NON_FIELD_ERRORS or field not in self._errors
-            }
-            if not errors.error_dict:
-                return
-        super()._update_errors(errors)
-
     @property
     def changed_data(self) -> list[str]:
         # The password field is never pre-filled, so "blank" is not a change; typing a
@@ -128,11 +134,56 @@ class PriceField(forms.DecimalField):
         return price_text(value) if isinstance(value, Decimal) else value
 
 
-class ModelForm(forms.ModelForm):
+class CapabilitiesField(forms.MultipleChoiceField):
+    """Model.capabilities (a JSON list) as one checkbox per capability, saved in
+    CAPABILITIES order."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, *, encoder=None, decoder=None, **kwargs) -> None:  # JSONField.formfield's arguments
+        kwargs.setdefault("label", "capabilities")
+        super().__init__(choices=[(name, f"{name}: {what}") for name, what in CAPABILITIES.items()], **kwargs)
+
+    def prepare_value(self, value):
+        return value if isinstance(value, (list, tuple)) else []
+
+    def clean(self, value) -> list[str]:
+        chosen = set(super().clean(value))
+        return [name for name in CAPABILITIES if name in chosen]
+
+
+CAPABILITIES_HELP = (
+    "A request that needs what a model lacks (tools, images, a JSON response_format, a stream, an embeddings "
+    "call) is never sent to it: the route's next target that has it is tried, and when none has it the client "
+    "gets a 400 naming what is missing. Tick chat, embeddings or both."
+)
+
+
+class ModelForm(FieldErrorsFirst, forms.ModelForm):
     class Meta:
         model = Model
         fields = "__all__"
-        field_classes = {"input_price_per_mtok": PriceField, "output_price_per_mtok": PriceField}
+        field_classes = {
+            "input_price_per_mtok": PriceField, "output_price_per_mtok": PriceField,
+            "cache_read_price_per_mtok": PriceField, "cache_write_price_per_mtok": PriceField,
+            "capabilities": CapabilitiesField,
+        }
+        help_texts = {"capabilities": CAPABILITIES_HELP}
+
+    def clean_capabilities(self) -> list[str]:
+        chosen = self.cleaned_data.get("capabilities") or []
+        if not {"chat", "embeddings"} & set(chosen):
+            raise ValidationError("Tick chat, embeddings or both: a model serves at least one of them.")
+        return chosen
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        provider, chosen = cleaned.get("provider"), cleaned.get("capabilities") or []
+        spec = provider.spec if provider is not None else None
+        if "embeddings" in chosen and spec is not None and not ADAPTERS[spec.wire].serves_embeddings:
+            self.add_error("capabilities", f"{spec.label} has no embeddings endpoint: untick embeddings "
+                                           f"(the gateway cannot send embeddings to {provider.name}).")
+        return cleaned
 
 
 class ModelInlineForm(ModelForm):
@@ -238,8 +289,8 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
-    list_display = ["name", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
-                    "upstream_id"]
+    list_display = ["name", "provider_state", "enabled", "serves", "input_price", "output_price", "context",
+                    "quality", "upstream_id"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "provider", "provider__kind"]
     list_select_related = ["provider"]
@@ -248,12 +299,16 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     show_facets = admin.ShowFacets.ALWAYS
     fieldsets = [
         (None, {"fields": ["provider", "name", "upstream_id", "enabled"]}),
+        ("Capabilities", {"fields": ["capabilities"]}),
         (
             "Prices and limits",
             {
-                "fields": ["input_price_per_mtok", "output_price_per_mtok", "context_window", "quality_score"],
+                "fields": ["input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok",
+                           "cache_write_price_per_mtok", "context_window", "quality_score"],
                 "description": "Prices are USD per million tokens, as on provider price pages. "
                 "They are copied into each usage record, so changes apply to new requests only. "
+                "Prompt-cache prices apply to the input tokens a provider reports as read from or written "
+                "to its prompt cache; blank means the input price. "
                 "The quality score is used by cost-aware routes.",
             },
         ),
@@ -267,6 +322,15 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         if obj.provider.enabled:
             return obj.provider.name
         return format_html('{}<br><span class="quiet">switched off</span>', obj.provider.name)
+
+    @admin.display(description="serves")
+    def serves(self, obj: Model) -> str:
+        caps = obj.capabilities if isinstance(obj.capabilities, list) else []
+        endpoints = " + ".join(c for c in ("chat", "embeddings") if c in caps) or "—"
+        extras = [c for c in CAPABILITIES if c in caps and c not in ("chat", "embeddings")]
+        if not extras:
+            return endpoints
+        return format_html('{}<br><span class="quiet">{}</span>', endpoints, ", ".join(extras))
 
     @admin.display(description="context", ordering="context_window")
     def context(self, obj: Model) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.adapters import ADAPTERS
+from providers.kinds import KINDS
+
 from .guardrails_section import parse_guardrails
 from .schema import (
     MODEL_FIELDS,
@@ -128,6 +131,18 @@ def _check_rule_targets(route: Entry, errors: Errors) -> None:
                 )
 
 
+def _check_embeddings(provider: Entry, errors: Errors) -> None:
+    """A model may list `embeddings` only where its provider's API has an embeddings
+    endpoint (OpenAI-compatible kinds, Ollama, mock; not Anthropic)."""
+    spec = KINDS.get(provider.values.get("kind", ""))
+    if spec is None or ADAPTERS[spec.wire].serves_embeddings:
+        return
+    for model in provider.children or ():
+        if "embeddings" in model.values.get("capabilities", ()):
+            errors.add(f"{model.path}.capabilities",
+                       f"'embeddings' is not served by kind '{spec.kind}': {spec.label} has no embeddings endpoint")
+
+
 def parse_config(data: Any) -> ConfigSpec:
     """Check the document's shape and types; raise ConfigError listing every problem."""
     if not isinstance(data, dict):
@@ -147,6 +162,7 @@ def parse_config(data: Any) -> ConfigSpec:
                 Entry(mpath, mname, _values(m, mpath, MODEL_FIELDS, errors))
                 for mpath, mname, m in _items(item["models"], f"{path}.models", errors)
             ]
+            _check_embeddings(entry, errors)
         providers.append(entry)
 
     routes = []

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from billing.keys import validate_rate_limits
 from billing.models import Budget
 from providers.kinds import KINDS
+from providers.models import CAPABILITIES
 from providers.types import ErrorKind
 from routing.conditions import ConditionError, parse_rules
 from routing.models import CacheMode, CacheScope, StickyBy, Strategy, WhenAllOpen
@@ -196,6 +197,28 @@ def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], list]:
     return coerce
 
 
+def _capabilities(value: Any) -> list[str]:
+    """A model's capabilities: known names, each once, chat or embeddings among them;
+    stored in CAPABILITIES order (so the order in the file does not matter)."""
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list of capabilities (e.g. [chat, tools]), got {type_name(value)}")
+    known = list(CAPABILITIES)
+    for i, name in enumerate(value):
+        if not isinstance(name, str):
+            raise Invalid(f"expected a capability name, got {type_name(name)}", f"[{i}]")
+        if name not in CAPABILITIES:
+            raise Invalid(f"unknown capability '{name}' (known: {', '.join(known)}){did_you_mean(name, known)}", f"[{i}]")
+        if name in value[:i]:
+            raise Invalid(f"'{name}' is listed twice", f"[{i}]")
+    if not {"chat", "embeddings"} & set(value):
+        raise Invalid("a model serves chat, embeddings or both: list at least one of them")
+    return [name for name in CAPABILITIES if name in value]
+
+
+def _capabilities_out(value: Any) -> list[str]:
+    return [name for name in CAPABILITIES if name in (value or [])]
+
+
 RULE_KEYS = ("when", "targets")
 
 
@@ -294,6 +317,7 @@ def flat_fields(table: Table) -> dict[str, tuple[str, Field]]:
 
 _DECIMAL = Field(_decimal, export=_decimal_str)
 _PRICE = Field(_decimal, export=_money_str)
+_OPTIONAL_PRICE = Field(_optional_decimal, export=_money_str, omit_empty=True)  # null = the input price
 
 
 def _setting(coerce: Callable[[Any], Any], strategy: Strategy, **kw: Any) -> Field:
@@ -316,8 +340,12 @@ MODEL_FIELDS: dict[str, Field] = {
     "upstream_id": Field(_text, omit_empty=True),
     "input_price_per_mtok": _PRICE,
     "output_price_per_mtok": _PRICE,
+    "cache_read_price_per_mtok": _OPTIONAL_PRICE,
+    "cache_write_price_per_mtok": _OPTIONAL_PRICE,
     "context_window": Field(_optional_int, omit_empty=True),
     "quality_score": Field(_int, omit_default=True),
+    # Exported when not the default (a chat model that streams, calls tools, reads images, answers JSON).
+    "capabilities": Field(_capabilities, export=_capabilities_out, omit_default=True),
     "enabled": Field(_bool),
 }
 # Circuit breaker of a route: null/absent = the gateway-wide default (GATEWAY_BREAKER_*).
