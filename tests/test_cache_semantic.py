@@ -165,3 +165,110 @@ def test_the_labelled_pairs_reach_their_targets_on_tuning() -> None:
     s = score(decide(pairs, get_embedder().embed), DEFAULT_THRESHOLD)
     assert s.precision >= 0.98, s.wrong
     assert s.hit_rate >= 0.65
+
+
+# --- the guard's rules, text against text (no embedding: `agree` at similarity 0) -------------
+
+@pytest.mark.parametrize(("a", "b", "reason"), [
+    # every opposite of a particle ("out" is the opposite of "in" and of "into")
+    ("How do I zoom in on a PDF?", "How do I zoom out on a PDF?", "opposites"),
+    # another verb's particle ("thanks in advance") does not hide the switch
+    ("Hi, how do I turn off dark mode? Thanks in advance.", "How do I turn on dark mode? Thanks in advance.",
+     "opposites"),
+    ("How do I sign up on the website?", "How do I sign in on the website?", "opposites"),  # other particles
+    # the two sides of "to" swapped, with words around them that the other text lacks
+    ("Sorry, one more: how do I convert an integer to a string in Python?",
+     "How can I convert a string to an integer using Python?", "word order"),
+    ("Should I stretch before running?", "Should I run before stretching?", "word order"),
+    # two words trading places across a third: who does what to whom
+    ("Can a landlord evict a tenant without notice?", "Can a tenant evict a landlord without notice?", "word order"),
+    ("Can a dog eat cat food?", "Can a cat eat dog food?", "word order"),
+    # a sign is part of the number
+    ("What is 40 degrees Celsius in Fahrenheit?", "What is -40 degrees Celsius in Fahrenheit?", "numbers"),
+    ("Is minus 10 degrees cold?", "Is 10 degrees cold?", "numbers"),
+    # "list" and "find" are content words in a question (request words only when they open a request)
+    ("How do I reverse a list in Python?", "Hi, how do I reverse a string in Python? Thank you.", "one swap"),
+    ("How do I find duplicate rows in a SQL table?", "How do I delete duplicate rows in a SQL table?", "one swap"),
+    # a frequency word qualifies its noun like any adjective
+    ("How much annual leave am I entitled to?", "How much unpaid leave am I entitled to?", "one swap"),
+    # a narrower question: a condition added once the question is asked, or a kind word
+    ("How much caffeine is safe per day?", "How much caffeine is safe per day during pregnancy?", "narrower"),
+    ("How much notice do I have to give when I quit?",
+     "How much notice do I have to give if I quit during my probation?", "narrower"),
+    ("How much water do I need for one cup of rice?", "How much water do I need for one cup of brown rice?",
+     "narrower"),
+    ("What's the price of a Tesla Model 3?", "What's the price of a used Tesla Model 3?", "narrower"),
+    # one word reverses an order
+    ("How do I sort a list of numbers in Python?", "How do I sort a list of numbers in descending order in Python?",
+     "opposites"),
+    # fractions, versions, language names with symbols
+    ("What is half of 350?", "What is a quarter of 350?", "numbers"),
+    ("How do I install Python 3.10 on Ubuntu?", "How do I install Python 3.1 on Ubuntu?", "numbers"),
+    ("How do I allocate memory in C?", "How do I allocate memory in C++?", "identifiers"),
+    ("What is a delegate in C#?", "What is a delegate in F#?", "identifiers"),
+    # negation by a suffix or a word the lists lacked
+    ("What are good snacks with sugar?", "What are good sugar-free snacks?", "negation"),
+    ("Is it possible to recover deleted photos?", "Is it impossible to recover deleted photos?", "negation"),
+    ("Name all the planets except Earth", "Name all the planets", "negation"),
+])
+def test_the_guard_tells_look_alikes_apart_and_says_why(a: str, b: str, reason: str) -> None:
+    assert agree(features(a), features(b)) == reason
+    assert agree(features(b), features(a)) == reason  # the same verdict either way round
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("When did the Berlin Wall fall?", "When did the Berlin Wall go up?"),  # rise and fall, "go up", "come down"
+    ("When does the price go up?", "When does the price come down?"),
+    ("How do I read a CSV file in Go?", "How do I write a CSV file in Go?"),
+    ("How long do I boil an egg for a soft yolk?", "How long do I boil an egg for a hard yolk?"),
+    ("Which river is wider, the Nile or the Amazon?", "Which river is narrower, the Nile or the Amazon?"),
+    ("Is it safer to drive or to fly?", "Is it riskier to drive or to fly?"),
+    ("What does a senior accountant earn?", "What does a junior accountant earn?"),
+    ("How do I upgrade my phone plan?", "How do I downgrade my phone plan?"),
+    ("Is a global variable slower in Python?", "Is a local variable slower in Python?"),
+    ("How do I encode a URL in JavaScript?", "How do I decode a URL in JavaScript?"),
+    ("What does the seller pay at closing?", "What does the buyer pay at closing?"),
+])
+def test_antonyms_of_every_kind_are_opposites(a: str, b: str) -> None:
+    assert agree(features(a), features(b)) == "opposites"
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("How do I log in to the portal?", "How can I log on to the portal?"),  # "in" and "on" after "log"
+    ("Is it better to rent or buy a house?", "Is it better to buy or rent a house?"),  # neighbours trade places
+    ("How do I sort a dictionary by value in Python?", "Sort a Python dict by its values"),  # one word moves
+    ("Did Marie Curie discover radium?", "Was radium discovered by Marie Curie?"),  # a passive
+    ("Can you list the planets in order?", "What are the planets in order?"),  # "list" opens a request
+    ("Sorry, one more: what time does the pharmacy close? thx", "What time does the pharmacy close?"),  # politeness
+    ("One last question: how do I reset my router? Thanks!", "How can I reset my router?"),
+    ("If I work overtime, do I get paid extra?", "Do I get extra pay for working overtime?"),  # the condition asks
+    ("What is 10 minus 3?", "What's 10 minus 3?"),  # an operation, not a sign
+    ("How much is the annual membership fee?", "What does the yearly membership cost?"),
+    ("What is the mean of 3, 5 and 7?", "What is the average of 3, 5 and 7?"),
+])
+def test_paraphrases_that_look_like_those_rules_still_agree(a: str, b: str) -> None:
+    assert agree(features(a), features(b)) is None
+    assert agree(features(b), features(a)) is None
+
+
+def test_a_range_is_not_a_negative_number() -> None:
+    assert features("Is 10-20 minutes of exercise enough?").numbers == ("10", "20")
+    assert features("What is 5 - 8?").numbers == ("5", "8")
+    assert features("What is -5 squared?").numbers == ("-5",)
+
+
+def test_the_guard_agrees_the_same_way_round_on_every_labelled_pair() -> None:
+    from routing.cache.corpus.scoring import SPLITS, load
+
+    for split in SPLITS:
+        for p in load(split):
+            fa, fb = features(p.a), features(p.b)
+            assert agree(fa, fb, 0.5) == agree(fb, fa, 0.5), p.id
+
+
+def test_features_stored_by_another_reader_version_never_match() -> None:
+    f = features("How do I reset my password?")
+    old = {k: v for k, v in f.to_json().items() if k not in {"r", "ql", "ro", "v"}}  # as version 1 stored them
+    read = type(f).from_json(old)
+    assert read.version == 1 and f.version > 1
+    assert agree(f, read) == "version"

@@ -5,19 +5,29 @@ chocolate?" next to "Can cats eat chocolate?" and "How do I enable dark mode?" n
 do I disable dark mode?": the words that change the answer are few, so the vectors barely
 move. The guard reads those words and vetoes a match when they disagree:
 
-    numbers     the same numbers in the same order ("fifteen" = 15, "1,000" = 1000, "10th" = 10)
+    numbers     the same numbers in the same order ("fifteen" = 15, "1,000" = 1000, "10th" = 10,
+                "-40" and "minus 40" are not 40, "half" = 0.5, "3.10" is not "3.1")
     quantities  the same number-with-unit pairs ("5 km" is not "5 miles") and the same units
-    negation    both negated or neither ("not", "n't", "never", "without", "unable" ...)
-    opposites   no antonyms of one group ("enable"/"disable", "largest"/"smallest",
-                "upload"/"download", "install"/"uninstall", "turn on"/"turn off", "plus"/"minus")
+    negation    both negated or neither ("not", "n't", "never", "without", "unable", "except",
+                "sugar-free" ...)
+    opposites   no antonyms of one group ("enable"/"disable", "largest"/"smallest", "read"/"write",
+                "upload"/"download", "install"/"uninstall", "landlord"/"tenant", "plus"/"minus"), no
+                opposite particles on one verb ("turn on"/"turn off", "zoom in"/"zoom out"; "sign up"
+                is not "sign in"), no order reversed by one text only ("in descending order")
     comparison  the same comparative or superlative ("cheapest" is not "fastest")
     direction   the same word after "than" and after "from" ... "to"
     dates       the same months, weekdays, "today"/"tomorrow", "next week"/"last week"
-    names       every name, acronym or code identifier of one text appears in the other
-    word order  the same content words, not rearranged ("convert an integer to a string" is
-                not "convert a string to an integer")
+    names       every name, acronym or code identifier of one text appears in the other ("C" is
+                not "C++")
+    word order  no content words trading sides of a relational word ("convert an integer to a
+                string" is not "convert a string to an integer", whatever else is said), no two
+                trading places across a third ("can a landlord evict a tenant")
     one swap    the texts do not differ by exactly one content word each ("cancel my
-                subscription" is not "cancel my order"), the commonest look-alike of all
+                subscription" is not "cancel my order", "annual leave" is not "unpaid leave"),
+                the commonest look-alike of all
+    narrower    one text is not the other plus a condition or a kind ("how much caffeine is safe
+                per day" is not "... per day during pregnancy", "rice" is not "brown rice")
+    version     both read by the same version of the reader (READER_VERSION)
 
 The modules: guard_tokens (the tokenizer and the stem), guard_quantities (numbers and units),
 guard_reader (a text -> its Features), guard_features (Features, the hashed words and the
@@ -41,6 +51,8 @@ ONE_SWAP_SIMILARITY = 0.93
 
 def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
     """None when nothing tells the two questions apart, else the first reason they differ."""
+    if a.version != b.version:
+        return "version"  # read by another version of the reader: not comparable
     if a.numbers != b.numbers:
         return "numbers"
     if a.quantities and b.quantities and a.quantities != b.quantities:
@@ -51,6 +63,8 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "negation"
     if _opposed(a.opposites, b.opposites) or _particles_opposed(a.particles, b.particles):
         return "opposites"
+    if a.reversed_order != b.reversed_order:
+        return "opposites"  # "sort a list" / "sort a list in descending order"
     if a.comparison and b.comparison and a.comparison != b.comparison:
         return "comparison"
     if (a.negated_stems & b.content) or (b.negated_stems & a.content):
@@ -65,19 +79,16 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "identifiers"
     if not (a.names <= b.words and b.names <= a.words):
         return "names"
-    if (a.content == b.content and len(a.order) >= 2 and a.order != b.order
-            and a.words & b.words & _RELATIONAL):
-        return "word order"  # the same words around "to"/"from"/"than"...: "integer to string" / "string to integer"
+    if _sides_swapped(a.relations, b.relations):
+        return "word order"  # "integer to string" / "string to integer", with or without other words
+    if _roles_swapped(a, b):
+        return "word order"  # "can a landlord evict a tenant" / "can a tenant evict a landlord"
     only_a, only_b = a.content - b.content, b.content - a.content
     if len(only_a) == 1 and len(only_b) == 1 and a.content & b.content and similarity < ONE_SWAP_SIMILARITY:
         return "one swap"
+    if _narrower(a, b) or _narrower(b, a):
+        return "narrower"
     return None
-
-
-# Words whose two sides a rearrangement swaps: with them, the same words in another order
-# ask another question; without them, a reordering is usually a paraphrase.
-_RELATIONAL = frozenset(word_hash(w) for w in (
-    "to", "into", "from", "than", "vs", "versus", "over", "under", "before", "after", "by", "per", "against"))
 
 
 def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -88,11 +99,41 @@ def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
     return False
 
 
-_OPPOSITE_PARTICLE = {p: q for pair in V.PARTICLE_OPPOSITES for p, q in (pair, pair[::-1])}
+# Every opposite of each particle: "out" is the opposite of "in" and of "into".
+_OPPOSITE_PARTICLES: dict[str, frozenset[str]] = {
+    p: frozenset(q for pair in V.PARTICLE_OPPOSITES for x, q in (pair, pair[::-1]) if x == p)
+    for pair in V.PARTICLE_OPPOSITES for p in pair}
+
+
+# "log in" = "log on", "put it into" = "put it in": one meaning for the test of other particles.
+_PARTICLE_SENSE = {"on": "in", "into": "in"}
 
 
 def _particles_opposed(a: frozenset[tuple[int, str]], b: frozenset[tuple[int, str]]) -> bool:
-    return any((verb, _OPPOSITE_PARTICLE[p]) in b for verb, p in a if p in _OPPOSITE_PARTICLE) and not (a & b)
+    """One verb with opposite particles ("zoom in" / "zoom out"), unless a text has both, or with
+    other particles only ("sign up" / "sign in"); other verbs' particles ("thanks in advance")
+    do not matter."""
+    if any((verb, q) in b and (verb, p) not in b and (verb, q) not in a
+           for verb, p in a for q in _OPPOSITE_PARTICLES.get(p, ())):
+        return True
+    senses_a: dict[int, set[str]] = {}
+    senses_b: dict[int, set[str]] = {}
+    for particles, senses in ((a, senses_a), (b, senses_b)):
+        for verb, p in particles:
+            senses.setdefault(verb, set()).add(_PARTICLE_SENSE.get(p, p))
+    return any(not (senses_a[verb] & senses_b[verb]) for verb in senses_a.keys() & senses_b.keys())
+
+
+def _sides_swapped(a: frozenset[tuple[str, str, int]], b: frozenset[tuple[str, str, int]]) -> bool:
+    """Around the same relational word, one content word moved from its left to its right and
+    another from its right to its left; a word moving one way only is a rephrasing ("sort a
+    dict by value in Python" / "sort a Python dict by value")."""
+    for family in {k for k, _, _ in a} & {k for k, _, _ in b}:
+        left_a, right_a, left_b, right_b = ({h for k, side, h in rel if k == family and side == want}
+                                            for rel in (a, b) for want in ("L", "R"))
+        if (left_a - right_a) & (right_b - left_b) and (right_a - left_a) & (left_b - right_b):
+            return True
+    return False
 
 
 def _anchors_differ(a: frozenset[tuple[str, int]], b: frozenset[tuple[str, int]]) -> bool:
@@ -100,3 +141,26 @@ def _anchors_differ(a: frozenset[tuple[str, int]], b: frozenset[tuple[str, int]]
         if {h for k, h in a if k == kind} != {h for k, h in b if k == kind}:
             return True
     return False
+
+
+_BY = word_hash("by")
+
+
+def _roles_swapped(a: Features, b: Features) -> bool:
+    """The same content words in the same order but two, which trade places across a word between
+    them ("landlord evict tenant" / "tenant evict landlord", "dog eat cat food" / "cat eat dog
+    food"). Neighbours trading places ("rent or buy" / "buy or rent") ask the same, and so does a
+    passive in one text only ("Shakespeare wrote Hamlet" / "Hamlet was written by Shakespeare")."""
+    if a.content != b.content or len(a.order) != len(b.order) or (_BY in a.words) != (_BY in b.words):
+        return False
+    moved = [k for k, (x, y) in enumerate(zip(a.order, b.order)) if x != y]
+    return (len(moved) == 2 and moved[1] - moved[0] >= 2
+            and a.order[moved[0]] == b.order[moved[1]] and a.order[moved[1]] == b.order[moved[0]])
+
+
+def _narrower(a: Features, b: Features) -> bool:
+    """a asks b's question and narrows it: every content word of b is in a, and each of a's others
+    qualifies it ("... per day *during pregnancy*", "*brown* rice")."""
+    extra = a.content - b.content
+    return bool(extra and b.content and b.content <= a.content) and all(
+        x in a.qualifiers for x in extra)

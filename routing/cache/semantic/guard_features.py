@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 _HASH_KEY = b"gateway-semantic-guard-v1"
+# Bumped when the reader reads a text differently: features stored by another version are
+# never matched (agree: "version"), since the two readings would not be comparable; they
+# age out with their TTL. Version 1 (no "v" in the JSON) is the reader before relations,
+# signed numbers and command words.
+READER_VERSION = 2
 
 
 def word_hash(word: str) -> int:
@@ -40,6 +45,10 @@ class Features:
     words: frozenset[int] = frozenset()  # every word, lower case (names must be among the other's)
     content: frozenset[int] = frozenset()  # content words: stemmed, synonyms folded
     order: tuple[int, ...] = ()  # the same, in the order they first appear
+    relations: frozenset[tuple[str, str, int]] = frozenset()  # ("to", "L", hash("integer")): a side of "to"
+    qualifiers: frozenset[int] = frozenset()  # content words that narrow it ("during pregnancy", "brown")
+    reversed_order: bool = False  # "descending", "in reverse"
+    version: int = READER_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +57,8 @@ class Features:
             "ns": sorted(self.negated_stems), "d": sorted(self.dates), "f": sorted(self.frequency),
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
+            "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
+            "ro": self.reversed_order, "v": self.version,
         }
 
     @classmethod
@@ -59,5 +70,7 @@ class Features:
             dates=frozenset(data["d"]), frequency=frozenset(data["f"]),
             anchors=frozenset((k, h) for k, h in data["a"]), names=frozenset(data["nm"]),
             identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]),
-            order=tuple(data.get("or", ())),
+            order=tuple(data.get("or", ())), relations=frozenset((k, side, h) for k, side, h in data.get("r", ())),
+            qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
+            version=int(data.get("v", 1)),
         )

@@ -11,11 +11,14 @@ from .guard_tokens import Tok, glued, word_at
 
 
 def canonical_number(raw: str) -> str:
+    """"1,000" = "1000", "2.0" = "2"; "3.10" stays itself (a version: not "3.1")."""
     if "," in raw:
         head, *groups = raw.split(",")
         raw = head + "".join(groups) if all(len(g) == 3 for g in groups) else raw.replace(",", " ")
+    if raw.count(".") == 1 and len(raw.split(".")[1]) >= 2 and raw.endswith("0"):
+        return raw
     try:
-        return str(Decimal(raw).normalize()) if raw.count(".") <= 1 else raw
+        return format(Decimal(raw).normalize(), "f") if raw.count(".") <= 1 else raw  # "10", not "1E+1"
     except InvalidOperation:
         return raw
 
@@ -82,4 +85,6 @@ def number_words(toks: list[Tok], i: int) -> tuple[int, str]:
 def _one_is_a_number(toks: list[Tok], j: int) -> bool:
     before = word_at(toks, j - 1)
     after = word_at(toks, j + 1)
+    if any(word_at(toks, k) == "another" for k in range(j + 2, j + 6)):
+        return False  # "from one server to another"
     return before not in V.ONE_NOT_A_NUMBER_AFTER and after not in V.ONE_NOT_A_NUMBER_BEFORE

@@ -1,6 +1,7 @@
 """Reading a question into the look-alike guard's features (guard.py): one pass over its
 tokens (guard_tokens.py) that fills numbers, units, negation, opposites, dates, names,
-identifiers and content words (guard_features.py)."""
+identifiers and content words (guard_features.py); then where those words stand
+(guard_structure.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from decimal import Decimal
 from . import vocabulary as V
 from .guard_features import Features, word_hash
 from .guard_quantities import canonical_number, number_words, unit_at
-from .guard_tokens import glued, sentence_start, stem, tokens, word_at
+from .guard_structure import anchors, qualifiers, relations
+from .guard_tokens import glued, normalize, sentence_of, sentence_start, stem, tokens, word_at
 
 _ORDINAL_SUFFIX = {"st", "nd", "rd", "th"}
 _OPPOSITE_OF: dict[str, list[str]] = {}
@@ -20,6 +22,8 @@ for _group, _classes in V.OPPOSITES.items():
 _IRREGULAR_COMPARISON = {"better", "best", "worse", "worst", "elder", "eldest", "further", "furthest",
                          "farther", "farthest", "lesser"}
 PARTICLES = frozenset(p for pair in V.PARTICLE_OPPOSITES for p in pair)  # "on", "off", "in" ...
+_PERIODS = frozenset({"hour", "day", "night", "week", "month", "year"})
+_MINUS = frozenset({"-", "\u2212"})
 
 
 def features(text: str) -> Features:
@@ -41,7 +45,8 @@ class _Reader:
     """One pass over a text's tokens, filling the feature sets."""
 
     def __init__(self, text: str) -> None:
-        self.toks = tokens(text)
+        self.text = normalize(text)
+        self.toks = tokens(self.text)
         self.numbers: list[str] = []
         self.quantities: set[str] = set()
         self.units: set[str] = set()
@@ -52,12 +57,14 @@ class _Reader:
         self.negated_stems: set[int] = set()
         self.dates: set[str] = set()
         self.frequency: set[str] = set()
-        self.anchors: set[tuple[str, int]] = set()
         self.names: set[int] = set()
         self.identifiers: set[int] = set()
         self.words: set[int] = set()
         self.content: set[int] = set()
         self.order: list[int] = []  # content words in the order they first appear
+        self.content_at: list[tuple[int, int]] = []  # (token index, hash) of each content word read
+        self.reversed_order = False
+        self.negative_next = False  # "minus" / "negative" was just read before a number
         self.consumed: set[int] = set()  # token indexes already read as part of something else
 
     def word_at(self, i: int) -> str | None:
@@ -73,19 +80,22 @@ class _Reader:
             tok = self.toks[i]
             handler = getattr(self, f"_{tok.kind}", None)
             i = handler(i) if handler else i + 1
-        self._anchors()
         return Features(
             numbers=tuple(self.numbers), quantities=frozenset(self.quantities), units=frozenset(self.units),
             negated=self.negated, opposites=frozenset(self.opposites), comparison=frozenset(self.comparison),
             particles=frozenset(self.particles), negated_stems=frozenset(self.negated_stems - self.content),
-            dates=frozenset(self.dates), frequency=frozenset(self.frequency), anchors=frozenset(self.anchors),
+            dates=frozenset(self.dates), frequency=frozenset(self.frequency), anchors=frozenset(anchors(self.toks)),
             names=frozenset(self.names), identifiers=frozenset(self.identifiers), words=frozenset(self.words),
             content=frozenset(self.content), order=tuple(self.order),
+            relations=frozenset(relations(self.toks, self.content_at)),
+            qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
         )
 
     def _number(self, i: int, value: str, span: int) -> int:
         """A number spanning tokens i..i+span-1: read the unit after it, if any."""
         j = i + span
+        if self.negative_next:
+            value, self.negative_next = f"-{value}", False
         if self.word_at(j) in _ORDINAL_SUFFIX and glued(self.toks, j):
             j += 1
         if self.word_at(j) in V.SCALE_WORDS:  # "5 million"
@@ -110,6 +120,10 @@ class _Reader:
         return j
 
     def _num(self, i: int) -> int:
+        start = self.toks[i].start
+        # "-40" (a sign: after a space or at the start), not "10-20" or "2024-05" (a range, a date)
+        if start >= 1 and self.text[start - 1] in _MINUS and (start == 1 or not self.text[start - 2].isalnum()):
+            self.negative_next = True
         return self._number(i, canonical_number(self.toks[i].text), 1)
 
     def _time(self, i: int) -> int:
@@ -139,6 +153,15 @@ class _Reader:
                 self.words.add(word_hash(sub.low))
         return i + 1
 
+    def _lang(self, i: int) -> int:
+        """"C++", "C#", "F#": a name and an identifier ("C" and "C++" are two languages)."""
+        h = word_hash(self.toks[i].low)
+        self.words.add(h)
+        self.names.add(h)
+        self.identifiers.add(h)
+        self._content(i, h)
+        return i + 1
+
     def _flag(self, i: int) -> int:
         self.identifiers.add(word_hash(self.toks[i].low))
         return i + 1
@@ -164,10 +187,15 @@ class _Reader:
             low = low[:-2]
         self.words.add(word_hash(low))
         if "-" in low and not any(ch.isdigit() for ch in low):  # "two-factor", "year-end", "thread-safe"
-            for part in low.split("-"):
+            parts = low.split("-")
+            for part in parts:
                 if part:
                     self.words.add(word_hash(part))
-            return self._parts(i, low.split("-"))
+            self._opposite(low)  # "front-end", "lower-case"
+            if len(parts) == 2 and parts[1] == "free" and parts[0] not in V.STOPWORDS:
+                self.negated = True  # "sugar-free snacks": snacks without sugar
+                parts = parts[:1]
+            return self._parts(i, parts)
         return self._one_word(i, tok.text, low)
 
     def _parts(self, i: int, parts: list[str]) -> int:
@@ -177,10 +205,19 @@ class _Reader:
         return i + 1
 
     def _one_word(self, i: int, text: str, low: str) -> int:
+        # "minus 40", "negative five": a sign, not the operation of "10 minus 3"
+        if (low in {"minus", "negative"} and not (i > 0 and self.toks[i - 1].kind == "num")
+                and not number_words(self.toks, i - 1)[0]
+                and (i + 1 < len(self.toks) and self.toks[i + 1].kind == "num" or number_words(self.toks, i + 1)[0])):
+            self.negative_next = True
+            return i + 1
         # numbers written as words: "fifteen", "twenty five", "two hundred", "10th"
         span, value = number_words(self.toks, i)
         if span:
             return self._number(i, value, span)
+        if low in V.FRACTION_WORDS:
+            self.numbers.append(V.FRACTION_WORDS[low])
+            return i + 1
         if low in V.ORDINAL_WORDS and not (low == "second" and i > 0 and self.toks[i - 1].kind == "num"):
             self.numbers.append(str(V.ORDINAL_WORDS[low]))
             self._opposite(low)
@@ -195,6 +232,8 @@ class _Reader:
                 self.units.add(unit[0])
                 self.quantities.add(f"1 {unit[0]}")
                 self.consumed.update(range(i + 1, i + 1 + unit[1]))
+                if low in {"a", "an", "per", "each", "every"} and unit[0] in _PERIODS:
+                    self._rate_of_time(i, unit[0])  # "per day" = "a day" = "daily" (as content words)
                 return i + 1 + unit[1]
         if (unit := unit_at(self.toks, i, after_number=False)) is not None:
             if not (unit[0] in {"day", "week", "month", "year", "night"} and self._relative_date(i)):
@@ -232,7 +271,7 @@ class _Reader:
             self.dates.add(f"season:{'autumn' if low == 'fall' else low}")
             return True
         if low in V.FREQUENCY:
-            self.frequency.add(V.FREQUENCY[low])
+            self._rate_of_time(i, V.FREQUENCY[low])  # no unit: "annual leave" is not a year of leave
             return True
         return False
 
@@ -252,25 +291,53 @@ class _Reader:
             return
         if low in V.RELATIVE and self.word_at(i + 1) in V.PERIODS:
             return
-        self._opposite(low)
         prev = self.word_at(i - 1)
+        if prev == "one" and low in {"more", "last"}:
+            return  # "Sorry, one more:", "one last question": politeness, not an amount or an order
+        self._opposite(low)
+        if low in V.REVERSED_ORDER or (low in {"reverse", "reversed"}
+                                       and (prev == "in" or self.word_at(i + 1) == "order")):
+            self.reversed_order = True
         if low in PARTICLES and prev is not None:
             self.particles.add((word_hash(stem(prev)), low))
+            if prev in V.RISE_FALL_VERBS and low in V.RISE_FALL_PARTICLES:
+                self.opposites.add(V.RISE_FALL_PARTICLES[low])
         if self._code_like(text):
             self.identifiers.add(word_hash(low))
             self.names.add(word_hash(low))
         elif self._name_like(i, text):
             self.names.add(word_hash(low))
-        if low in V.STOPWORDS or len(low) < 2 and not text.isupper():
+        if low == "mean" and prev in V.MEAN_AS_NOUN_AFTER:
+            pass  # the statistic, a content word
+        elif low in V.KIND_WORDS and prev in V.DETERMINERS:
+            pass  # "a used car"
+        elif low in V.STOPWORDS or len(low) < 2 and not text.isupper():
             return
-        stemmed = stem(low)
-        h = word_hash(stemmed)
-        if h not in self.content:
-            self.order.append(h)
-        self.content.add(h)
+        elif low in V.COMMAND_WORDS and self._request(i):
+            return
+        elif low in V.MANNER_FILLERS and self.word_at(i + 1) in V.MANNER_NOUNS:
+            return  # "the best way to": "how to"
+        self._content(i, word_hash(stem(low)))
         for prefix in V.NEGATING_PREFIXES:
             if low.startswith(prefix) and len(low) - len(prefix) >= 4:
                 self.negated_stems.add(word_hash(stem(low[len(prefix):])))
+
+    def _rate_of_time(self, i: int, period: str) -> None:
+        """"daily", "per day", "every day": a frequency, and a content word ("annual leave" is
+        not "unpaid leave")."""
+        self.frequency.add(period)
+        self._content(i, word_hash(f"every {period}"))
+
+    def _content(self, i: int, h: int) -> None:
+        if h not in self.content:
+            self.order.append(h)
+        self.content.add(h)
+        self.content_at.append((i, h))
+
+    def _request(self, i: int) -> bool:
+        """Word i opens a request: only stop words before it in its sentence, none opening a question."""
+        before = [self.toks[k] for k in sentence_of(self.toks, i) if k < i and self.toks[k].kind == "word"]
+        return all(t.low in V.STOPWORDS and t.low not in V.QUESTION_OPENERS for t in before)
 
     @staticmethod
     def _code_like(text: str) -> bool:
@@ -291,26 +358,3 @@ class _Reader:
         if sentence_start(self.toks, i):
             return False  # "Paris is ..." still counts as a content word for the one-swap rule
         return text.lower() not in V.STOPWORDS
-
-    def _anchors(self) -> None:
-        """The word after 'than', after 'from' and after a 'to'/'into' that follows 'from'."""
-        seen_from = False
-        for i, tok in enumerate(self.toks):
-            low = tok.low if tok.kind == "word" else ""
-            kind = {"than": "than", "from": "from"}.get(low)
-            if low in {"to", "into"} and seen_from:
-                kind = "to"
-            if low == "from":
-                seen_from = True
-            if kind is None:
-                continue
-            for j in range(i + 1, min(i + 4, len(self.toks))):
-                nxt = self.toks[j]
-                if nxt.kind == "stop":
-                    break
-                if nxt.kind == "word" and nxt.low not in V.STOPWORDS:
-                    self.anchors.add((kind, word_hash(stem(nxt.low))))
-                    break
-                if nxt.kind == "num":
-                    self.anchors.add((kind, word_hash(nxt.text)))
-                    break

@@ -17,6 +17,7 @@ _TOKEN = re.compile(
     |(?P<rate>(?i:\b(?:km/h|m/s|kb/s|mb/s|gb/s|kbit/s|mbit/s|gbit/s)\b))
     |(?P<deg>[°º]\s?[CFcf]\b)
     |(?P<time>\b\d{1,2}:\d{2}(?::\d{2})?\b)
+    |(?P<lang>(?<![\w+#])[A-Za-z](?:\+\+|\#)(?![\w+#]))
     |(?P<num>\d+(?:[.,]\d+)*)
     |(?P<word>[^\W\d_](?:[\w'.-]*\w)?)
     |(?P<sym>[$€£¥₹%°º^/+*=<>])
@@ -28,7 +29,7 @@ _TOKEN = re.compile(
 
 @dataclass(slots=True)
 class Tok:
-    kind: str  # word, num, sym, code, quoted, flag, rate, deg, time, stop
+    kind: str  # word, num, sym, code, quoted, flag, rate, deg, time, lang ("C++", "C#"), stop
     text: str
     start: int
     end: int
@@ -38,8 +39,13 @@ class Tok:
         return self.text.lower()
 
 
+def normalize(text: str) -> str:
+    """The text the tokens' offsets point into."""
+    return unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+
+
 def tokens(text: str) -> list[Tok]:
-    text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    text = normalize(text)
     out = []
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup or "sym"
@@ -61,6 +67,16 @@ def sentence_start(toks: list[Tok], i: int) -> bool:
     return i == 0 or toks[i - 1].kind == "stop" or toks[i - 1].text in {'"', "(", "-"}
 
 
+def sentence_of(toks: list[Tok], i: int) -> range:
+    """The indexes of the sentence (up to a stop token) that token i is in."""
+    start, end = i, i
+    while start > 0 and toks[start - 1].kind != "stop":
+        start -= 1
+    while end + 1 < len(toks) and toks[end + 1].kind != "stop":
+        end += 1
+    return range(start, end + 1)
+
+
 def stem(word: str) -> str:
     """A crude, consistent stem: both texts go through the same one, so only agreement matters."""
     w = word.lower()
@@ -70,5 +86,7 @@ def stem(word: str) -> str:
     for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", "e"), ("s", "")):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
             w = w[: -len(suffix)] + keep
+            if suffix in {"ing", "ed"} and len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "lsfz":
+                w = w[:-1]  # "running" -> "run", "stopped" -> "stop" (not "adding" -> "ad")
             break
     return V.SYNONYMS.get(w, w)

@@ -21,8 +21,10 @@ ORDINAL_WORDS = {
     "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "twentieth": 20, "hundredth": 100,
 }
 OTHER_NUMBER_WORDS = {"dozen": 12, "couple": 2, "pair": 2, "twice": 2, "thrice": 3, "once": 1}
+# Fractions in words ("a third" is the ordinal 3): "half of 350" is not "a quarter of 350".
+FRACTION_WORDS = {"half": "0.5", "halves": "0.5", "quarter": "0.25", "quarters": "0.25"}
 # "one" is a number in "one pound" but not in "which one", "one of", "from one server to another".
-ONE_NOT_A_NUMBER_BEFORE = frozenset({"of", "another", "other", "more", "by", "way", "thing", "day"})
+ONE_NOT_A_NUMBER_BEFORE = frozenset({"of", "another", "other", "more", "last", "by", "way", "thing", "day"})
 ONE_NOT_A_NUMBER_AFTER = frozenset({"which", "this", "that", "the", "each", "any", "every", "no", "some", "a",
                                     "no", "another", "only", "someone", "anyone", "new", "right", "wrong"})
 # Roman numerals after a name: "World War II", "Henry VIII" (single letters are too ambiguous).
@@ -132,7 +134,7 @@ UNITS_AFTER_NUMBER_ONLY = {"m": "metre", "s": "second", "h": "hour", "g": "gram"
 # --- negation -----------------------------------------------------------------------------
 NEGATIONS = frozenset({
     "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without", "cannot",
-    "unable", "lacks", "lacking", "n't",
+    "unable", "lacks", "lacking", "n't", "except", "impossible", "unlikely", "unsure",
 })
 # Prefixes that make an opposite ("install"/"uninstall", "legal"/"illegal", "eligible"/"ineligible").
 NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "de")
@@ -148,13 +150,65 @@ OPPOSITES: dict[str, tuple[tuple[str, ...], ...]] = {
               ("slow", "slower", "slowest", "slowly")),
     "price": (("expensive", "pricier", "priciest", "costly", "costlier"),
               ("cheap", "cheaper", "cheapest", "inexpensive", "affordable")),
-    "age": (("old", "older", "oldest", "elder", "eldest"), ("young", "younger", "youngest", "newer", "newest")),
+    "age": (("old", "older", "oldest", "elder", "eldest"),
+            ("young", "younger", "youngest", "new", "newer", "newest")),
+    "width": (("wide", "wider", "widest", "broad", "broader"), ("narrow", "narrower", "narrowest")),
+    "thickness": (("thick", "thicker", "thickest"), ("thin", "thinner", "thinnest")),
+    "depth": (("deep", "deeper", "deepest"), ("shallow", "shallower", "shallowest")),
+    "loudness": (("loud", "louder", "loudest", "noisy", "noisier"), ("quiet", "quieter", "quietest", "silent")),
+    "brightness": (("bright", "brighter", "brightest", "light"), ("dark", "darker", "darkest", "dim", "dimmer")),
+    "wetness": (("wet", "wetter", "damp", "humid"), ("dry", "drier", "driest")),
+    "safety": (("safe", "safer", "safest"), ("dangerous", "risky", "riskier", "riskiest", "unsafe")),
+    "wealth": (("rich", "richer", "richest", "wealthy", "wealthiest"), ("poor", "poorer", "poorest")),
+    "fullness": (("full", "fuller"), ("empty", "emptier")),
+    "cleanliness": (("clean", "cleaner", "cleanest"), ("dirty", "dirtier", "dirtiest")),
+    "mood": (("happy", "happier", "happiest"), ("sad", "sadder", "saddest", "unhappy")),
+    "rarity": (("common", "commonest", "frequent", "usual"), ("rare", "rarer", "rarest", "uncommon", "unusual")),
+    "north_south": (("north", "northern", "northernmost"), ("south", "southern", "southernmost")),
+    "east_west": (("east", "eastern", "easternmost"), ("west", "western", "westernmost")),
+    "front_back": (("front",), ("back", "rear")),
+    "parity": (("even",), ("odd",)),
+    "seniority": (("senior", "lead", "principal", "head"), ("junior", "entry-level", "trainee", "intern")),
+    "memory": (("remember", "remembered", "recall"), ("forget", "forgot", "forgotten")),
+    "feeling": (("love", "loved", "adore"), ("hate", "hated", "dislike", "disliked")),
+    "correctness": (("correct", "right", "accurate"), ("wrong", "incorrect", "inaccurate")),
+    "travel": (("arrive", "arrived", "arrival", "arrivals", "inbound"),
+               ("depart", "departed", "departure", "departures", "outbound")),
+    "passage": (("enter", "entered", "entry", "entrance"), ("exit", "exited", "leave", "left")),
+    "hiring": (("hire", "hired", "hiring", "recruit", "recruited"), ("fire", "fired", "firing", "dismiss",
+                                                                        "dismissed")),
+    "grade": (("upgrade", "upgraded", "upgrading"), ("downgrade", "downgraded", "downgrading")),
+    "joining": (("merge", "merged", "merging", "combine", "combined", "join", "joined"),
+                ("split", "splitting", "separate", "separated")),
+    "primality": (("prime",), ("composite",)),
+    "number_form": (("singular",), ("plural",)),
+    "letter_case": (("uppercase", "upper-case", "capital", "capitals", "capitalised", "capitalized"),
+                    ("lowercase", "lower-case")),
+    "scope": (("global",), ("local",)),
+    "timing": (("synchronous", "sync", "synchronously"), ("asynchronous", "async", "asynchronously")),
+    "axis": (("horizontal", "horizontally"), ("vertical", "vertically")),
+    "typing": (("static", "statically"), ("dynamic", "dynamically")),
+    "flow": (("inbound", "incoming", "ingress"), ("outbound", "outgoing", "egress")),
+    "tier": (("client", "frontend", "front-end"), ("server", "backend", "back-end")),
+    "codec": (("encode", "encoded", "encoding", "serialize", "serialise"),
+              ("decode", "decoded", "decoding", "deserialize", "deserialise")),
+    # the two sides of a relationship: "can a landlord evict a tenant" asks about the landlord
+    "tenancy": (("landlord", "lessor"), ("tenant", "renter", "lessee")),
+    "employment": (("employer",), ("employee",)),
+    "teaching": (("teacher", "tutor", "instructor", "professor", "lecturer"), ("student", "pupil", "learner")),
+    "care": (("doctor", "physician", "clinician"), ("patient",)),
+    "parentage": (("parent", "mother", "father", "mum", "mom", "dad"), ("child", "children", "son", "daughter")),
+    "hosting": (("host",), ("guest", "visitor")),
+    "litigation": (("plaintiff", "claimant", "prosecution", "prosecutor"), ("defendant", "defence", "defense")),
     "time": (("early", "earlier", "earliest", "before", "prior"), ("late", "later", "latest", "after")),
     "order": (("first",), ("last", "final")),
     "amount": (("more", "most", "increase", "increased", "increasing", "raise", "rise", "rose", "risen",
-                "grow", "grew", "gain", "gained", "plus"),
+                "rising", "grow", "grew", "growing", "gain", "gained", "plus", "soar", "soared", "surge",
+                "surged", "spike", "spiked", "jump", "jumped", "climb", "climbed"),
                ("less", "least", "fewer", "fewest", "decrease", "decreased", "decreasing", "reduce", "reduced",
-                "drop", "dropped", "fell", "fallen", "decline", "declined", "shrink", "shrank", "minus")),
+                "drop", "dropped", "dropping", "fall", "fell", "fallen", "falling", "decline", "declined",
+                "declining", "shrink", "shrank", "minus", "crash", "crashed", "plunge", "plunged", "plummet",
+                "plummeted", "tumble", "tumbled", "slump", "slumped")),
     "extreme": (("max", "maximum", "maximal", "maximise", "maximize", "upper"),
                 ("min", "minimum", "minimal", "minimise", "minimize")),
     "distance": (("near", "nearer", "nearest", "closer", "closest"),
@@ -166,6 +220,7 @@ OPPOSITES: dict[str, tuple[tuple[str, ...], ...]] = {
     "difficulty": (("easy", "easier", "easiest", "simple", "simpler", "simplest"),
                    ("hard", "harder", "hardest", "difficult")),
     "weight": (("heavy", "heavier", "heaviest"), ("light", "lighter", "lightest")),
+    "texture": (("hard", "harder", "hardest", "firm", "firmer"), ("soft", "softer", "softest")),
     "switch": (("enable", "enabled", "enabling", "activate", "activated"),
                ("disable", "disabled", "disabling", "deactivate", "deactivated")),
     "permission": (("allow", "allowed", "permit", "permitted", "accept", "accepted", "approve", "approved"),
@@ -176,11 +231,13 @@ OPPOSITES: dict[str, tuple[tuple[str, ...], ...]] = {
                  ("remove", "removed", "removing", "delete", "deleted", "deleting", "erase", "exclude",
                   "excluded", "excluding", "detach", "detached", "destroy")),
     "transfer": (("upload", "uploaded", "uploading"), ("download", "downloaded", "downloading")),
+    "access": (("read", "reading"), ("write", "writing", "wrote", "written")),
     "direction_io": (("import", "imported", "importing", "input"), ("export", "exported", "exporting", "output")),
     "vcs": (("push", "pushed", "pushing"), ("pull", "pulled", "pulling")),
-    "message": (("send", "sent", "sending"), ("receive", "received", "receiving")),
-    "trade": (("buy", "bought", "buying", "purchase", "purchased"), ("sell", "sold", "selling")),
-    "loan": (("lend", "lent", "lending"), ("borrow", "borrowed", "borrowing")),
+    "message": (("send", "sent", "sending", "sender"), ("receive", "received", "receiving", "recipient", "receiver")),
+    "trade": (("buy", "bought", "buying", "purchase", "purchased", "buyer", "purchaser"),
+              ("sell", "sold", "selling", "seller", "vendor")),
+    "loan": (("lend", "lent", "lending", "lender"), ("borrow", "borrowed", "borrowing", "borrower")),
     "account": (("deposit", "deposited"), ("withdraw", "withdrew", "withdrawn", "withdrawal")),
     "crypto": (("encrypt", "encrypted", "encrypting", "encryption"),
                ("decrypt", "decrypted", "decrypting", "decryption")),
@@ -214,6 +271,11 @@ OPPOSITES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 # Particles after the same verb that reverse it: "turn on"/"turn off", "log in"/"log out".
 PARTICLE_OPPOSITES = (("on", "off"), ("in", "out"), ("up", "down"), ("into", "out"))
+# Verbs of motion whose "up"/"down" is a rise or a fall: "prices went up" / "prices fell",
+# "when did the wall go up" / "when did the wall come down".
+RISE_FALL_VERBS = frozenset({"go", "goes", "went", "gone", "going", "come", "comes", "came", "coming", "shoot",
+                             "shoots", "shot", "move", "moves", "moved", "climb", "climbs", "climbed"})
+RISE_FALL_PARTICLES = {"up": "amount:0", "down": "amount:1"}
 
 # --- dates and times: must be the same when either text names one -------------------------
 MONTHS = {
@@ -263,9 +325,46 @@ until up upon us use used using usually
 very via want wants was way ways we we're we've well were what what's whatever when whenever where where's
 whether which while who who's whom whose why will with within would
 yes yet you you'd you're you've your yours yourself yourselves
-hey hi hello hiya cheers sorry advance question quick morning afternoon evening dear
-explain describe tell show give list find calculate compute help define meaning mean means
+hey hi hello hiya cheers sorry advance question quick morning afternoon evening dear one
+thx thanx ty tia pls plz
+explain describe tell show give calculate compute help define meaning mean means
 """.split())
+# Requests that are words of their own elsewhere: no content when they open a request ("List the
+# planets", "Can you find ..."), content in a question ("how do I find duplicate rows", "reverse
+# a list"): a request is one where every word before it in its sentence is a stop word and none
+# of these opens a question.
+COMMAND_WORDS = frozenset({"list", "find"})
+QUESTION_OPENERS = frozenset({"how", "what", "what's", "where", "why", "when", "which", "who", "whom", "whose",
+                              "whether", "if", "i", "we", "to"})
+# "the best way to", "the right way to": another "how to", no content of their own.
+MANNER_FILLERS = frozenset({"best", "good", "right", "proper", "correct", "recommended", "usual", "standard"})
+MANNER_NOUNS = frozenset({"way", "ways", "method", "methods", "approach", "practice", "practices"})
+# Words that open a condition narrowing a question once it has been asked ("how much caffeine is
+# safe *during* pregnancy", "how much notice do I give *if* I quit *during* my probation"); at the
+# start of a sentence they ask it ("When is ...", "If I ..."), so only after a content word.
+CONDITION_OPENERS = frozenset({"during", "while", "when", "whenever", "if", "unless", "until", "except",
+                               "before", "after", "once"})
+# Adjectives that name a kind of the thing they qualify: said in one question only, it asks about
+# that kind ("brown rice", "white wine", "frozen peas", "part-time job", "unpaid leave"). Not the
+# vague ones ("new", "whole", "good"): "add a new user" asks what "add a user" asks.
+KIND_WORDS = frozenset("""
+white black brown red green yellow blue orange purple pink grey gray golden silver
+raw cooked fresh frozen dried canned tinned smoked roasted fried boiled baked grilled steamed
+skimmed skim organic decaf decaffeinated sparkling wholemeal wholegrain gluten-free vegan vegetarian
+electric manual automatic diesel petrol wireless wired
+used refurbished second-hand public private paid unpaid free premium basic
+full-time part-time freelance temporary permanent remote hybrid
+domestic international local national federal regional foreign
+online offline mobile desktop
+""".split())
+# Before a kind word that is a stop word elsewhere ("I used it" / "a *used* car").
+DETERMINERS = frozenset({"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that",
+                         "these", "those", "some", "any"})
+# Words that reverse an order ("sort a list" is ascending unless it says otherwise); "reverse" only
+# in "reverse order" / "in reverse" (the verb "reverse a list" is an action of its own).
+REVERSED_ORDER = frozenset({"descending", "desc", "backwards", "backward"})
+# "mean" is a verb ("what does 404 mean", no content) but a noun after these ("the mean of 3, 5, 7").
+MEAN_AS_NOUN_AFTER = frozenset({"the", "a", "an", "arithmetic", "geometric", "harmonic", "weighted"})
 # Words that are capitalised only because a sentence starts with them: never a name.
 SENTENCE_STARTERS = STOPWORDS | frozenset("""
 what's how's where's who's can't don't doesn't isn't aren't won't wasn't weren't didn't shouldn't wouldn't couldn't
@@ -298,4 +397,5 @@ SYNONYMS: dict[str, str] = {
     "permitted": "allow", "rules": "policy", "rule": "policy", "guideline": "policy", "reimbursement": "refund",
     "illness": "sick", "ill": "sick", "unwell": "sick", "physician": "doctor", "medicine": "medication",
     "drug": "medication", "pill": "medication", "attorney": "lawyer", "pupil": "student",
+    "compute": "calculate", "average": "mean", "combine": "merge",
 }

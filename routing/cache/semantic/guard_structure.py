@@ -1,0 +1,79 @@
+"""Where the words of a question stand, for the look-alike guard (guard.py): the word after
+"than", "from" and "to" (anchors), the content words on each side of a relational word
+(relations) and the content words of a condition or a kind (qualifiers). Pure functions over
+the tokens (guard_tokens.py) and the content words the reader found, with their token index."""
+
+from __future__ import annotations
+
+from . import vocabulary as V
+from .guard_features import word_hash
+from .guard_tokens import Tok, sentence_of, stem
+
+# Words whose two sides a rearrangement swaps ("convert an integer to a string" / "a string to
+# an integer"), by family ("into" is "to"). Not "vs", "and", "or": their two sides are symmetric.
+RELATIONAL = {"to": "to", "into": "to", "onto": "to", "from": "from", "than": "than", "over": "over",
+              "under": "under", "before": "before", "after": "after", "by": "by", "per": "per",
+              "against": "against"}
+
+Content = list[tuple[int, int]]  # (token index, hash) of each content word, in text order
+
+
+def anchors(toks: list[Tok]) -> set[tuple[str, int]]:
+    """The word after 'than', after 'from' and after a 'to'/'into' that follows 'from'."""
+    found: set[tuple[str, int]] = set()
+    seen_from = False
+    for i, tok in enumerate(toks):
+        low = tok.low if tok.kind == "word" else ""
+        kind = {"than": "than", "from": "from"}.get(low)
+        if low in {"to", "into"} and seen_from:
+            kind = "to"
+        if low == "from":
+            seen_from = True
+        if kind is None:
+            continue
+        for j in range(i + 1, min(i + 4, len(toks))):
+            nxt = toks[j]
+            if nxt.kind == "stop":
+                break
+            if nxt.kind == "word" and nxt.low not in V.STOPWORDS:
+                found.add((kind, word_hash(stem(nxt.low))))
+                break
+            if nxt.kind == "num":
+                found.add((kind, word_hash(nxt.text)))
+                break
+    return found
+
+
+def relations(toks: list[Tok], content: Content) -> set[tuple[str, str, int]]:
+    """("to", "L", h): content word h is left of the first "to" (or "into", "onto") in its
+    sentence; one family at a time, its first occurrence."""
+    found: set[tuple[str, str, int]] = set()
+    seen: set[str] = set()
+    for i, tok in enumerate(toks):
+        family = RELATIONAL.get(tok.low) if tok.kind == "word" else None
+        if family is None or family in seen:
+            continue
+        seen.add(family)
+        sentence = sentence_of(toks, i)
+        found.update((family, "L" if k < i else "R", h) for k, h in content if k in sentence and k != i)
+    return found
+
+
+def qualifiers(toks: list[Tok], content: Content) -> set[int]:
+    """Content words that narrow a question: those of a condition opened after the question was
+    asked ("... per day *during pregnancy*"), to the end of its sentence, and kind words
+    ("*brown* rice"). A condition that opens the sentence asks the question ("If I work
+    overtime, ...")."""
+    found: set[int] = set()
+    with_content = {k for k, _ in content}
+    opened = False
+    for i, tok in enumerate(toks):
+        if tok.kind == "stop":
+            opened = False
+        elif (tok.kind == "word" and tok.low in V.CONDITION_OPENERS
+              and any(k in with_content for k in sentence_of(toks, i) if k < i)):
+            opened = True
+        elif opened:
+            found.update(h for k, h in content if k == i)
+    found.update(h for k, h in content if toks[k].low in V.KIND_WORDS)
+    return found
