@@ -226,25 +226,31 @@ class FakeAnthropic(FakeServer):
     # -- payloads ------------------------------------------------------------------------------
     # -- prompt caching ----------------------------------------------------------------------
     def _cache_split(self, body: dict[str, Any], prompt_tokens: int) -> tuple[int, int, int]:
-        """(fresh input, cache writes, cache reads) of a request's prompt tokens: the
-        prefix up to the last cache_control mark (whole units: the system prompt, then
-        each message, counted as prompt_token_count does) is cached."""
-        units: list[Any] = []
+        """(fresh input, cache writes, cache reads) of a request's prompt tokens. Each
+        cache_control mark ends a cacheable prefix (whole units: the system prompt, then
+        each message, counted as prompt_token_count does); the longest prefix seen before
+        is read, the rest up to the last mark written, as Anthropic looks breakpoints up
+        from the last one back."""
+        units: list[tuple[str, Any]] = []
         if body.get("system"):
             units.append(("system", body["system"]))
         units.extend(("message", m) for m in body["messages"])
-        marked = [i for i, (_, unit) in enumerate(units) if _has_cache_mark(unit)]
-        if not marked:
+        prefixes = []  # (key, tokens) of each marked prefix, shortest first
+        for i, (_, unit) in enumerate(units):
+            if _has_cache_mark(unit):
+                prefix = units[: i + 1]
+                tokens = min(prompt_tokens, sum(
+                    count_words(content_text(u if kind == "system" else u.get("content"))) + PER_MESSAGE_OVERHEAD
+                    for kind, u in prefix))
+                key = json.dumps([body["model"], body.get("tools"), prefix], sort_keys=True)
+                prefixes.append((hashlib.sha256(key.encode()).hexdigest(), tokens))
+        if not prefixes:
             return prompt_tokens, 0, 0
-        prefix = units[: marked[-1] + 1]
-        tokens = min(prompt_tokens, sum(
-            count_words(content_text(u if kind == "system" else u.get("content"))) + PER_MESSAGE_OVERHEAD
-            for kind, u in prefix))
-        key = hashlib.sha256(json.dumps([body["model"], body.get("tools"), prefix], sort_keys=True).encode()).hexdigest()
         with self._cond:
-            seen = key in self._cached_prefixes
-            self._cached_prefixes.add(key)
-        return (prompt_tokens - tokens, 0, tokens) if seen else (prompt_tokens - tokens, tokens, 0)
+            read = next((tokens for key, tokens in reversed(prefixes) if key in self._cached_prefixes), 0)
+            self._cached_prefixes.update(key for key, _ in prefixes)
+        cached = prefixes[-1][1]
+        return prompt_tokens - cached, cached - read, read
 
     @staticmethod
     def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int, int] | None = None) -> dict[str, Any]:
