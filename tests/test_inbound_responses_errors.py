@@ -304,5 +304,5 @@ def test_the_codex_body_translates_field_by_field():
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
     }
     assert chat.stream and chat.max_tokens == 100 and chat.metadata == {"a": "b"}
-    assert chat.needs == {"tools", "vision", "json_mode"}
+    assert chat.needs == {"tools", "vision", "json_mode", "streaming"}
     assert parsed.shown["store"] is False and parsed.shown["text"]["verbosity"] == "low"

@@ -286,3 +286,22 @@ def test_codex_like_multi_turn_conversation(target, request, fake_openai, fake_a
     records = _records(3)
     assert [r.endpoint for r in records] == ["responses"] * 3
     assert {r.client_session for r in records} == {"codex-abc"} and all(r.stream for r in records)
+
+
+# --- capabilities --------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra", [
+    {"tools": [WEATHER]},
+    {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}]},
+    {"text": {"format": {"type": "json_object"}}},
+], ids=["tools", "image", "json"])
+def test_a_model_lacking_what_the_response_needs_is_skipped(extra, fake_openai, fake_openai_b, build, openai_client):
+    fake_openai_b.reply_text = "from capable"
+    plain = build.model(build.provider(fake_openai, name="plain"), capabilities=["chat", "streaming"])
+    capable = build.model(build.provider(fake_openai_b, name="capable"))
+    build.route("agent", plain, capable)
+
+    response = openai_client(build.key()).responses.create(**{"model": "agent", "input": "hello", **extra})
+
+    assert response.output_text == "from capable"
+    assert fake_openai.request_count == 0
+    assert [a["outcome"] for a in _records(1)[0].attempt_log] == ["unsupported_capability", "ok"]

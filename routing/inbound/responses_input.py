@@ -27,7 +27,7 @@ import orjson
 from gateway_project.errors import InvalidRequest
 from providers.types import ChatRequest
 
-from ..schemas import MAX_TOKENS, PARAMS, _check_depth
+from ..schemas import MAX_TOKENS, PARAMS, _check_depth, request_needs
 
 ROLES = ("user", "assistant", "system", "developer")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -321,21 +321,6 @@ def _max_output_tokens(value: Any) -> int | None:
     return value
 
 
-def _needs(messages: list[dict], tools: list, tool_choice: Any, response_format: dict | None) -> frozenset[str]:
-    """What a target's model must be able to do for this request (ModelInfo.can)."""
-    needs = set()
-    if tools and tool_choice != "none":
-        needs.add("tools")
-    if response_format is not None:
-        needs.add("json_mode")
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
-            needs.add("vision")
-            break
-    return frozenset(needs)
-
-
 # --- the body ------------------------------------------------------------------------------
 def _load(raw: bytes) -> dict:
     try:
@@ -401,15 +386,9 @@ def parse_responses_request(raw: bytes) -> ResponsesRequest:
         _string(name, body.get(name), required=False)
     _one_of("truncation", body.get("truncation"), ("auto", "disabled"))
 
-    chat = ChatRequest(
-        model=model,
-        messages=messages,
-        stream=stream,
-        max_tokens=max_tokens,
-        params=params,
-        metadata=metadata or {},
-        needs=_needs(messages, tools, tool_choice, response_format),
-    )
+    chat = ChatRequest(model=model, messages=messages, stream=stream, max_tokens=max_tokens, params=params,
+                       metadata=metadata or {})
+    chat.needs = request_needs(chat)  # tools, vision, json_mode, streaming: as for chat
     shown = {
         "instructions": instructions,
         "max_output_tokens": max_tokens,
