@@ -322,3 +322,17 @@ def test_messages_and_chat_share_the_route(fake_anthropic, claude_model, build, 
     chat_body = fake_anthropic.requests[-1].body
     assert chat_body["messages"] == [{"role": "user", "content": [{"type": "text", "text": USER[0]["content"]}]}]
     assert orjson.loads(fake_anthropic.requests[0].raw_body)["messages"] == USER  # passthrough kept its shape
+
+
+@pytest.mark.xfail(strict=True, reason="routing.engine counts only text and tool-call deltas as a stream's first "
+                   "output: a thinking phase is held back (the client sees nothing) and timed as the provider's "
+                   "wait for the first byte")
+def test_a_long_thinking_phase_streams_and_is_not_a_timeout(fake_anthropic, build, claude, monkeypatch):
+    provider = build.provider(fake_anthropic, name="anthropic-main", kind="anthropic", timeout_s="1")
+    build.route("claude", build.model(provider, "claude-sonnet-4-6"))
+    monkeypatch.setattr(fake_anthropic, "thinking_text", " ".join(["Hmm."] * 8))
+    fake_anthropic.chunk_delay = 0.25  # 2 s of thinking before the first text, each event well within 1 s
+    with claude(build.key()).messages.stream(model="claude", max_tokens=4096, thinking=THINKING,
+                                             messages=USER) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].thinking == " ".join(["Hmm."] * 8)

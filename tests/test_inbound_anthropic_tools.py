@@ -185,7 +185,8 @@ def test_tool_use_and_tool_results_become_tool_calls_and_tool_messages(fake_open
 
 
 # --- the calls Claude Code makes ---------------------------------------------------------------------------
-CLAUDE_CODE_BETA = "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+BETAS = ["claude-code-20250219", "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"]
+CLAUDE_CODE_BETA = ",".join(BETAS)
 SESSION = "6a1f7c2e-8f43-4d8e-9b1a-2c3d4e5f6a7b"
 SYSTEM = [
     {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
@@ -204,35 +205,37 @@ TOOLS = [
 
 
 def claude_code(claude, key: str):
-    """A client set up as Claude Code is: ANTHROPIC_AUTH_TOKEN (a Bearer token), its beta
-    and app headers, its session id."""
+    """A client set up as Claude Code is: ANTHROPIC_AUTH_TOKEN (a Bearer token), its app
+    header and session id (its beta features go with each call: the beta Messages API)."""
     return claude(None, auth_token=key, default_headers={
-        "anthropic-beta": CLAUDE_CODE_BETA, "x-app": "cli", "X-Claude-Code-Session-Id": SESSION,
-        "User-Agent": "claude-cli/2.0.0 (external, cli)"})
+        "x-app": "cli", "X-Claude-Code-Session-Id": SESSION, "User-Agent": "claude-cli/2.0.0 (external, cli)"})
 
 
-def claude_code_session(client, route: str) -> tuple[anthropic.types.Message, anthropic.types.Message]:
-    """Claude Code's calls at start and one tool-using turn: a one-token warm-up call,
-    a count of the tools, then a streamed turn with tools and thinking that calls a tool,
-    and the streamed turn that sends the tool's result back."""
-    warm = client.messages.create(model=route, max_tokens=1, messages=[{"role": "user", "content": "quota"}],
-                                  metadata={"user_id": f"user_abc_account__session_{SESSION}"})
+def claude_code_session(client, route: str):
+    """Claude Code's calls at start and one tool-using turn, on the beta Messages API
+    (POST /v1/messages?beta=true with anthropic-beta): a one-token warm-up call, a count
+    of the tools, then a streamed turn with tools and thinking that calls a tool, and the
+    streamed turn that sends the tool's result back."""
+    messages = client.beta.messages
+    beta = {"betas": BETAS, "extra_query": {"beta": "true"}}  # its TypeScript SDK adds ?beta=true
+    warm = messages.create(model=route, max_tokens=1, messages=[{"role": "user", "content": "quota"}],
+                           metadata={"user_id": f"user_abc_account__session_{SESSION}"}, **beta)
     assert warm.usage.input_tokens > 0
-    counted = client.messages.count_tokens(model=route, messages=[{"role": "user", "content": "foo"}], tools=TOOLS)
+    counted = messages.count_tokens(model=route, messages=[{"role": "user", "content": "foo"}], tools=TOOLS, **beta)
     assert counted.input_tokens > 0
     user = {"role": "user", "content": [
         {"type": "text", "text": "<system-reminder>Be careful.</system-reminder>"},
         {"type": "text", "text": "What is the weather in Paris? Use the tools.", "cache_control": {"type": "ephemeral"}}]}
     common = {"model": route, "max_tokens": 32000, "system": SYSTEM, "tools": TOOLS,
               "thinking": {"type": "enabled", "budget_tokens": 4000},
-              "metadata": {"user_id": f"user_abc_account__session_{SESSION}"}}
-    with client.messages.stream(messages=[user], **common) as stream:
+              "metadata": {"user_id": f"user_abc_account__session_{SESSION}"}, **beta}
+    with messages.stream(messages=[user], **common) as stream:
         first = stream.get_final_message()
     call = next(b for b in first.content if b.type == "tool_use")
     follow = [user, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny, 21C",
                                             "cache_control": {"type": "ephemeral"}}]}]
-    with client.messages.stream(messages=follow, **common) as stream:
+    with messages.stream(messages=follow, **common) as stream:
         second = stream.get_final_message()
     return first, second
 
@@ -249,6 +252,7 @@ def test_claude_code_through_an_anthropic_route(fake_anthropic, claude_model, bu
     assert paths == ["/v1/messages", "/v1/messages/count_tokens", "/v1/messages", "/v1/messages"]
     last = fake_anthropic.requests[-1]
     assert last.headers["anthropic-beta"] == CLAUDE_CODE_BETA
+    assert all(r.url.params["beta"] == "true" for r in claude.sent)  # the URLs Claude Code calls
     assert last.body["system"] == SYSTEM and last.body["tools"] == TOOLS
     assert last.body["messages"][1]["content"][0]["signature"] == signature(THINKING_TEXT)  # accepted upstream
     assert wait_for(lambda: UsageRecord.objects.count() == 3)  # count_tokens is not a generation
