@@ -49,14 +49,18 @@ def gpt_model(fake_openai, build):
 def claude(gateway):
     """anthropic.Anthropic(base_url=gateway, api_key=...), recording the bytes it sends."""
     sent: list = []
+    clients: list[anthropic.Anthropic] = []
 
     def make(key: str | None = None, **kw) -> anthropic.Anthropic:
         hooks = {"request": [lambda request: sent.append(request)]}
         kw.setdefault("http_client", anthropic.DefaultHttpxClient(event_hooks=hooks))
-        return anthropic.Anthropic(base_url=gateway, api_key=key, max_retries=0, timeout=30, **kw)
+        clients.append(anthropic.Anthropic(base_url=gateway, api_key=key, max_retries=0, timeout=30, **kw))
+        return clients[-1]
 
     make.sent = sent
-    return make
+    yield make
+    for client in clients:
+        client.close()
 
 
 def only_record() -> UsageRecord:

@@ -28,7 +28,6 @@ from ..http import get_session, timeout_for
 from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
 from . import checks
-from .json_splice import replace_member
 from .base import (
     TRANSPORT_ERRORS,
     Adapter,
@@ -40,6 +39,7 @@ from .base import (
     tool_arguments,
     transport_error,
 )
+from .json_splice import replace_member
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -187,7 +187,7 @@ def _tools(params: dict) -> dict:
         body["tool_choice"] = {"type": choice}
     elif isinstance(choice, dict) and choice.get("function"):
         body["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
-    if params.get("parallel_tool_calls") is False and tools and body.get("tool_choice", {}).get("type") != "none":
+    if params.get("parallel_tool_calls") is False and body.get("tools") and body.get("tool_choice", {}).get("type") != "none":
         body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     return body
 
