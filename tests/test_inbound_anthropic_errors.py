@@ -288,3 +288,22 @@ def test_an_unexpected_failure_is_an_api_error_not_a_traceback(fake_anthropic, c
     response = post(gateway, build.key(), with_())
     body = assert_anthropic_error(response, 500, "api_error")
     assert "boom" not in response.text and "request" in body["error"]["message"]
+
+
+def test_a_route_whose_models_cannot_serve_the_request_is_a_400(fake_anthropic, fake_openai, build, claude):
+    """Images need vision, tools (offered, or in the history) need tools; thinking is not
+    a need (dropped for a target that cannot think)."""
+    plain = build.model(build.provider(fake_openai, name="text-only"), "gpt-4o-mini", capabilities=["chat", "streaming"])
+    build.route("plain", plain)
+    client = claude(build.key())
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model="plain", max_tokens=20, messages=[{"role": "user", "content": [image]}])
+    assert "vision" in raised.value.body["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(model="plain", max_tokens=20, messages=USER,
+                               tools=[{"name": "f", "input_schema": {"type": "object"}}])
+    assert fake_openai.request_count == 0
+    thought = client.messages.create(model="plain", max_tokens=4096, messages=USER,
+                                     thinking={"type": "enabled", "budget_tokens": 2048})
+    assert thought.content[0].type == "text"

@@ -68,7 +68,7 @@ def test_system_blocks_images_documents_and_params_translate():
             {"type": "text", "text": "plain words"}]},
     ]
     assert req.params == {"max_tokens": 64, "temperature": 0.2, "stop": ["a", "b", "c", "d"], "user": "u1"}
-    assert req.stream and req.include_usage and req.needs == frozenset({"vision"})
+    assert req.stream and req.include_usage and req.needs == frozenset({"vision", "streaming"})
 
 
 def test_tools_and_thinking_translate_and_server_tools_stay_anthropics():
@@ -80,6 +80,9 @@ def test_tools_and_thinking_translate_and_server_tools_stay_anthropics():
     assert req.params["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert req.params["parallel_tool_calls"] is False and "thinking" not in req.params
     assert req.needs == frozenset({"tools"})  # thinking can be dropped; tools and images cannot
+    history = parse(messages=[*USER, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "1"}]}])
+    assert history.needs == frozenset({"tools"})
     assert estimate_input_tokens(req) > estimate_input_tokens(parse())
 
 

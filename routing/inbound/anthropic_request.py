@@ -28,7 +28,7 @@ from gateway_project.errors import InvalidRequest
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatRequest
 
-from ..schemas import MAX_TOKENS, _check_depth
+from ..schemas import MAX_TOKENS, _check_depth, request_needs
 
 ROLES = ("user", "assistant")
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}  # and "tool": one function
@@ -333,18 +333,17 @@ def translate_params(body: dict) -> dict[str, Any]:
     return params
 
 
-def _needs(body: dict, params: dict) -> frozenset[str]:
-    """What a target must be able to do for this request (see ChatRequest.needs)."""
-    needs = {"tools"} if params.get("tools") else set()
+def _needs(body: dict, req: ChatRequest) -> frozenset[str]:
+    """What a target must be able to do for this request (ChatRequest.needs): what the
+    translation needs as a chat request (tools, images, a stream), and tools for a
+    conversation with tool calls in it even when none are offered now. Not thinking: a
+    target that cannot think still answers, its thinking is dropped."""
+    needs = request_needs(req)
     for message in body["messages"]:
-        for block in message["content"] if isinstance(message["content"], list) else ():
-            kind = block["type"]
-            if kind in ("tool_use", "tool_result"):
-                needs.add("tools")
-            returned = block.get("content") if kind == "tool_result" else None
-            if kind == "image" or isinstance(returned, list) and any(b["type"] == "image" for b in returned):
-                needs.add("vision")
-    return frozenset(needs)
+        content = message["content"]
+        if isinstance(content, list) and any(b["type"] in ("tool_use", "tool_result") for b in content):
+            return needs | {"tools"}
+    return needs
 
 
 # --- the body ------------------------------------------------------------------------------
@@ -372,17 +371,17 @@ def parse_messages_request(raw: bytes, headers: dict[str, str], *, count_tokens:
     _check_system(body.get("system"))
     _check_params(body)
     stream = bool(body.get("stream")) and not count_tokens
-    params = translate_params(body)
-    return ChatRequest(
+    req = ChatRequest(
         model=model,
         messages=translate_messages(body),
         stream=stream,
         include_usage=stream,
         max_tokens=max_tokens,
-        params=params,
+        params=translate_params(body),
         native={"dialect": "anthropic", "body": body, "raw": raw, "headers": headers},
-        needs=_needs(body, params),
     )
+    req.needs = _needs(body, req)
+    return req
 
 
 def estimate_input_tokens(req: ChatRequest) -> int:
