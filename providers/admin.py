@@ -138,7 +138,7 @@ class CapabilitiesField(forms.MultipleChoiceField):
     """Model.capabilities (a JSON list) as one checkbox per capability, saved in
     CAPABILITIES order."""
 
-    widget = forms.CheckboxSelectMultiple
+    widget = forms.CheckboxSelectMultiple(attrs={"class": "radiolist"})  # the admin's list style: labels at full width
 
     def __init__(self, *, encoder=None, decoder=None, **kwargs) -> None:  # JSONField.formfield's arguments
         kwargs.setdefault("label", "capabilities")
@@ -289,8 +289,8 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
-    list_display = ["name", "provider_state", "enabled", "serves", "input_price", "output_price", "context",
-                    "quality", "upstream_id"]
+    list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
+                    "upstream_id"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "provider", "provider__kind"]
     list_select_related = ["provider"]
@@ -323,14 +323,16 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
             return obj.provider.name
         return format_html('{}<br><span class="quiet">switched off</span>', obj.provider.name)
 
-    @admin.display(description="serves")
-    def serves(self, obj: Model) -> str:
-        caps = obj.capabilities if isinstance(obj.capabilities, list) else []
-        endpoints = " + ".join(c for c in ("chat", "embeddings") if c in caps) or "—"
-        extras = [c for c in CAPABILITIES if c in caps and c not in ("chat", "embeddings")]
-        if not extras:
-            return endpoints
-        return format_html('{}<br><span class="quiet">{}</span>', endpoints, ", ".join(extras))
+    @admin.display(description="name", ordering="name")
+    def name_serves(self, obj: Model) -> str:
+        """The name; below it what the model serves when it is not chat alone, every
+        capability in the tooltip (no column of its own: the list fits a laptop)."""
+        caps = [c for c in CAPABILITIES if c in (obj.capabilities if isinstance(obj.capabilities, list) else [])]
+        endpoints = " + ".join(c for c in ("chat", "embeddings") if c in caps) or "nothing"
+        if endpoints == "chat":
+            return format_html('<span title="{}">{}</span>', ", ".join(caps), obj.name)
+        return format_html('<span title="{}">{}</span><br><span class="quiet">{}</span>', ", ".join(caps), obj.name,
+                           endpoints)
 
     @admin.display(description="context", ordering="context_window")
     def context(self, obj: Model) -> str:
