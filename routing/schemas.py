@@ -49,8 +49,8 @@ TOOL_CHOICES = ("none", "auto", "required")
 # model lacks one is never sent the request. `reasoning_effort` asks for no capability:
 # models configured before capabilities existed have no "thinking" (the default set
 # leaves it out), and requests they serve today would start failing; a model that
-# cannot reason ignores or refuses the parameter as before. A dialect that asks for
-# thinking outright (Anthropic's `thinking`) adds "thinking" itself.
+# cannot reason answers without (or refuses the parameter, as before). The row is for
+# an inbound API that one day requires thinking; none does today.
 NEEDS: dict[str, tuple[str, str]] = {
     "tools": ("tools", "it defines tools"),
     "vision": ("messages", "it sends images"),
