@@ -35,7 +35,6 @@ from .catalog import RouteInfo
 from .pipeline import Call
 from .stages import Blocked
 from .stages.guard import JUDGE_PREFIX
-from .strategies import capable_route
 
 Status = UsageRecord.Status
 EMBEDDINGS = frozenset({"embeddings"})
@@ -69,9 +68,7 @@ def as_chat_request(req: EmbeddingRequest) -> ChatRequest:
 async def plan(key: KeyInfo, req: EmbeddingRequest, route: RouteInfo) -> Call:
     """The routing decision for an embeddings request. Raises the client's 400 when no
     target of the route serves embeddings."""
-    chat = as_chat_request(req)
-    capable_route(route, chat)  # raises before pipeline.plan starts its shared-state read
-    call = await pipeline.plan(key, chat, route)
+    call = await pipeline.plan(key, as_chat_request(req), route)  # a route without embedding models: 400
     call.endpoint = "embeddings"
     call.annotate("embeddings", inputs=len(req.input))
     return call

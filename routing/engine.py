@@ -295,12 +295,17 @@ async def embed(run: Run, req: ChatRequest, body: EmbeddingRequest) -> Embedding
 
 
 def _substantive(chunk: ChatChunk) -> bool:
-    """Does the chunk carry output (not just the role preamble providers send first)?"""
+    """Does the chunk carry output (not just the role preamble providers send first)?
+    Thinking counts: a model that reasons for a minute before its first word is
+    answering, not keeping us waiting for a first byte."""
     if chunk.usage is not None:
         return True
+    if chunk.native and any(event == "content_block_delta" for event, _ in chunk.native):
+        return True  # a passed-through Anthropic stream: thinking and signature deltas included
     for choice in chunk.choices:
         delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+        if (delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content")
+                or delta.get("reasoning") or choice.get("finish_reason")):
             return True
     return False
 

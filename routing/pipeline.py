@@ -43,7 +43,7 @@ from .schemas import parse_chat_request
 from .stages import Answer, Blocked, Stage
 from .gathering import gather_signals, local_signals, read_shared_signals
 from .lookup import resolve_route
-from .strategies import Signals, decide
+from .strategies import Signals, capable_route, decide
 
 log = logging.getLogger("gateway.pipeline")
 Status = UsageRecord.Status
@@ -299,6 +299,7 @@ async def plan(key: KeyInfo, req: ChatRequest, route: RouteInfo, task_hint: str 
     """The routing decision for a parsed request on a resolved route: the signals
     (unless given, e.g. by the dry run with its own random generator) and the
     strategy's candidate order. Nothing is reserved or called yet."""
+    capable_route(route, req)  # a request no target can serve: the client's 400, before any shared read
     if signals is None and settings.REDIS_URL and route.targets:
         # Shared state is a network round trip away: read it while the stages run
         # (admission's own round trip), and decide again with it before the engine

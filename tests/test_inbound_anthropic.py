@@ -328,9 +328,6 @@ def test_messages_and_chat_share_the_route(fake_anthropic, claude_model, build, 
     assert orjson.loads(fake_anthropic.requests[0].raw_body)["messages"] == USER  # passthrough kept its shape
 
 
-@pytest.mark.xfail(strict=True, reason="routing.engine counts only text and tool-call deltas as a stream's first "
-                   "output: a thinking phase is held back (the client sees nothing) and timed as the provider's "
-                   "wait for the first byte")
 def test_a_long_thinking_phase_streams_and_is_not_a_timeout(fake_anthropic, build, claude, monkeypatch):
     provider = build.provider(fake_anthropic, name="anthropic-main", kind="anthropic", timeout_s="1")
     build.route("claude", build.model(provider, "claude-sonnet-4-6"))
