@@ -22,7 +22,6 @@ faiss and numpy release the GIL while they scan).
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections import OrderedDict
@@ -48,11 +47,11 @@ class Candidate:
 
 @lru_cache(maxsize=1)
 def _faiss() -> Any:
-    """The faiss module, or None when faiss-cpu is not installed."""
-    if importlib.util.find_spec("faiss") is None:
+    """The faiss module, or None when faiss-cpu is not installed (or cannot load)."""
+    try:
+        import faiss
+    except ImportError:
         return None
-    import faiss
-
     return faiss
 
 
