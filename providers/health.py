@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .adapters import adapter_for
 from .adapters.base import RequestNotTranslatable, scrub
 from .catalog import ModelInfo
-from .types import ChatRequest, ProviderError
+from .types import ChatRequest, EmbeddingRequest, ProviderError
 
 PROBE_TIMEOUT_S = 15.0
 
@@ -23,13 +23,18 @@ class ProbeResult:
 
 
 async def probe(model: ModelInfo) -> ProbeResult:
-    """Ask for one token. Cheap on every provider, and exercises auth, routing to the
-    model and the answer format end to end."""
-    req = ChatRequest(model=model.name, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
-                      params={"max_tokens": 1})
+    """Ask for one token (a chat model) or one embedding of one word (a model that serves
+    embeddings only). Cheap on every provider, and exercises auth, routing to the model
+    and the answer format end to end."""
+    timeout = min(model.provider.timeout_s, PROBE_TIMEOUT_S)
     started = time.monotonic()
     try:
-        await adapter_for(model).complete(model, req, min(model.provider.timeout_s, PROBE_TIMEOUT_S))
+        if "chat" not in model.capabilities and "embeddings" in model.capabilities:
+            await adapter_for(model).embed(model, EmbeddingRequest(model=model.name, input=["ping"]), timeout)
+        else:
+            req = ChatRequest(model=model.name, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
+                              params={"max_tokens": 1})
+            await adapter_for(model).complete(model, req, timeout)
     except ProviderError as error:
         return ProbeResult(model.id, False, time.monotonic() - started, error.kind.value, scrub(error.message))
     except RequestNotTranslatable as error:  # nothing was sent: says nothing about the provider

@@ -166,3 +166,21 @@ def test_a_probe_feeds_every_route_using_the_model_each_under_its_own_policy(bre
     assert breaker(model, off).consecutive_failures == 0
     assert breaker(model, strict).state is State.OPEN
     assert latency(model).samples == 1  # failed probes measure nothing; the model's statistics, once
+
+
+def test_an_embeddings_only_model_is_probed_with_an_embedding_not_a_chat(breakers, fake_openai, build):
+    """A model that serves embeddings only would refuse a one-token chat (and show as
+    failing on the health page): its probe is one embedding of one word."""
+    embedder = build.model(build.provider(fake_openai, name="embed"), "text-embedding-3-small",
+                           capabilities=["embeddings"])
+    chat = build.model(build.provider(fake_openai, name="chat"), "gpt-4o-mini")
+    build.route("chat-default", chat)
+
+    run(sweep)
+
+    rows = {r.model_id: r for r in HealthCheck.objects.all()}
+    assert rows[embedder.id].ok and rows[chat.id].ok, [(r.error_kind, r.message) for r in rows.values()]
+    paths = sorted(r.path for r in fake_openai.requests)
+    assert paths == ["/v1/chat/completions", "/v1/embeddings"]
+    embedding = next(r for r in fake_openai.requests if r.path == "/v1/embeddings")
+    assert embedding.body["input"] == ["ping"] and embedding.body["model"] == "text-embedding-3-small"
