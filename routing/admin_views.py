@@ -66,6 +66,10 @@ def outcome_text(outcome: str) -> str:
         return "answered"
     if outcome == engine.SKIPPED:
         return "skipped: its circuit breaker is open"
+    if outcome == engine.UNSUPPORTED:
+        return "skipped: the model lacks what the request needs"
+    if outcome == engine.NOT_TRANSLATABLE:
+        return "skipped: the request cannot be put in this provider's format"
     kind = ErrorKind._value2member_map_.get(outcome)
     return f"failed: {ERROR_KIND_LABELS.get(kind, outcome)}" if kind else f"failed: {outcome}"
 

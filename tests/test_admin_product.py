@@ -263,3 +263,12 @@ def test_the_budget_list_shows_short_cells(admin_client):
     for cell in ('<td class="field-scope_short">whole gateway</td>', '<td class="field-amount">$1,500.00</td>',
                  '<td class="field-period_short">per month</td>', '<td class="field-action_short">block (429)</td>'):
         assert cell in html
+
+
+def test_attempts_not_made_read_as_skipped_with_the_reason():
+    from routing import engine
+    from routing.admin_views import outcome_text
+
+    assert outcome_text(engine.UNSUPPORTED) == "skipped: the model lacks what the request needs"
+    assert outcome_text(engine.NOT_TRANSLATABLE).startswith("skipped:")
+    assert outcome_text("timeout").startswith("failed:")
