@@ -176,6 +176,8 @@ GATEWAY_CACHE_COALESCE_WAIT_S: float = env.float("GATEWAY_CACHE_COALESCE_WAIT_S"
 # else in process, bounded to this many entries (least recently used dropped first).
 GATEWAY_CACHE_VECTOR_URL: str = env.str("GATEWAY_CACHE_VECTOR_URL", default="")
 GATEWAY_CACHE_SEMANTIC_MAX_ENTRIES: int = env.int("GATEWAY_CACHE_SEMANTIC_MAX_ENTRIES", default=200_000)
+# How the embedding model runs: int8 (onnxruntime, the default), fp32 (onnxruntime) or numpy.
+GATEWAY_CACHE_EMBEDDER: str = env.str("GATEWAY_CACHE_EMBEDDER", default="int8")
 # Largest websocket message the playground accepts (bytes): a long conversation fits.
 GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES: int = env.int("GATEWAY_PLAYGROUND_MAX_MESSAGE_BYTES", default=512 * 1024)
 # Where a signed-in user sees their own spend and limits (the playground links to it).
