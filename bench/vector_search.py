@@ -8,15 +8,15 @@ the PostgreSQL + pgvector one, each through the code path the gateway calls
     .venv/bin/python bench/vector_search.py --pgvector postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/vector_search.py --entries 200000 --queries 2000 --no-float32
 
-Vectors: the real embedder's vectors of every text the project ships (the labelled pairs
-in routing/cache/corpus/, the replay workload's intents and requests: 3,648 distinct
-questions at this writing, which cluster by topic as real traffic does), embedded once and
-kept by text under --cache-dir. To
-reach N, copies of them, each moved part of the way toward another text (beta ~ U(0,
-0.6)) and blurred with isotropic noise, renormalised: a copy's cosine to its source
-spreads over ~0.6-0.99, so a query meets dense neighbourhoods of close and not-so-close
-questions, not one exact twin. Queries: --queries, a fifth of them real texts held out of
-the index (their paraphrases are in it), the rest fresh copies made the same way.
+Vectors: the real embedder's vectors (of GATEWAY_CACHE_EMBEDDER's kind) of every text the
+project ships (the labelled pairs in routing/cache/corpus/, the replay workload's intents
+and requests: 3,648 distinct questions at this writing, which cluster by topic as real
+traffic does), embedded once and kept by text under --cache-dir. To reach N, copies of
+them, each moved part of the way toward another text (beta ~ U(0, 0.6)) and blurred with
+isotropic noise, renormalised: a copy's cosine to its source spreads over ~0.6-0.99, so a
+query meets dense neighbourhoods of close and not-so-close questions, not one exact twin.
+Queries: --queries, a fifth of them real texts held out of the index (their paraphrases
+are in it), the rest fresh copies made the same way.
 
 Recall is against exact float32 search over the same entries, counted on the queries that
 have at least one entry at or above the threshold (0.80): recall@1 = the index's first
@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from procs import NoiseMeter, machine_info, rss_kb, run_main, wait_quiet  # noqa: E402
 
 from routing.cache.semantic import CANDIDATES, DEFAULT_THRESHOLD  # noqa: E402
-from routing.cache.semantic.embedder import DIM, MODEL_ID, get_embedder  # noqa: E402
+from routing.cache.semantic.embedder import DIM, MODEL_ID, configured_kind, get_embedder  # noqa: E402
 from routing.cache.semantic.guard import features  # noqa: E402
 from routing.cache.semantic.pgvector import EF_SEARCH, HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
 
@@ -81,9 +81,10 @@ def shipped_texts() -> list[str]:
 
 
 def real_vectors(texts: list[str], cache_dir: Path) -> np.ndarray:
-    """The embedder's vectors of the texts (~20 ms a text), kept by text in cache_dir so a
-    changed corpus only embeds its new texts."""
-    path = cache_dir / f"vectors-{MODEL_ID}.npz"
+    """The embedder's vectors of the texts, kept by text in cache_dir (one file per embedder
+    kind, GATEWAY_CACHE_EMBEDDER) so a changed corpus only embeds its new texts."""
+    kind = configured_kind()
+    path = cache_dir / f"vectors-{MODEL_ID}-{kind}.npz"
     known: dict[str, np.ndarray] = {}
     if path.is_file():
         with np.load(path) as cached:
@@ -91,7 +92,7 @@ def real_vectors(texts: list[str], cache_dir: Path) -> np.ndarray:
     missing = [t for t in texts if t not in known]
     if missing:
         print(f"embedding {len(missing)} texts (kept in {path}) ...", file=sys.stderr, flush=True)
-        embed = get_embedder().embed
+        embed = get_embedder(kind).embed
         known.update((t, embed(t)) for t in missing)
         cache_dir.mkdir(parents=True, exist_ok=True)
         np.savez(path, texts=np.array(list(known)), vectors=np.stack(list(known.values())))
