@@ -344,7 +344,9 @@ def request_needs(req: ChatRequest) -> frozenset[str]:
 
 
 # --- the body --------------------------------------------------------------------------
-def parse_chat_request(raw: bytes) -> ChatRequest:
+def load_body(raw: bytes) -> dict:
+    """A request body as a JSON object within the nesting limit, or the client's 400: the
+    first step of every /v1 parser (chat, Responses, embeddings)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -353,6 +355,11 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     _check_depth(body)
+    return body
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    body = load_body(raw)
     model = body.pop("model", None)
     if not isinstance(model, str) or not model:
         raise _bad("model", "'model' is required: the name of a route.")

@@ -29,7 +29,7 @@ from .. import api, embeddings_call
 from ..lookup import resolve_route
 from ..pipeline import Call
 from ..render import Headers, call_headers, error_body
-from ..schemas import _check_depth
+from ..schemas import load_body
 
 # Bounds of one request. OpenAI's: 2048 inputs and 300,000 tokens in all. Per input
 # the gateway is generous (models differ: 512 to 32k tokens); the provider enforces
@@ -93,14 +93,7 @@ def _inputs(value: Any) -> list:
 
 
 def parse_embedding_request(raw: bytes) -> EmbeddingRequest:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        detail = " (nested too deeply)" if "depth" in str(exc) else ""
-        raise InvalidRequest(f"The request body is not valid JSON{detail}.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    _check_depth(body)
+    body = load_body(raw)
     model = body.pop("model", None)
     if not isinstance(model, str) or not model:
         raise _bad("model", "'model' is required: the name of a route.")

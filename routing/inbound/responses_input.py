@@ -22,12 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 
 from gateway_project.errors import InvalidRequest
 from providers.types import ChatRequest
 
-from ..schemas import MAX_TOKENS, PARAMS, _check_depth, request_needs
+from ..schemas import MAX_TOKENS, PARAMS, load_body, request_needs
 
 ROLES = ("user", "assistant", "system", "developer")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -322,20 +321,10 @@ def _max_output_tokens(value: Any) -> int | None:
 
 
 # --- the body ------------------------------------------------------------------------------
-def _load(raw: bytes) -> dict:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        detail = " (nested too deeply)" if "depth" in str(exc) else ""
-        raise InvalidRequest(f"The request body is not valid JSON{detail}.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    _check_depth(body)
-    return body
 
 
 def parse_responses_request(raw: bytes) -> ResponsesRequest:
-    body = _load(raw)
+    body = load_body(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("model", "'model' is required: the name of a route.")
