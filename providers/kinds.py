@@ -1,12 +1,16 @@
 """Provider kinds as data: which wire format (adapter) each speaks and what differs.
 
 Most providers speak the OpenAI dialect; they differ only by the values declared
-here. Adding an OpenAI-compatible provider is one row, not a new adapter.
+here. Adding an OpenAI-compatible provider is one row, not a new adapter. Parameter
+differences are `Param` rows (providers/params.py), laid over the wire
+format's own table by the one generic mapper.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .params import Param, drops, table
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,12 +20,19 @@ class KindSpec:
     wire: str  # adapter name in providers.adapters.ADAPTERS
     default_base_url: str = ""
     needs_api_key: bool = True
-    # OpenAI parameters the provider rejects; the adapter drops them silently.
-    unsupported_params: frozenset[str] = field(default_factory=frozenset)
+    # How this kind differs from its wire format's parameter table: renames, defaults,
+    # ranges, drops (parameters the provider rejects are dropped silently).
+    params: tuple[Param, ...] = ()
     # Whether `stream_options.include_usage` is understood (usage in streams).
     stream_usage: bool = True
     # Models of this kind cost nothing (local inference); prices are ignored.
     free: bool = False
+    # This kind's rows by name, derived from `params` once (what its adapter lays over
+    # the wire format's own table, or uses alone for the OpenAI dialect).
+    param_table: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "param_table", table(*self.params))
 
 
 KINDS: dict[str, KindSpec] = {
@@ -30,12 +41,19 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("openai", "OpenAI (or any OpenAI-compatible API)", "openai", "https://api.openai.com/v1"),
         KindSpec("azure_openai_v1", "Azure OpenAI (v1 API)", "openai", ""),
         KindSpec("groq", "Groq", "openai", "https://api.groq.com/openai/v1",
-                 unsupported_params=frozenset({"logprobs", "top_logprobs", "logit_bias"})),
+                 params=drops("logprobs", "top_logprobs", "logit_bias")),
         KindSpec("mistral", "Mistral", "openai", "https://api.mistral.ai/v1",
-                 unsupported_params=frozenset({"logit_bias", "user", "logprobs", "top_logprobs"})),
+                 params=drops("logit_bias", "user", "logprobs", "top_logprobs")),
         KindSpec("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1"),
         KindSpec("together", "Together AI", "openai", "https://api.together.xyz/v1"),
         KindSpec("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1"),
+        # Perplexity's chat completions: OpenAI's body minus what it rejects; its
+        # temperature range is [0, 2) and it has no tools or logprobs.
+        KindSpec("perplexity", "Perplexity (Sonar)", "openai", "https://api.perplexity.ai",
+                 params=(*drops("logit_bias", "logprobs", "top_logprobs", "n", "seed", "user", "tools",
+                                "tool_choice", "parallel_tool_calls"), Param("temperature", max=1.99))),
+        KindSpec("xai", "xAI (Grok)", "openai", "https://api.x.ai/v1",
+                 params=drops("logit_bias")),
         KindSpec("vllm", "vLLM server (self-hosted)", "openai", "http://127.0.0.1:8000/v1",
                  needs_api_key=False),
         KindSpec("anthropic", "Anthropic Messages API", "anthropic", "https://api.anthropic.com"),

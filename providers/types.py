@@ -197,3 +197,16 @@ class EmbeddingResponse:
     model: str
     vectors: list[list[float]]
     usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredModel:
+    """One model an upstream's own model list names (the admin's "discover models"):
+    what an editor needs to add it with a click. `capabilities` uses
+    providers.models.CAPABILITIES' names, and is empty when the API does not say."""
+
+    upstream_id: str
+    display_name: str = ""
+    capabilities: frozenset[str] = frozenset()
+    context_window: int | None = None
+    max_output_tokens: int | None = None

@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
+from ..params import Param, as_list, as_text, map_params, overlay, table
 from ..http import get_session, timeout_for
 from ..tokens import message_text
 from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
@@ -199,6 +200,17 @@ def native_request(req: ChatRequest) -> dict[str, Any] | None:
     return native if native is not None and native.get("dialect") == "anthropic" else None
 
 
+# OpenAI's sampling parameters in the Messages API (tools and tool choice are translated
+# by hand in `_tools`): temperature's range is 0..1 there (OpenAI's 0..2).
+PARAMS = table(
+    Param("temperature", max=1.0),
+    Param("top_p"),
+    Param("top_k"),
+    Param("stop", to="stop_sequences", transform=as_list),
+    Param("user", to="metadata.user_id", transform=as_text),
+)
+
+
 class AnthropicAdapter(Adapter):
     name = "anthropic"
 
@@ -240,16 +252,7 @@ class AnthropicAdapter(Adapter):
         }
         if system:
             body["system"] = system
-        for name in ("temperature", "top_p", "top_k"):
-            if params.get(name) is not None:
-                body[name] = params[name]
-        if "temperature" in body:
-            body["temperature"] = min(body["temperature"], 1.0)  # OpenAI's range is 0-2, Anthropic's 0-1
-        stop = params.get("stop")
-        if stop:
-            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        if params.get("user"):
-            body["metadata"] = {"user_id": str(params["user"])}
+        map_params(overlay(PARAMS, model.provider.spec.param_table), params, passthrough=False, into=body)
         body.update(_tools(params))
         if stream:
             body["stream"] = True

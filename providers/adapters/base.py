@@ -35,10 +35,12 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, ProviderInfo
 from ..http import get_session, iter_lines, timeout_for
 from ..secrets import scrub_secrets
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError
+from ..types import (
+    ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError,
+)
 
 log = logging.getLogger("gateway.adapters")
 _SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
@@ -262,6 +264,24 @@ class Adapter:
         """The answer's `count` vectors, in input order (float32_vector each)."""
         raise NotImplementedError
 
+    async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
+        """The models the provider's API lists (discovery in the admin), with the
+        capabilities it reports. NotImplementedError when the API has no model list;
+        ProviderError for a failed call."""
+        raise NotImplementedError(f"the {provider.spec.wire} API has no model list")
+
+    async def _get_json(self, provider: ProviderInfo, url: str, headers: dict, timeout: float) -> Any:
+        """GET a JSON document (model lists): its JSON, or the classified error."""
+        try:
+            async with get_session().get(url, headers=headers, timeout=timeout_for(timeout)) as response:
+                raw = await response.read()
+                status, response_headers = response.status, response.headers
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, provider.name) from None
+        if status >= 400:
+            raise self.http_error(provider.name, status, response_headers, raw)
+        return loads(raw, provider.name)
+
     # ---- shared machinery --------------------------------------------------
     def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, bytes]:
         """The translation step, before anything is sent: (url, headers, body bytes).
@@ -369,12 +389,18 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[st
 
 
 def auth_headers(model: ModelInfo, scheme: str = "bearer") -> dict[str, str]:
+    return provider_headers(model.provider, scheme)
+
+
+def provider_headers(provider: ProviderInfo, scheme: str = "bearer") -> dict[str, str]:
+    """JSON headers, the provider's extra `options.headers`, and its key: as a Bearer
+    token (`scheme` "bearer") or under the header named `scheme` ("x-api-key")."""
     headers = {"content-type": "application/json", "accept": "application/json"}
-    headers.update(model.provider.options.get("headers", {}))
-    key = model.provider.api_key
-    if model.provider.spec.needs_api_key and not key:
-        missing = model.provider.api_key_ref or "an API key"
-        raise ProviderError(ErrorKind.AUTH, f"{model.provider.name}: no API key configured ({missing} is not set)")
+    headers.update(provider.options.get("headers", {}))
+    key = provider.api_key
+    if provider.spec.needs_api_key and not key:
+        missing = provider.api_key_ref or "an API key"
+        raise ProviderError(ErrorKind.AUTH, f"{provider.name}: no API key configured ({missing} is not set)")
     if key:
         if scheme == "bearer":
             headers["authorization"] = f"Bearer {key}"

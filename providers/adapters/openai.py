@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from ..catalog import ModelInfo
+from ..params import map_params
 from ..types import (
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
     reported_tokens,
@@ -50,8 +51,7 @@ class OpenAIAdapter(Adapter):
     serves_embeddings = True
 
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
-        unsupported = model.provider.spec.unsupported_params
-        body: dict[str, Any] = {k: v for k, v in req.params.items() if k not in unsupported}
+        body = map_params(model.provider.spec.param_table, req.params, passthrough=True)
         body["model"] = model.upstream_id
         body["messages"] = req.messages
         if stream:
@@ -61,8 +61,7 @@ class OpenAIAdapter(Adapter):
         return f"{model.provider.base_url}/chat/completions", auth_headers(model), body
 
     def build_embedding_request(self, model: ModelInfo, req: EmbeddingRequest) -> tuple[str, dict, dict]:
-        unsupported = model.provider.spec.unsupported_params
-        body: dict[str, Any] = {k: v for k, v in req.params.items() if k not in unsupported}
+        body = map_params(model.provider.spec.param_table, req.params, passthrough=True)
         body["model"] = model.upstream_id
         body["input"] = req.input
         body["encoding_format"] = "float"  # the gateway encodes base64 itself when asked
