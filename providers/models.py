@@ -114,8 +114,6 @@ class Provider(Timestamped):
         spec = KINDS.get(self.kind)
         if spec is None:
             raise ValidationError({"kind": f"Unknown provider kind '{self.kind}'. Choose one of: {', '.join(KINDS)}."})
-        if spec.wire not in ("mock",) and not (self.base_url or spec.default_base_url):
-            raise ValidationError({"base_url": f"A base URL is required for kind '{self.kind}'."})
         if self.api_key.startswith("env:") and not ENV_REF.match(self.api_key):
             raise ValidationError({"api_key": "An environment reference looks like env:VARNAME."})
         if not isinstance(self.options, dict):
@@ -123,14 +121,11 @@ class Provider(Timestamped):
         headers = self.options.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ValidationError({"options": '"headers" must be an object of strings.'})
-        if spec.wire == "mock":
-            rate = self.options.get("failure_rate", 0)
-            if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-                raise ValidationError({"options": '"failure_rate" must be a number between 0 and 1.'})
-            for opt in ("latency_ms", "tokens_per_s"):
-                val = self.options.get(opt, 0)
-                if not isinstance(val, (int, float)) or val < 0:
-                    raise ValidationError({"options": f'"{opt}" must be a non-negative number.'})
+        from .adapters import ADAPTERS  # the adapters import this module's catalogue
+
+        errors = ADAPTERS[spec.wire].check_config(spec, self.base_url, self.options)
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def effective_base_url(self) -> str:

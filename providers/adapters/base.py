@@ -36,6 +36,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from ..catalog import ModelInfo, ProviderInfo
+from ..kinds import KindSpec
 from ..http import get_session, iter_lines, timeout_for
 from ..secrets import scrub_secrets
 from ..types import (
@@ -263,6 +264,16 @@ class Adapter:
     def parse_embedding_response(self, model: ModelInfo, data: Any, count: int) -> EmbeddingResponse:
         """The answer's `count` vectors, in input order (float32_vector each)."""
         raise NotImplementedError
+
+    def check_config(self, spec: KindSpec, base_url: str, options: dict[str, Any]) -> dict[str, str]:
+        """A provider's settings as the admin, the API and YAML save them: errors by
+        field ("base_url", "options"), empty when they are usable. The default: a base
+        URL is needed unless the kind has a public endpoint. Adapters with options
+        (region, API version, auth header) check them here, so a bad value is refused
+        before it is saved, never found by the first request."""
+        if not (base_url or spec.default_base_url):
+            return {"base_url": f"A base URL is required for kind '{spec.kind}'."}
+        return {}
 
     async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
         """The models the provider's API lists (discovery in the admin), with the

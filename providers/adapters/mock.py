@@ -60,6 +60,16 @@ class MockAdapter(Adapter):
     name = "mock"
     serves_embeddings = True
 
+    def check_config(self, spec, base_url: str, options: dict[str, Any]) -> dict[str, str]:
+        rate = options.get("failure_rate", 0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            return {"options": '"failure_rate" must be a number between 0 and 1.'}
+        for opt in ("latency_ms", "tokens_per_s"):
+            val = options.get(opt, 0)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or val < 0:
+                return {"options": f'"{opt}" must be a non-negative number.'}
+        return {}
+
     async def _simulate(self, model: ModelInfo) -> None:
         opts = model.provider.options
         if random.random() < float(opts.get("failure_rate", 0)):
