@@ -114,6 +114,8 @@ def map_params(rules: ParamTable, params: Mapping[str, Any], *, passthrough: boo
     its table names). A None value counts as not sent. Defaults fill what the client
     did not send. Writes into `into` (nested paths merge) and returns it.
     """
+    if passthrough and not rules and into is None:  # an OpenAI-compatible kind with no differences
+        return {k: v for k, v in params.items() if k not in HANDLED_BY_ADAPTERS}
     body: dict[str, Any] = {} if into is None else into
     for name, value in params.items():
         if name in HANDLED_BY_ADAPTERS:
