@@ -118,6 +118,7 @@ def test_passthrough_sends_the_clients_bytes_with_only_the_model_replaced(fake_a
     assert record.request_id == raw.headers["x-request-id"]
 
 
+@pytest.mark.proves("anthropic", "thinking")
 def test_thinking_and_its_signature_pass_both_ways_unmodified(fake_anthropic, claude_model, build, claude):
     client = claude(build.key())
     first = client.messages.create(model="claude", max_tokens=4096, thinking=THINKING, messages=USER)
@@ -141,6 +142,7 @@ def test_thinking_and_its_signature_pass_both_ways_unmodified(fake_anthropic, cl
         client.messages.create(model="claude", max_tokens=4096, thinking=THINKING, messages=tampered)
 
 
+@pytest.mark.proves("anthropic", "thinking")
 def test_streamed_thinking_arrives_as_anthropic_sent_it(fake_anthropic, claude_model, build, claude, gateway):
     key = build.key()
     with claude(key).messages.stream(model="claude", max_tokens=4096, thinking=THINKING, messages=USER) as stream:
@@ -171,6 +173,7 @@ def test_beta_and_version_headers_are_forwarded(fake_anthropic, claude_model, bu
     assert "x-claude-code-session-id" not in received
 
 
+@pytest.mark.proves("anthropic", "cached_tokens")
 def test_prompt_cache_writes_then_reads_are_reported_recorded_and_billed(fake_anthropic, claude_model, build, claude):
     client = claude(build.key())
     system = [{"type": "text", "text": "You are a careful assistant."},
@@ -193,6 +196,7 @@ def test_prompt_cache_writes_then_reads_are_reported_recorded_and_billed(fake_an
     assert second.cost_usd == (fresh * 3 + cached * Decimal("0.30") + 3 * 15) / 1_000_000
 
 
+@pytest.mark.proves("anthropic", "cached_tokens", "stream_usage")
 def test_streamed_cache_usage_is_recorded_once(fake_anthropic, claude_model, build, claude):
     client = claude(build.key())
     system = [{"type": "text", "text": "Rules, cached.", "cache_control": {"type": "ephemeral"}}]

@@ -59,6 +59,7 @@ def test_sdk_default_base64_against_the_openai_fake(fake_openai, build, openai_c
     assert record.annotations["embeddings"] == {"inputs": 2}
 
 
+@pytest.mark.proves("openai", "embeddings")
 def test_float_encoding_against_the_openai_fake(fake_openai, build, openai_client):
     build.route("embed", embedding_model(build, fake_openai))
     answer = openai_client(build.key()).embeddings.create(model="embed", input="hello world", encoding_format="float")
@@ -68,6 +69,7 @@ def test_float_encoding_against_the_openai_fake(fake_openai, build, openai_clien
 
 
 @pytest.mark.parametrize("encoding", ["base64", "float", None])
+@pytest.mark.proves("ollama", "embeddings")
 def test_both_encodings_against_the_ollama_fake(fake_ollama, build, openai_client, encoding):
     model = embedding_model(build, fake_ollama, "nomic-embed-text", kind="ollama")
     build.route("embed-local", model)
@@ -108,6 +110,7 @@ def test_token_ids_go_to_a_target_that_takes_them(fake_openai, fake_ollama, buil
     assert record.prompt_tokens == 5
 
 
+@pytest.mark.proves("mock", "embeddings")
 def test_the_mock_provider_embeds_offline(build, openai_client):
     mock = build.provider(kind="mock", base_url="")
     build.route("embed", build.model(mock, "mock-embed", capabilities=EMBEDDINGS))

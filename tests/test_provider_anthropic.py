@@ -65,6 +65,7 @@ def _streamed(stream) -> tuple[list, str]:
 
 
 # --- answers, finish reasons and usage --------------------------------------------------------
+@pytest.mark.proves("anthropic", "chat")
 def test_non_stream_answer_is_mapped_to_openai_shape(fake_anthropic, client):
     fake_anthropic.reply_text = "Hello there, gateway user."
     completion = client.chat.completions.create(model="chat-claude", messages=MESSAGES)
@@ -184,6 +185,7 @@ def test_max_tokens_is_always_sent(fake_anthropic, client):
 
 
 # --- streaming -------------------------------------------------------------------------------
+@pytest.mark.proves("anthropic", "stream", "stream_usage")
 def test_stream_yields_same_text_and_usage_as_non_stream(fake_anthropic, client):
     fake_anthropic.reply_text = "One two three four five six seven."
     plain = client.chat.completions.create(model="chat-claude", messages=MESSAGES)
@@ -213,6 +215,7 @@ def test_stream_yields_same_text_and_usage_as_non_stream(fake_anthropic, client)
 
 
 # --- tools ------------------------------------------------------------------------------------
+@pytest.mark.proves("anthropic", "tools")
 def test_openai_tools_are_translated_and_tool_use_comes_back_as_tool_calls(fake_anthropic, client):
     completion = client.chat.completions.create(
         model="chat-claude", messages=WEATHER_QUESTION, tools=[WEATHER_TOOL], tool_choice="auto"
@@ -250,6 +253,7 @@ def test_tool_choice_is_translated(fake_anthropic, client, choice, expected):
     assert _upstream_body(fake_anthropic)["tool_choice"] == expected
 
 
+@pytest.mark.proves("anthropic", "tool_deltas")
 def test_streamed_tool_call_arguments_concatenate_to_valid_json(fake_anthropic, client):
     stream = client.chat.completions.create(
         model="chat-claude", messages=WEATHER_QUESTION, tools=[WEATHER_TOOL], stream=True,
@@ -303,6 +307,7 @@ def test_tool_result_follow_up_is_translated_to_tool_use_and_tool_result_blocks(
     ]
 
 
+@pytest.mark.proves("anthropic", "parallel_tools")
 def test_parallel_tool_results_share_one_user_turn(fake_anthropic, client):
     messages = [
         {"role": "user", "content": "Weather in Paris and Rome?"},
@@ -422,6 +427,7 @@ def test_cost_uses_model_prices_with_anthropic_token_counts(fake_anthropic, clie
     assert record.model_name == "anthropic-main/claude-sonnet-4-6" and not record.usage_estimated
 
 
+@pytest.mark.proves("anthropic", "vision")
 def test_image_parts_become_anthropic_image_blocks(fake_anthropic, client):
     messages = [{"role": "user", "content": [
         {"type": "text", "text": "What is in these pictures?"},

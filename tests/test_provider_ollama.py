@@ -63,6 +63,7 @@ def _streamed(stream) -> tuple[list, str]:
 
 
 # --- answers -----------------------------------------------------------------------------------
+@pytest.mark.proves("ollama", "chat")
 def test_non_stream_answer_and_usage(fake_ollama, client):
     fake_ollama.reply_text = "Hello there, local user."
     raw = client.chat.completions.with_raw_response.create(model="chat-local", messages=MESSAGES)
@@ -80,6 +81,7 @@ def test_non_stream_answer_and_usage(fake_ollama, client):
     assert "options" not in body  # nothing to set: Ollama's own defaults apply
 
 
+@pytest.mark.proves("ollama", "stream", "stream_usage")
 def test_ndjson_stream_yields_same_text_and_usage_as_non_stream(fake_ollama, client):
     fake_ollama.reply_text = "One two three four five six seven."
     plain = client.chat.completions.create(model="chat-local", messages=MESSAGES)
@@ -155,6 +157,7 @@ def test_stop_string_is_sent_to_ollama_as_a_list(fake_ollama, client):
     assert _upstream_body(fake_ollama)["options"]["stop"] == ["END"]
 
 
+@pytest.mark.proves("ollama", "json_mode")
 def test_response_format_json_object_becomes_format_json(fake_ollama, client):
     client.chat.completions.create(model="chat-local", messages=MESSAGES, response_format={"type": "json_object"})
     assert _upstream_body(fake_ollama)["format"] == "json"
@@ -162,6 +165,7 @@ def test_response_format_json_object_becomes_format_json(fake_ollama, client):
     assert "format" not in _upstream_body(fake_ollama)
 
 
+@pytest.mark.proves("ollama", "json_mode")
 def test_response_format_json_schema_sends_the_schema(fake_ollama, client):
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
     client.chat.completions.create(model="chat-local", messages=MESSAGES, response_format={
@@ -169,6 +173,7 @@ def test_response_format_json_schema_sends_the_schema(fake_ollama, client):
     assert _upstream_body(fake_ollama)["format"] == schema
 
 
+@pytest.mark.proves("ollama", "vision")
 def test_image_parts_become_ollama_images(fake_ollama, client):
     messages = [{"role": "user", "content": [
         {"type": "text", "text": "Describe this"},

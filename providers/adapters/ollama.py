@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 
 from ..catalog import ModelInfo
+from ..params import Param, as_list, map_params, overlay, table
 from ..tokens import message_text
 from ..types import (
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
@@ -19,14 +20,17 @@ from ..http import iter_lines
 from . import checks
 from .base import Adapter, RequestNotTranslatable, auth_headers, float32_vector, loads, provider_error, tool_arguments
 
-OPTION_NAMES = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "stop": "stop",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-}
+# OpenAI's sampling parameters go into Ollama's `options` object (its names match);
+# `stop` must be a list there, and `max_tokens` is `num_predict`.
+PARAMS = table(
+    Param("temperature", to="options.temperature"),
+    Param("top_p", to="options.top_p"),
+    Param("seed", to="options.seed"),
+    Param("stop", to="options.stop", transform=as_list),
+    Param("presence_penalty", to="options.presence_penalty"),
+    Param("frequency_penalty", to="options.frequency_penalty"),
+    Param("max_tokens", to="options.num_predict"),
+)
 
 
 def _messages(messages: list[dict]) -> list[dict]:
@@ -95,14 +99,9 @@ class OllamaAdapter(Adapter):
 
     def build_request(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, dict]:
         params = req.params
-        options = {target: params[src] for src, target in OPTION_NAMES.items() if params.get(src) is not None}
-        if isinstance(options.get("stop"), str):
-            options["stop"] = [options["stop"]]  # OpenAI allows a string; Ollama wants a list
-        if req.max_tokens:
-            options["num_predict"] = req.max_tokens
         body: dict[str, Any] = {"model": model.upstream_id, "messages": _messages(req.messages), "stream": stream}
-        if options:
-            body["options"] = options
+        sampling = {**params, "max_tokens": req.max_tokens or None}  # either spelling, normalised
+        map_params(overlay(PARAMS, model.provider.spec.param_table), sampling, passthrough=False, into=body)
         fmt = params.get("response_format") or {}
         if fmt.get("type") == "json_object":
             body["format"] = "json"
