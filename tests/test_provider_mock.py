@@ -82,6 +82,7 @@ def test_fixed_reply_option(mock_client):
     assert completion.usage.completion_tokens == 3
 
 
+@pytest.mark.proves("mock", "chat")
 def test_non_stream_shape_and_usage(mock_client):
     raw = mock_client().chat.completions.with_raw_response.create(model="chat-mock", messages=MESSAGES)
     completion = raw.parse()
@@ -96,6 +97,7 @@ def test_non_stream_shape_and_usage(mock_client):
 
 
 # --- streaming -------------------------------------------------------------------------------------
+@pytest.mark.proves("mock", "stream", "stream_usage")
 def test_stream_gives_the_same_text_and_usage_as_non_stream(mock_client):
     client = mock_client()
     plain = _ask(client)
