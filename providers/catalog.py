@@ -6,15 +6,21 @@ routing catalog; adapters receive a `ModelInfo` and never touch the ORM.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import DatabaseError
+
 from .kinds import KINDS, KindSpec
-from .models import ENV_REF, Model
+from .models import ENV_REF, Model, Provider
+from .prices import apply_due_prices
 from .secrets import remember
 from .types import Price
+
+log = logging.getLogger("gateway.catalog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class ModelInfo:
     context_window: int | None
     quality: int = 50
     capabilities: frozenset[str] = frozenset(("chat", "streaming", "tools", "vision", "json_mode"))
+    # No price (input and output 0) on a kind that is not free: still served, and its
+    # usage records are marked "unpriced" (docs/prices.md), never silently $0.
+    unpriced: bool = False
 
     def can(self, *needs: str) -> bool:
         return self.capabilities.issuperset(needs)
@@ -67,11 +76,11 @@ def resolve_api_key(stored: str) -> tuple[str | None, str | None]:
     return stored, None
 
 
-def model_info(model: Model) -> ModelInfo:
-    provider = model.provider
+def provider_info(provider: Provider) -> ProviderInfo:
+    """The adapter's view of a provider (model lists: discovery in the admin)."""
     spec = KINDS[provider.kind]
     secret, ref = resolve_api_key(provider.api_key)
-    pinfo = ProviderInfo(
+    return ProviderInfo(
         id=provider.id,
         name=provider.name,
         kind=provider.kind,
@@ -82,6 +91,11 @@ def model_info(model: Model) -> ModelInfo:
         timeout_s=float(provider.timeout_s),
         options=dict(provider.options or {}),
     )
+
+
+def model_info(model: Model) -> ModelInfo:
+    pinfo = provider_info(model.provider)
+    spec = pinfo.spec
     price = Price(model.input_price_per_mtok, model.output_price_per_mtok,
                   model.cache_read_price_per_mtok, model.cache_write_price_per_mtok)
     if spec.free:
@@ -95,10 +109,19 @@ def model_info(model: Model) -> ModelInfo:
         context_window=model.context_window,
         quality=model.quality_score,
         capabilities=frozenset(model.capabilities if isinstance(model.capabilities, list) else ()),
+        unpriced=not spec.free and not price.input_per_mtok and not price.output_per_mtok,
     )
 
 
 def load_models() -> dict[int, ModelInfo]:
-    """All enabled models of enabled providers (with a known kind), by id. Sync (ORM)."""
+    """All enabled models of enabled providers (with a known kind), by id. Sync (ORM).
+
+    First applies the scheduled prices whose date has come (providers.prices): each
+    reload bills them from then on. If that write fails the models load as they are
+    (the prices apply at a later reload)."""
+    try:
+        apply_due_prices()
+    except DatabaseError:
+        log.warning("scheduled prices not applied (database error); retried at the next reload", exc_info=True)
     qs = Model.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
     return {m.id: model_info(m) for m in qs if m.provider.kind in KINDS}

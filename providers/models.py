@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 from django_cryptography.fields import encrypt
 
 from .kinds import KINDS, kind_choices
@@ -181,6 +182,13 @@ class Model(Timestamped):
         "whose score meets their minimum.",
     )
     enabled = models.BooleanField(default=True)
+    # When the prices above took effect: the effective_from of the price history row
+    # they come from (ModelPrice). A later row whose date has come is applied over
+    # them (providers.prices.apply_due_prices).
+    price_effective_from = models.DateTimeField(
+        "prices in effect since", null=True, blank=True, editable=False,
+        help_text="When the current prices took effect (their row in the price history).",
+    )
 
     class Meta:
         ordering = ["provider__name", "name"]
@@ -219,6 +227,96 @@ class Model(Timestamped):
     @property
     def effective_upstream_id(self) -> str:
         return self.upstream_id or self.name
+
+    # ---- prices with an effective date ----------------------------------------------
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        if all(name in field_names for name in PRICE_FIELDS):
+            instance._saved_prices = instance.prices()
+        return instance
+
+    def prices(self) -> tuple[Decimal | None, ...]:
+        """(input, output, cache read, cache write) as Decimals, in PRICE_FIELDS order."""
+        return tuple(self._meta.get_field(name).to_python(getattr(self, name)) for name in PRICE_FIELDS)
+
+    @property
+    def unpriced(self) -> bool:
+        """No price at all (input and output 0) on a kind that is not free: served, but
+        flagged in the admin, in metrics and on its usage records (docs/prices.md)."""
+        spec = KINDS.get(self.provider.kind) if self.provider_id else None
+        return spec is not None and not spec.free and not self.input_price_per_mtok and not self.output_price_per_mtok
+
+    def save(self, *args, **kwargs) -> None:
+        """Every save that changes the prices (admin, YAML import, management API, a
+        factory) appends a price history row effective now, in the same transaction:
+        the history is complete whoever writes. `price_source` (an attribute the caller
+        may set) says who, for the history's reader."""
+        update_fields = kwargs.get("update_fields")
+        touches_prices = update_fields is None or bool(set(update_fields) & set(PRICE_FIELDS))
+        changed = touches_prices and (self._state.adding or self.prices() != getattr(self, "_saved_prices", None))
+        if not changed:
+            return super().save(*args, **kwargs)
+        self.price_effective_from = timezone.now()
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "price_effective_from"}
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            ModelPrice.objects.create(model=self, effective_from=self.price_effective_from,
+                                      source=getattr(self, "price_source", PriceSource.SAVED),
+                                      **dict(zip(PRICE_FIELDS, self.prices())))
+        self._saved_prices = self.prices()
+
+
+PRICE_FIELDS = ("input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok", "cache_write_price_per_mtok")
+
+
+class PriceSource(models.TextChoices):
+    SAVED = "saved", "model saved (import, API)"
+    ADMIN = "admin", "edited in the admin"
+    SCHEDULED = "scheduled", "scheduled in the admin"
+    CATALOGUE = "catalogue", "from the price catalogue"
+    MIGRATION = "migration", "prices before the history existed"
+
+
+def _price_field(label: str, **kw) -> models.DecimalField:
+    return models.DecimalField(
+        label, max_digits=12, decimal_places=6,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_PRICE_PER_MTOK)], **kw)
+
+
+class ModelPrice(models.Model):
+    """One price of a model from a date on. The price in effect at a time is the row
+    with the latest effective_from at or before it; a row dated in the future takes
+    effect at its date (within the routing catalogue's refresh interval). Usage records
+    copy their price and cost when written, so no row here rewrites what was billed."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="price_history")
+    effective_from = models.DateTimeField(default=timezone.now, help_text="From when this price applies.")
+    input_price_per_mtok = _price_field("input $/1M", default=Decimal("0"), help_text=PRICE_HELP)
+    output_price_per_mtok = _price_field("output $/1M", default=Decimal("0"), help_text=PRICE_HELP)
+    cache_read_price_per_mtok = _price_field("cache read $/1M", null=True, blank=True, help_text="Blank = the input price.")
+    cache_write_price_per_mtok = _price_field("cache write $/1M", null=True, blank=True, help_text="Blank = the input price.")
+    source = models.CharField(max_length=20, choices=PriceSource.choices, default=PriceSource.SCHEDULED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "-effective_from", "-id"]
+        indexes = [models.Index(fields=["model", "-effective_from"], name="modelprice_model_from")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(input_price_per_mtok__gte=0) & models.Q(output_price_per_mtok__gte=0)
+                & models.Q(input_price_per_mtok__lte=MAX_PRICE_PER_MTOK)
+                & models.Q(output_price_per_mtok__lte=MAX_PRICE_PER_MTOK),
+                name="modelprice_prices_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.input_price_per_mtok}/{self.output_price_per_mtok} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+    def prices(self) -> tuple[Decimal | None, ...]:
+        return tuple(getattr(self, name) for name in PRICE_FIELDS)
 
 
 class HealthCheck(models.Model):
