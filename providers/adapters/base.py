@@ -403,9 +403,10 @@ def auth_headers(model: ModelInfo, scheme: str = "bearer") -> dict[str, str]:
     return provider_headers(model.provider, scheme)
 
 
-def provider_headers(provider: ProviderInfo, scheme: str = "bearer") -> dict[str, str]:
+def provider_headers(provider: ProviderInfo, scheme: str = "bearer", prefix: str = "") -> dict[str, str]:
     """JSON headers, the provider's extra `options.headers`, and its key: as a Bearer
-    token (`scheme` "bearer") or under the header named `scheme` ("x-api-key")."""
+    token (`scheme` "bearer") or under the header named `scheme` ("x-api-key"), there
+    after `prefix` and a space when one is given ("Token KEY": the custom kind)."""
     headers = {"content-type": "application/json", "accept": "application/json"}
     headers.update(provider.options.get("headers", {}))
     key = provider.api_key
@@ -416,5 +417,5 @@ def provider_headers(provider: ProviderInfo, scheme: str = "bearer") -> dict[str
         if scheme == "bearer":
             headers["authorization"] = f"Bearer {key}"
         else:
-            headers[scheme] = key
+            headers[scheme] = f"{prefix} {key}" if prefix else key
     return headers
