@@ -17,13 +17,19 @@ from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-
 from .adapters import ADAPTERS
+from .admin_discovery import discover_view
+from .admin_prices import (
+    PriceHistoryInline, ScheduledPriceInline, UnpricedFilter, catalogue_entry, catalogue_text, fill_from_catalogue,
+    price_flag,
+)
 from .kinds import KINDS
-from .models import CAPABILITIES, ENV_REF, Model, Provider
+from .models import CAPABILITIES, ENV_REF, Model, PriceSource, Provider
+from .prices import apply_due_prices
 from .signals import edited_in_admin
 
 API_KEY_HELP = (
@@ -160,6 +166,14 @@ CAPABILITIES_HELP = (
 
 
 class ModelForm(FieldErrorsFirst, forms.ModelForm):
+    fill_from_catalogue = forms.BooleanField(
+        label="Fill from the price catalogue", required=False, initial=True,
+        help_text="When the prices above are 0 and the context window is blank, take them from the price catalogue "
+        "shipped with the gateway (by provider kind and upstream model id; the date it was checked is shown after "
+        "saving). Nothing is fetched from the internet.",
+    )
+    catalogue_entry = None  # the entry the prices were filled from (a message after saving)
+
     class Meta:
         model = Model
         fields = "__all__"
@@ -183,6 +197,8 @@ class ModelForm(FieldErrorsFirst, forms.ModelForm):
         if "embeddings" in chosen and spec is not None and not ADAPTERS[spec.wire].serves_embeddings:
             self.add_error("capabilities", f"{spec.label} has no embeddings endpoint: untick embeddings "
                                            f"(the gateway cannot send embeddings to {provider.name}).")
+        if cleaned.get("fill_from_catalogue"):
+            self.catalogue_entry = fill_from_catalogue(cleaned)
         return cleaned
 
 
@@ -223,6 +239,7 @@ class RoutesCheckMixin:
 class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ProviderForm
     inlines = [ModelInline]
+    actions = ["discover_models"]
     # The request timeout is on the detail page.
     list_display = ["name", "enabled", "kind", "model_count", "base_url_display", "api_key_display"]
     list_editable = ["enabled"]
@@ -275,6 +292,21 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     def api_key_display(self, obj: Provider) -> str:
         return obj.api_key_display
 
+    def get_urls(self):
+        discover = path("<path:object_id>/discover/", self.admin_site.admin_view(self.discover_view),
+                        name="providers_provider_discover")
+        return [discover, *super().get_urls()]
+
+    def discover_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return discover_view(self, request, object_id)
+
+    @admin.action(description="Discover models (the provider's own model list)", permissions=["view"])
+    def discover_models(self, request: HttpRequest, queryset: QuerySet[Provider]):
+        if queryset.count() != 1:
+            self.message_user(request, "Tick one provider to discover its models.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:providers_provider_discover", args=[queryset.get().pk]))
+
     @admin.display(description="base URL", ordering="base_url")
     def base_url_display(self, obj: Provider) -> str:
         if obj.base_url:
@@ -289,10 +321,11 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 @admin.register(Model)
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
-    list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
-                    "upstream_id"]
+    inlines = [ScheduledPriceInline, PriceHistoryInline]
+    list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "price_warning",
+                    "context", "quality", "upstream_id"]
     list_editable = ["enabled"]
-    list_filter = ["enabled", "provider", "provider__kind"]
+    list_filter = ["enabled", UnpricedFilter, "provider", "provider__kind"]
     list_select_related = ["provider"]
     search_fields = ["name", "upstream_id", "provider__name"]
     ordering = ["provider__name", "name"]
@@ -304,9 +337,12 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
             "Prices and limits",
             {
                 "fields": ["input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok",
-                           "cache_write_price_per_mtok", "context_window", "quality_score"],
+                           "cache_write_price_per_mtok", "fill_from_catalogue", "catalogue_price",
+                           "price_effective_from", "context_window", "quality_score"],
                 "description": "Prices are USD per million tokens, as on provider price pages. "
-                "They are copied into each usage record, so changes apply to new requests only. "
+                "They are copied into each usage record, so changes apply to new requests only; each change is "
+                "kept in the price history below, and a price can be scheduled for a future date. "
+                "A model with input and output prices of 0 (on a kind that is not free) is flagged unpriced. "
                 "Prompt-cache prices apply to the input tokens a provider reports as read from or written "
                 "to its prompt cache; blank means the input price. "
                 "The quality score is used by cost-aware routes.",
@@ -314,7 +350,53 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "catalogue_price", "price_effective_from"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:  # a new model: no catalogue line or date yet, the fill box instead
+            hidden = {"catalogue_price", "price_effective_from"}
+        else:
+            hidden = {"fill_from_catalogue"}
+        return [(title, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]}) for title, opts in fieldsets]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        """?provider=<id>&name=<upstream id> prefills the catalogue's prices (a link
+        from elsewhere, e.g. a discovery row)."""
+        initial = super().get_changeform_initial_data(request)
+        provider = Provider.objects.filter(pk=initial.get("provider")).first() if str(initial.get("provider", "")).isdigit() else None
+        entry = catalogue_entry(provider, initial.get("upstream_id") or initial.get("name") or "")
+        if entry is not None:
+            initial.update({k: v for k, v in entry.model_fields().items() if v is not None})
+            messages.info(request, f"Prices prefilled from the price catalogue: {entry.summary()}.")
+        return initial
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        apply_due_prices(notify=True)  # a scheduled price whose date came shows as in effect
+        return super().get_object(request, object_id, from_field)
+
+    def save_model(self, request: HttpRequest, obj: Model, form, change: bool) -> None:
+        entry = getattr(form, "catalogue_entry", None)
+        obj.price_source = PriceSource.CATALOGUE if entry is not None and not change else PriceSource.ADMIN
+        super().save_model(request, obj, form, change)
+        if entry is not None and not change:
+            messages.info(request, f"{obj}: prices filled from the price catalogue: {entry.summary()}.")
+        if obj.unpriced:
+            messages.warning(request, f"{obj} has no price (input and output 0): requests to it are served, billed "
+                             "at $0 and their usage records marked unpriced. Set its prices, or fill them from the "
+                             "price catalogue, to bill it.")
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        apply_due_prices(notify=True)
+
+    @admin.display(description="price catalogue")
+    def catalogue_price(self, obj: Model) -> str:
+        return catalogue_text(obj)
+
+    @admin.display(description="price")
+    def price_warning(self, obj: Model) -> str:
+        return price_flag(obj)
 
     @admin.display(description="provider", ordering="provider__name")
     def provider_state(self, obj: Model) -> str:

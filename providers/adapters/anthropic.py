@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, ProviderInfo
 from ..params import Param, as_list, as_text, map_params, overlay, table
 from ..http import get_session, timeout_for
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage, reported_tokens
+from ..types import (
+    ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, ErrorKind, ProviderError, Usage, reported_tokens,
+)
 from . import checks
 from .base import (
     TRANSPORT_ERRORS,
@@ -36,6 +39,7 @@ from .base import (
     auth_headers,
     loads,
     provider_error,
+    provider_headers,
     sse_events,
     tool_arguments,
     transport_error,
@@ -385,3 +389,51 @@ class AnthropicAdapter(Adapter):
                                      secrets=[model.provider.api_key], limit=200)
             yield ChatChunk(name, choices, native=native)
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without message_stop")
+
+    async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
+        """GET /v1/models, every page (has_more / last_id as the next after_id). Each
+        ModelInfo's `capabilities` ({image_input: {supported}, ...}) and
+        `max_input_tokens` are read when present; the Messages API itself chats,
+        streams and calls tools with every model."""
+        headers = provider_headers(provider, scheme="x-api-key")
+        headers["anthropic-version"] = API_VERSION
+        found: list[DiscoveredModel] = []
+        after = ""
+        for _ in range(MAX_MODEL_PAGES):  # bounded: a server that always says has_more cannot loop us
+            query = "?" + urlencode({"limit": MODEL_PAGE_SIZE, **({"after_id": after} if after else {})})
+            page = checks.expect_object(
+                await self._get_json(provider, f"{provider.base_url}/v1/models{query}", headers, timeout),
+                provider.name, "the model list")
+            for item in checks.expect_list(page.get("data"), provider.name, "the model list's data"):
+                found.append(_discovered(checks.expect_object(item, provider.name, "a listed model"), provider.name))
+            after = page.get("last_id") if isinstance(page.get("last_id"), str) else ""
+            if page.get("has_more") is not True or not after:
+                break
+        return found
+
+
+MODEL_PAGE_SIZE = 1000  # the API's maximum
+MAX_MODEL_PAGES = 20
+# ModelInfo.capabilities flags -> the gateway's capability names.
+_CAPABILITIES = {"image_input": "vision", "structured_outputs": "json_mode", "thinking": "thinking"}
+
+
+def _discovered(item: dict, provider: str) -> DiscoveredModel:
+    model_id = item.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        raise checks.bad(provider, "a listed model has no id")
+    caps: set[str] = set()
+    flags = item.get("capabilities")
+    if isinstance(flags, dict):
+        caps = {"chat", "streaming", "tools"} | {
+            name for flag, name in _CAPABILITIES.items()
+            if isinstance(flags.get(flag), dict) and flags[flag].get("supported") is True
+        }
+    window, most = item.get("max_input_tokens"), item.get("max_tokens")
+    return DiscoveredModel(
+        upstream_id=model_id,
+        display_name=item.get("display_name") if isinstance(item.get("display_name"), str) else "",
+        capabilities=frozenset(caps),
+        context_window=window if type(window) is int and window > 0 else None,
+        max_output_tokens=most if type(most) is int and most > 0 else None,
+    )

@@ -17,9 +17,12 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, ProviderInfo
 from ..tokens import message_text
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage
+from ..types import (
+    ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError,
+    Usage,
+)
 from .base import Adapter, float32_vector
 
 WORDS = (
@@ -118,3 +121,14 @@ class MockAdapter(Adapter):
             yield ChatChunk(name, [{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
         yield ChatChunk(name, [{"index": 0, "delta": {}, "finish_reason": finish}])
         yield ChatChunk(name, [], usage=mock_usage(req, text))
+
+    async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
+        """The mock's own models: the names in its `models` option (a list), else a
+        chat model and an embeddings model. No network."""
+        names = provider.options.get("models")
+        if isinstance(names, list) and all(isinstance(n, str) and n for n in names):
+            return [DiscoveredModel(upstream_id=n, display_name=n, capabilities=frozenset(("chat", "streaming")))
+                    for n in names]
+        chat = ("chat", "streaming", "tools", "vision", "json_mode")
+        return [DiscoveredModel("mock-chat", "Mock chat", frozenset(chat), context_window=128_000),
+                DiscoveredModel("mock-embed", "Mock embeddings", frozenset(("embeddings",)), context_window=8192)]

@@ -3,22 +3,26 @@ and its embed API (POST /api/embed: a list of texts in, normalised vectors out).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, ProviderInfo
 from ..params import Param, as_list, map_params, overlay, table
 from ..tokens import message_text
 from ..types import (
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
-    reported_tokens,
+    ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, EmbeddingRequest, EmbeddingResponse, ErrorKind,
+    ProviderError, Usage, reported_tokens,
 )
-from ..http import iter_lines
+from ..http import get_session, iter_lines, timeout_for
 from . import checks
-from .base import Adapter, RequestNotTranslatable, auth_headers, float32_vector, loads, provider_error, tool_arguments
+from .base import (
+    TRANSPORT_ERRORS, Adapter, RequestNotTranslatable, auth_headers, float32_vector, loads, provider_error,
+    provider_headers, tool_arguments,
+)
 
 # OpenAI's sampling parameters go into Ollama's `options` object (its names match);
 # `stop` must be a list there, and `max_tokens` is `num_predict`.
@@ -183,3 +187,53 @@ class OllamaAdapter(Adapter):
                 return
             yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended before done")
+
+    async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
+        """GET /api/tags, then POST /api/show per model (a local call, a few at a time)
+        for its `capabilities` and context length; a model /api/show cannot describe
+        (an older Ollama) is listed without them."""
+        headers = provider_headers(provider)
+        tags = checks.expect_object(await self._get_json(provider, f"{provider.base_url}/api/tags", headers, timeout),
+                                    provider.name, "the model list")
+        names = []
+        for item in checks.expect_list(tags.get("models"), provider.name, "the model list's models"):
+            name = checks.expect_object(item, provider.name, "a listed model").get("name")
+            if not isinstance(name, str) or not name:
+                raise checks.bad(provider.name, "a listed model has no name")
+            names.append(name)
+        gate = asyncio.Semaphore(4)
+
+        async def describe(name: str) -> DiscoveredModel:
+            async with gate:
+                return _discovered(name, await self._show(provider, name, headers, timeout))
+
+        return list(await asyncio.gather(*(describe(name) for name in names[:SHOW_AT_MOST]))) + [
+            DiscoveredModel(upstream_id=name) for name in names[SHOW_AT_MOST:]]
+
+    async def _show(self, provider: ProviderInfo, name: str, headers: dict, timeout: float) -> dict:
+        try:
+            async with get_session().post(f"{provider.base_url}/api/show", json={"model": name}, headers=headers,
+                                          timeout=timeout_for(timeout)) as response:
+                if response.status >= 400:
+                    return {}
+                data = loads(await response.read(), provider.name)
+        except (*TRANSPORT_ERRORS, ProviderError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+SHOW_AT_MOST = 100  # models described by /api/show; the rest are listed by name only
+# /api/show `capabilities` -> the gateway's names ("completion" is chat; "insert" is fill-in-the-middle).
+_CAPABILITIES = {"completion": ("chat", "streaming", "json_mode"), "tools": ("tools",), "vision": ("vision",),
+                 "thinking": ("thinking",), "embedding": ("embeddings",)}
+
+
+def _discovered(name: str, show: dict) -> DiscoveredModel:
+    caps = show.get("capabilities") if isinstance(show.get("capabilities"), list) else []
+    info = show.get("model_info") if isinstance(show.get("model_info"), dict) else {}
+    window = next((v for k, v in info.items() if k.endswith(".context_length") and type(v) is int and v > 0), None)
+    return DiscoveredModel(
+        upstream_id=name, display_name=name,
+        capabilities=frozenset(c for cap in caps if isinstance(cap, str) for c in _CAPABILITIES.get(cap, ())),
+        context_window=window,
+    )

@@ -13,14 +13,14 @@ from typing import Any
 
 import aiohttp
 
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, ProviderInfo
 from ..params import map_params
 from ..types import (
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError, Usage,
-    reported_tokens,
+    ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, EmbeddingRequest, EmbeddingResponse, ErrorKind,
+    ProviderError, Usage, reported_tokens,
 )
 from . import checks
-from .base import Adapter, auth_headers, float32_vector, loads, provider_error, sse_events
+from .base import Adapter, auth_headers, float32_vector, loads, provider_error, provider_headers, sse_events
 
 
 def _usage(data: Any, provider: str) -> Usage | None:
@@ -144,3 +144,32 @@ class OpenAIAdapter(Adapter):
                 usage=_usage(obj.get("usage"), provider),
             )
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")
+
+    async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
+        """GET {base}/models: OpenAI lists ids only; OpenAI-compatible servers that say
+        more are read too (Mistral's `capabilities` and `max_context_length`, Groq's
+        `context_window`, vLLM's `max_model_len`, OpenRouter's `context_length`)."""
+        data = await self._get_json(provider, f"{provider.base_url}/models", provider_headers(provider), timeout)
+        items = checks.expect_list(checks.expect_object(data, provider.name, "the model list").get("data"),
+                                   provider.name, "the model list's data")
+        return [_discovered(checks.expect_object(item, provider.name, "a listed model"), provider.name) for item in items]
+
+
+# Mistral's model card flags -> the gateway's capability names.
+_MISTRAL_CAPABILITIES = {"completion_chat": "chat", "function_calling": "tools", "vision": "vision"}
+
+
+def _discovered(item: dict, provider: str) -> DiscoveredModel:
+    model_id = item.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        raise checks.bad(provider, "a listed model has no id")
+    caps: set[str] = set()
+    flags = item.get("capabilities")
+    if isinstance(flags, dict):
+        caps = {name for flag, name in _MISTRAL_CAPABILITIES.items() if flags.get(flag) is True}
+        if "chat" in caps:
+            caps.add("streaming")
+    window = next((item[k] for k in ("context_window", "max_context_length", "max_model_len", "context_length")
+                   if type(item.get(k)) is int and item[k] > 0), None)
+    name = item.get("name") if isinstance(item.get("name"), str) else ""
+    return DiscoveredModel(upstream_id=model_id, display_name=name, capabilities=frozenset(caps), context_window=window)

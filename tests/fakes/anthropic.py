@@ -70,6 +70,8 @@ class FakeAnthropic(FakeServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._cached_prefixes: set[str] = set()  # prompt-cache entries "written" so far
+        # Extra ModelInfo fields by model id (capabilities, max_input_tokens, max_tokens) for GET /v1/models.
+        self.model_details: dict[str, dict[str, Any]] = {}
 
     def reset(self) -> None:
         super().reset()
@@ -162,11 +164,17 @@ class FakeAnthropic(FakeServer):
     def _models(self, ex: Exchange, _: Behaviour | None) -> None:
         if not self._authorized(ex):
             return self.send_error(ex, 401, "invalid x-api-key")
-        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z",
+                 **self.model_details.get(m, {})}
                 for m in self.listed_models()]
-        ex.send_json(200, {"data": data, "has_more": False,
-                           "first_id": data[0]["id"] if data else None,
-                           "last_id": data[-1]["id"] if data else None})
+        # Pages as the real API cuts them: `limit` (default 20, at most 1000) after `after_id`.
+        ids = [d["id"] for d in data]
+        start = ids.index(ex.query["after_id"]) + 1 if ex.query.get("after_id") in ids else 0
+        limit = min(int(ex.query.get("limit") or 20), 1000)
+        page = data[start:start + limit]
+        ex.send_json(200, {"data": page, "has_more": start + limit < len(data),
+                           "first_id": page[0]["id"] if page else None,
+                           "last_id": page[-1]["id"] if page else None})
 
     def _count_tokens(self, ex: Exchange, _: Behaviour | None) -> None:
         if self._check(ex, needs_max_tokens=False):

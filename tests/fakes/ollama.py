@@ -48,6 +48,9 @@ class FakeOllama(FakeServer):
     default_models = ("llama3.2:latest",)
     json_content_type = "application/json; charset=utf-8"
     embedding_size: int | None = None  # overrides EMBEDDING_SIZES for every model (small vectors in tests)
+    # /api/show answers by tagged model name: {"capabilities": [...], "context_length": N}
+    # (assign a new dict on the instance; the class default is shared).
+    model_details: dict[str, dict[str, Any]] = {}
 
     def route(self, ex: Exchange) -> tuple[Route, bool] | None:
         if (ex.method, ex.path) == ("POST", "/api/chat"):
@@ -56,6 +59,8 @@ class FakeOllama(FakeServer):
             return self._embed, True
         if (ex.method, ex.path) == ("GET", "/api/tags"):
             return self._tags, False
+        if (ex.method, ex.path) == ("POST", "/api/show"):
+            return self._show, False
         if (ex.method, ex.path) == ("GET", "/api/version"):
             return lambda ex, _: ex.send_json(200, {"version": VERSION}, content_type=self.json_content_type), False
         if ex.method in ("GET", "HEAD") and ex.path == "/":
@@ -88,6 +93,25 @@ class FakeOllama(FakeServer):
                         "parameter_size": "3.2B", "quantization_level": "Q4_K_M"},
         } for m in self.listed_models()]
         ex.send_json(200, {"models": models}, content_type=self.json_content_type)
+
+    def _show(self, ex: Exchange, _: Behaviour | None) -> None:
+        """POST /api/show: a model's details; `capabilities` and the context length
+        from `model_details` (by tagged name), else a chat model's."""
+        if not self._authorized(ex):
+            return self.send_error(ex, 401)
+        name = (ex.json or {}).get("model") if isinstance(ex.json, dict) else None
+        if not isinstance(name, str) or not self.model_known(name):
+            return self.send_error(ex, 404, f"model '{name}' not found")
+        details = self.model_details.get(_tagged(name), {})
+        ex.send_json(200, {
+            "modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
+            "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+                        "parameter_size": "3.2B", "quantization_level": "Q4_K_M"},
+            "model_info": {"general.architecture": "llama",
+                           "llama.context_length": details.get("context_length", 131072)},
+            "capabilities": details.get("capabilities", ["completion", "tools"]),
+            "modified_at": "2025-01-01T00:00:00.000000Z",
+        }, content_type=self.json_content_type)
 
     def _chat(self, ex: Exchange, behaviour: Behaviour | None) -> None:
         if not self._authorized(ex):

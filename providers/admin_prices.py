@@ -1,0 +1,143 @@
+"""The prices side of the model admin (providers.admin.ProviderModelAdmin).
+
+- The price history, read-only, with the row in effect marked; scheduled prices (dated
+  in the future) are their own inline, added, changed or cancelled until their date.
+- The price catalogue: a new model's empty prices and context window are filled from
+  it when the editor leaves "fill from the catalogue" ticked, and a model's page shows
+  the catalogue's entry (with the date it was checked) next to its own prices.
+- Unpriced models (input and output 0 on a kind that is not free): a list column and
+  filter, and a warning when one is saved.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .models import PRICE_FIELDS, Model, ModelPrice, Provider
+from .price_catalogue import CatalogueEntry, lookup
+from .prices import non_free_kinds
+
+PRICE_COLUMNS = ["effective_from", *PRICE_FIELDS]
+
+
+def catalogue_entry(provider: Provider | None, upstream_id: str) -> CatalogueEntry | None:
+    if provider is None or not upstream_id or provider.spec is None or provider.spec.free:
+        return None
+    return lookup(provider.kind, upstream_id)
+
+
+def fill_from_catalogue(cleaned: dict) -> CatalogueEntry | None:
+    """Put the catalogue's prices and context window into a model form's cleaned data
+    where the editor left them empty (0 or blank); the entry used, or None."""
+    entry = catalogue_entry(cleaned.get("provider"), cleaned.get("upstream_id") or cleaned.get("name") or "")
+    if entry is None:
+        return None
+    values = entry.model_fields()
+    if not cleaned.get("input_price_per_mtok") and not cleaned.get("output_price_per_mtok"):
+        for name in PRICE_FIELDS:
+            cleaned[name] = values[name]
+    if not cleaned.get("context_window"):
+        cleaned["context_window"] = values["context_window"]
+    return entry
+
+
+def catalogue_text(model: Model) -> str:
+    """The model page's read-only "price catalogue" line: the entry and how it differs."""
+    entry = catalogue_entry(model.provider if model.provider_id else None, model.effective_upstream_id)
+    if entry is None:
+        return "Not in the price catalogue for this provider kind."
+    ours = dict(zip(PRICE_FIELDS, model.prices()))
+    theirs = entry.model_fields()
+    differs = [name.split("_price")[0].replace("_", " ") for name in PRICE_FIELDS
+               if _amount(ours[name]) != _amount(theirs[name])]
+    tail = f" Differs from this model's prices: {', '.join(differs)}." if differs else " Same as this model's prices."
+    return entry.summary() + "." + tail
+
+
+def _amount(value: Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(value).normalize()
+
+
+class UnpricedFilter(admin.SimpleListFilter):
+    title = "price"
+    parameter_name = "price"
+
+    def lookups(self, request, model_admin):
+        return [("unpriced", "Unpriced (flagged)"), ("priced", "Priced or free")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Model]) -> QuerySet[Model]:
+        unpriced = Q(input_price_per_mtok=0, output_price_per_mtok=0, provider__kind__in=non_free_kinds())
+        if self.value() == "unpriced":
+            return queryset.filter(unpriced)
+        if self.value() == "priced":
+            return queryset.exclude(unpriced)
+        return queryset
+
+
+def price_flag(obj: Model) -> str:
+    if obj.unpriced:
+        return format_html('<span class="unpriced" title="{}" style="color:var(--error-fg,#ba2121)">⚠ unpriced</span>',
+                           "Input and output prices are 0 on a kind that is not free: requests are served and "
+                           "their usage records are marked unpriced. Set the prices (or fill them from the catalogue).")
+    return ""
+
+
+class PriceHistoryInline(admin.TabularInline):
+    """Prices in effect since a date, newest first; the one in effect now is marked."""
+
+    model = ModelPrice
+    verbose_name = "price"
+    verbose_name_plural = "Price history (what each usage record was billed at is kept on the record itself)"
+    fields = [*PRICE_COLUMNS, "source", "state"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
+        return super().get_queryset(request).filter(effective_from__lte=timezone.now())
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="")
+    def state(self, row: ModelPrice) -> str:
+        current = row.model.price_effective_from
+        return "in effect" if current is not None and row.effective_from == current else ""
+
+
+class ScheduledPriceForm(forms.ModelForm):
+    class Meta:
+        model = ModelPrice
+        fields = PRICE_COLUMNS
+
+    def clean_effective_from(self):
+        when = self.cleaned_data["effective_from"]
+        if when <= timezone.now():
+            raise forms.ValidationError("A scheduled price starts in the future. To change the price now, edit the "
+                                        "prices above (past usage keeps the price it was billed at).")
+        return when
+
+
+class ScheduledPriceInline(admin.TabularInline):
+    """Prices that take effect at a future date (within the routing catalogue's
+    refresh interval, GATEWAY_CONFIG_TTL_S, of it); cancel one by deleting it."""
+
+    model = ModelPrice
+    form = ScheduledPriceForm
+    verbose_name = "scheduled price"
+    verbose_name_plural = "Scheduled prices (take effect at their date)"
+    fields = PRICE_COLUMNS
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
+        return super().get_queryset(request).filter(effective_from__gt=timezone.now())
