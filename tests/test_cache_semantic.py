@@ -206,6 +206,11 @@ def test_the_labelled_pairs_reach_their_targets_on_tuning() -> None:
     ("What are good snacks with sugar?", "What are good sugar-free snacks?", "negation"),
     ("Is it possible to recover deleted photos?", "Is it impossible to recover deleted photos?", "negation"),
     ("Name all the planets except Earth", "Name all the planets", "negation"),
+    ("Are these berries non-toxic for dogs?", "Are these berries toxic for dogs?", "negation"),
+    # an adjective added before a noun narrows; one word for a modifier and another is a swap
+    ("How long does a visa application take?", "How long does an urgent visa application take?", "narrower"),
+    ("Where can I buy eggs near me?", "Where can I buy organic eggs near me?", "narrower"),
+    ("What does a dentist charge for a cleaning?", "What does a dental hygienist charge for a cleaning?", "one swap"),
 ])
 def test_the_guard_tells_look_alikes_apart_and_says_why(a: str, b: str, reason: str) -> None:
     assert agree(features(a), features(b)) == reason

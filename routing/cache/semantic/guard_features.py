@@ -18,7 +18,7 @@ _HASH_KEY = b"gateway-semantic-guard-v1"
 # never matched (agree: "version"), since the two readings would not be comparable; they
 # age out with their TTL. Version 1 (no "v" in the JSON) is the reader before relations,
 # signed numbers and command words.
-READER_VERSION = 2
+READER_VERSION = 3  # 3: "non-"/"un-"/"anti-" negate, adjectives before a noun are modifiers
 
 
 def word_hash(word: str) -> int:
@@ -48,6 +48,7 @@ class Features:
     relations: frozenset[tuple[str, str, int]] = frozenset()  # ("to", "L", hash("integer")): a side of "to"
     qualifiers: frozenset[int] = frozenset()  # content words that narrow it ("during pregnancy", "brown")
     reversed_order: bool = False  # "descending", "in reverse"
+    modifiers: frozenset[int] = frozenset()  # of the qualifiers, adjectives before a noun ("urgent", "dental")
     version: int = READER_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class Features:
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
             "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
-            "ro": self.reversed_order, "v": self.version,
+            "md": sorted(self.modifiers), "ro": self.reversed_order, "v": self.version,
         }
 
     @classmethod
@@ -72,5 +73,6 @@ class Features:
             identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]),
             order=tuple(data.get("or", ())), relations=frozenset((k, side, h) for k, side, h in data.get("r", ())),
             qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
+            modifiers=frozenset(data.get("md", ())),
             version=int(data.get("v", 1)),
         )

@@ -10,7 +10,7 @@ from decimal import Decimal
 from . import vocabulary as V
 from .guard_features import Features, word_hash
 from .guard_quantities import canonical_number, number_words, unit_at
-from .guard_structure import anchors, qualifiers, relations
+from .guard_structure import anchors, modifiers, qualifiers, relations
 from .guard_tokens import glued, normalize, sentence_of, sentence_start, stem, tokens, word_at
 
 _ORDINAL_SUFFIX = {"st", "nd", "rd", "th"}
@@ -89,6 +89,7 @@ class _Reader:
             content=frozenset(self.content), order=tuple(self.order),
             relations=frozenset(relations(self.toks, self.content_at)),
             qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
+            modifiers=frozenset(modifiers(self.toks, self.content_at)),
         )
 
     def _number(self, i: int, value: str, span: int) -> int:
@@ -195,6 +196,9 @@ class _Reader:
             if len(parts) == 2 and parts[1] == "free" and parts[0] not in V.STOPWORDS:
                 self.negated = True  # "sugar-free snacks": snacks without sugar
                 parts = parts[:1]
+            elif len(parts) == 2 and parts[0] in V.HYPHEN_NEGATIONS and len(parts[1]) >= 3:
+                self.negated = True  # "non-toxic plants": plants that are not toxic
+                parts = parts[1:]
             return self._parts(i, parts)
         return self._one_word(i, tok.text, low)
 

@@ -76,4 +76,15 @@ def qualifiers(toks: list[Tok], content: Content) -> set[int]:
         elif opened:
             found.update(h for k, h in content if k == i)
     found.update(h for k, h in content if toks[k].low in V.KIND_WORDS)
-    return found
+    return found | modifiers(toks, content)
+
+
+def modifiers(toks: list[Tok], content: Content) -> set[int]:
+    """Adjectives right before another content word: "an *urgent* passport renewal", "*organic*
+    eggs", "a *dental* hygienist" (read by their ending: the reader has no dictionary)."""
+    return {h for n, (k, h) in enumerate(content)
+            if n + 1 < len(content) and content[n + 1][0] == k + 1 and _adjective(toks[k].low)}
+
+
+def _adjective(word: str) -> bool:
+    return len(word) >= 5 and word.endswith(V.ADJECTIVE_ENDINGS) and word not in V.NOT_ADJECTIVES

@@ -138,6 +138,26 @@ NEGATIONS = frozenset({
 })
 # Prefixes that make an opposite ("install"/"uninstall", "legal"/"illegal", "eligible"/"ineligible").
 NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "de")
+# Endings that mark an adjective before a noun (a modifier that narrows the question); words
+# with these endings that are usually nouns are listed apart.
+ADJECTIVE_ENDINGS = ("ent", "ant", "al", "ic", "ous", "ful", "less", "ive", "able", "ible", "ary")
+NOT_ADJECTIVES = frozenset({
+    "email", "account", "client", "agent", "tenant", "parent", "student", "content", "event", "payment",
+    "rental", "portal", "manual", "total", "signal", "terminal", "hospital", "animal", "capital", "arrival",
+    "approval", "renewal", "removal", "proposal", "referral", "withdrawal", "deposit", "plant", "restaurant",
+    "assistant", "applicant", "accountant", "consultant", "merchant", "servant", "logic", "music", "topic",
+    "clinic", "traffic", "graphic", "public", "basic", "library", "salary", "summary", "dictionary", "primary",
+    "vocabulary", "itinerary", "archive", "executive", "relative", "objective", "incentive", "table", "cable",
+    "variable", "bible", "current", "element", "statement", "department", "apartment", "document", "moment",
+    "comment", "component", "environment", "equipment", "investment", "management", "government", "treatment",
+    "appointment", "requirement", "settlement", "agreement", "employment", "retirement", "development",
+    # adjectives that do not narrow what is asked ("a different language", "the actual value")
+    "different", "specific", "particular", "actual", "general", "typical", "usual", "normal", "possible",
+    "available", "recent", "relevant", "important", "efficient", "simple", "easiest", "quick", "proper",
+    "official", "total", "given", "certain", "various", "several", "additional", "optional", "original",
+})
+# Prefixes that negate what follows their hyphen ("non-toxic", "non-smoking", "un-American").
+HYPHEN_NEGATIONS = frozenset({"non", "un", "anti"})
 
 # --- opposites: words of one group must agree (the same class) when both texts use it -----
 # group -> classes; each class is a tuple of words (lower case; inflections are listed).
