@@ -165,6 +165,8 @@ class ReplicateAdapter(Adapter):
         if not isinstance(data, dict):
             return "", ""
         title, detail = str(data.get("title") or ""), str(data.get("detail") or "")
+        if detail.startswith(title.rstrip(".")):  # "Request was throttled." / "Request was throttled. Expected ..."
+            return detail, title
         return ": ".join(part for part in (title, detail) if part), title
 
     def http_error(self, provider: str, status: int, headers, raw: bytes) -> ProviderError:
