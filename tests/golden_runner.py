@@ -21,6 +21,11 @@ One JSON file per case under tests/golden/<kind>/<case>.json::
                                                   # raw chunks; "encoding": "ndjson" (objects, one per
                                                   # line) or "aws-eventstream" ({"headers", "payload"}
                                                   # frames, tests/fakes/eventstream.py) are encoded first
+      "exchanges": [{"response": {...}, "expected": {"method": "GET", "path": "...", "headers": {}}},
+                    {"stream": {...}}, ...],      # instead of response/stream: APIs of several requests
+                                                  # (create, then poll or stream): the n-th request gets the
+                                                  # n-th answer, "{base_url}" in it is the server's URL;
+                                                  # expected_upstream is the first request, "expected" the others
       "expect": {                                 # what the gateway's client must get
         "status": 200,
         "json_subset": {...},                     # a subset of the JSON answer
@@ -84,6 +89,7 @@ class GoldenServer(FakeServer):
     def __init__(self, case: dict[str, Any]) -> None:
         super().__init__()
         self.case = case
+        self.served = 0  # answers of "exchanges" sent so far
 
     def route(self, ex: Exchange):
         return self._serve, False
@@ -92,6 +98,9 @@ class GoldenServer(FakeServer):
         return {"error": message or "golden"}
 
     def _serve(self, ex: Exchange, behaviour) -> None:
+        if "exchanges" in self.case:
+            self._serve_exchange(ex)
+            return
         if "stream" in self.case:
             content_type, chunks = encode_stream(self.case["stream"])
             ex.start_stream(content_type, self.case["stream"].get("headers"))
@@ -104,6 +113,39 @@ class GoldenServer(FakeServer):
         raw = response["raw"].encode() if "raw" in response else json.dumps(body).encode()
         headers = {"content-type": "application/json", **response.get("headers", {})}
         ex.send_bytes(response.get("status", 200), raw, headers.pop("content-type"), headers)
+
+    def _serve_exchange(self, ex: Exchange) -> None:
+        steps = self.case["exchanges"]
+        step = steps[min(self.served, len(steps) - 1)]
+        self.served += 1
+
+        def fill(raw: bytes) -> bytes:
+            return raw.replace(b"{base_url}", self.url.encode())
+
+        if "stream" in step:
+            content_type, chunks = encode_stream(step["stream"])
+            ex.start_stream(content_type, step["stream"].get("headers"))
+            for chunk in chunks:
+                ex.write_chunk(fill(chunk))
+            ex.end_stream()
+            return
+        response = step["response"]
+        raw = response["raw"].encode() if "raw" in response else json.dumps(response.get("body")).encode()
+        headers = {"content-type": "application/json", **response.get("headers", {})}
+        ex.send_bytes(response.get("status", 200), fill(raw), headers.pop("content-type"), headers)
+
+
+def check_exchanges(case: dict[str, Any], recorded: list) -> None:
+    """The requests after the first, against each exchange's "expected" (method, path, headers)."""
+    for i, step in enumerate(case.get("exchanges", [])):
+        want = step.get("expected")
+        if want is None:
+            continue
+        where = f"{case['kind']}/{case.get('name', '?')} request {i}"
+        assert i < len(recorded), f"{where}: not sent (sent: {[(r.method, r.path) for r in recorded]})"
+        got = recorded[i]
+        assert (got.method, got.path) == (want.get("method", "GET"), want["path"]), f"{where}: {got.method} {got.path}"
+        _match_headers(want.get("headers", {}), got.headers, where)
 
 
 def _match_headers(expected: dict[str, str], got: dict[str, str], where: str) -> None:
@@ -203,7 +245,8 @@ def run(case: dict[str, Any], build, gateway: str) -> None:
             else:
                 response = client.post(gw.get("path", "/v1/chat/completions"), json=body)
                 status, answer = response.status_code, response.json()
-        check_upstream(case, server.last_request)
+        check_upstream(case, server.requests[0] if "exchanges" in case else server.last_request)
+        check_exchanges(case, server.requests)
         where = f"{case['kind']}/{case.get('name', '?')} answer"
         assert status == expect.get("status", 200), f"{where}: status {status}: {locals().get('answer')}"
         if body.get("stream") and status == 200:
