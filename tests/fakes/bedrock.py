@@ -36,7 +36,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent, dumps
+from .base import Behaviour, Exchange, FakeServer, Route, StreamEvent
 from .eventstream import corrupt, encode_message, event, exception
 from .text import PER_MESSAGE_OVERHEAD, Answer, content_text, count_words, split_pieces
 
