@@ -226,8 +226,8 @@ class FakeGemini(FakeServer):
         config = body.get("generationConfig") or {}
         last_user = next((c for c in reversed(body["contents"]) if c.get("role", "user") == "user"), {})
         user_text = parts_text(last_user.get("parts"))
-        prompt = self.count_prompt(body)
-        usage_base = {"promptTokenCount": prompt if self.prompt_tokens is None else self.prompt_tokens}
+        prompt = self.count_prompt(body) if self.prompt_tokens is None else self.prompt_tokens
+        usage_base = {"promptTokenCount": prompt}
         if BLOCK_PROMPT in user_text:
             return {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]},
@@ -263,7 +263,7 @@ class FakeGemini(FakeServer):
             candidate["safetyRatings"] = ([{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
                                             "blocked": True}] if finish == "SAFETY" else SAFETY_RATINGS)
             candidates.append(candidate)
-        usage = {**usage_base, "candidatesTokenCount": answer.completion_tokens * count}
+        usage = {"promptTokenCount": answer.prompt_tokens, "candidatesTokenCount": answer.completion_tokens * count}
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
         if self.cached_tokens:
