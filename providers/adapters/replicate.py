@@ -222,7 +222,9 @@ class ReplicateAdapter(Adapter):
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
         url, headers, data = self.encode(model, req, stream=False)
         deadline = time.monotonic() + timeout
-        wait = min(int(model.provider.options.get("wait", MAX_WAIT_S)), int(timeout))
+        # A second less than the timeout: Replicate answers when the wait is over, and
+        # that answer (the prediction's id) must arrive before our read gives up.
+        wait = min(int(model.provider.options.get("wait", MAX_WAIT_S)), int(timeout - 1))
         if wait >= 1:
             headers = {**headers, "prefer": f"wait={wait}"}
         obj = await self._call(model, "POST", url, headers, timeout, data)
@@ -236,7 +238,8 @@ class ReplicateAdapter(Adapter):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, POLL_MAX_S)
                 obj = checks.expect_object(
-                    await self._call(model, "GET", prediction.get_url, auth_headers(model), deadline - time.monotonic()),
+                    await self._call(model, "GET", prediction.get_url, auth_headers(model),
+                                     max(deadline - time.monotonic(), POLL_FIRST_S)),
                     model.provider.name, "the prediction")
             prediction.settled = True
         finally:
