@@ -6,14 +6,18 @@ Plain sync tests: no Django, no database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import botocore.session
 import pytest
 from botocore.config import Config
-from botocore.eventstream import EventStreamBuffer
+from botocore.eventstream import EventStream, EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
+from botocore.parsers import EventStreamJSONParser, RestJSONParser
 
+from providers.adapters.bedrock_translate import BROKEN_STOP_REASONS, STOP_REASONS
 from tests.fakes.bedrock import FakeBedrock, reasoning_signature
 from tests.fakes.eventstream import corrupt, encode_message, event, exception
 
@@ -174,3 +178,48 @@ def test_list_foundation_models_through_the_bedrock_control_plane_client(fake):
     summaries = control.list_foundation_models()["modelSummaries"]
     assert MODEL in [s["modelId"] for s in summaries]
     assert fake.last_request.path == "/foundation-models"
+
+
+# -- the golden fixtures are what botocore accepts --------------------------------------------------------
+GOLDEN = sorted((Path(__file__).parent / "golden" / "bedrock").glob("*.json"))
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self):
+        yield self.data
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_golden_fixture_is_parsed_by_botocore(path):
+    """Each tests/golden/bedrock answer, through botocore's own restJson / event-stream
+    parsers for Converse / ConverseStream: a fixture botocore could not read would prove
+    nothing about Bedrock."""
+    case = json.loads(path.read_text())
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    if "stream" in case:
+        shape = model.operation_model("ConverseStream").output_shape.members["stream"]
+        frames = b"".join(encode_message(e["headers"], e["payload"]) for e in case["stream"]["events"])
+        stream = EventStream(_Body(frames), shape, EventStreamJSONParser(), "ConverseStream")
+        events, error = [], None
+        try:
+            events.extend(stream)
+        except EventStreamError as exc:
+            error = exc.response["Error"]["Code"]
+        assert events and list(events[0]) == ["messageStart"]
+        assert error == next((e["headers"][":exception-type"] for e in case["stream"]["events"]
+                              if e["headers"][":message-type"] == "exception"), None)
+        return
+    response = case["response"]
+    raw = response["raw"].encode() if "raw" in response else json.dumps(response["body"]).encode()
+    parsed = RestJSONParser().parse(
+        {"status_code": response["status"], "body": raw,
+         "headers": {k.lower(): v for k, v in response.get("headers", {}).items()}},
+        model.operation_model("Converse").output_shape)
+    if response["status"] >= 400:
+        assert parsed["Error"]["Code"] == response["headers"]["x-amzn-ErrorType"].split(":")[0]
+        assert parsed["Error"]["Message"] == response["body"]["message"]
+    elif "raw" not in response:
+        assert parsed["output"]["message"]["content"] and parsed["stopReason"] in {*STOP_REASONS, *BROKEN_STOP_REASONS}
