@@ -1,7 +1,7 @@
 """OAuth access tokens for Vertex AI from a service-account credential (Google's
 "JSON key file"), without google-auth: the two-legged JWT-bearer flow.
 
-    assertion = RS256-signed JWT {iss: client_email, scope, aud: token_uri, iat, exp}
+    assertion = RS256-signed JWT {iss: client_email, scope, aud: AUDIENCE, iat, exp}
     POST token_uri  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=...
     -> {"access_token", "expires_in", "token_type": "Bearer"}
 
@@ -31,6 +31,9 @@ from .base import TRANSPORT_ERRORS, provider_error, transport_error
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+# The audience Google checks, whatever token_uri the credential names (google-auth sends
+# the same constant).
+AUDIENCE = "https://oauth2.googleapis.com/token"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 3600  # the most Google accepts
 REFRESH_MARGIN_S = 300  # a token this close to expiry is replaced before use
@@ -73,7 +76,7 @@ def signed_assertion(account: ServiceAccount, now: float) -> str:
     header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
     if account.private_key_id:
         header["kid"] = account.private_key_id
-    claims = {"iss": account.client_email, "scope": SCOPE, "aud": account.token_uri,
+    claims = {"iss": account.client_email, "scope": SCOPE, "aud": AUDIENCE,
               "iat": int(now), "exp": int(now) + ASSERTION_LIFETIME_S}
     signing_input = _b64(orjson.dumps(header)) + b"." + _b64(orjson.dumps(claims))
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
