@@ -129,3 +129,38 @@ def test_a_stream_cut_before_message_end_is_a_bad_response(fake_cohere, build, o
         list(openai_client(build.key()).chat.completions.create(model="chat-cohere", messages=MESSAGES, stream=True))
     assert failed.value.status_code == 502
     assert only_record().error_kind == "bad_response"
+
+
+def _without_usage(obj):
+    obj.pop("usage", None)
+    (obj.get("delta") or {}).pop("usage", None)
+    return obj
+
+
+def _absurd_usage(obj):
+    usage = obj.get("usage") or (obj.get("delta") or {}).get("usage")
+    if usage:
+        usage["billed_units"]["input_tokens"] = "many"
+    return obj
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_answer_without_usage_is_estimated(fake_cohere, build, openai_client, stream):
+    build.route("chat-cohere", build.model(build.provider(fake_cohere, name="co", kind="cohere"), MODEL))
+    fake_cohere.mangle(_without_usage)
+    client = openai_client(build.key())
+    if stream:
+        _, text = streamed(client.chat.completions.create(model="chat-cohere", messages=MESSAGES, stream=True))
+    else:
+        text = client.chat.completions.create(model="chat-cohere", messages=MESSAGES).choices[0].message.content
+    assert text == fake_cohere.reply_text
+    record = only_record()
+    assert record.status == "success" and record.usage_estimated and record.prompt_tokens > 0
+
+
+def test_usage_that_is_not_a_count_is_a_bad_response(cohere_then_openai, fake_cohere, openai_client):
+    key = cohere_then_openai()
+    fake_cohere.mangle(_absurd_usage)
+    completion = openai_client(key).chat.completions.create(model="chat-default", messages=MESSAGES)
+    assert completion.choices[0].message.content == "from openai backup"
+    assert [a["outcome"] for a in only_record().attempt_log] == ["bad_response", "ok"]
