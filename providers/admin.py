@@ -360,6 +360,10 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
             hidden = {"fill_from_catalogue"}
         return [(title, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]}) for title, opts in fieldsets]
 
+    def get_inlines(self, request: HttpRequest, obj: Model | None):
+        # A new model has no history yet; its first price is the one typed above.
+        return self.inlines if obj is not None else []
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         """?provider=<id>&name=<upstream id> prefills the catalogue's prices (a link
         from elsewhere, e.g. a discovery row)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import REGISTRY, GaugeMetricFamily  # the unpriced-models gauge (below)
 
 LABELS = ("route", "provider", "model")
 
@@ -33,3 +34,29 @@ CACHE = Counter(
 )
 CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "What cache hits did not pay (the stored answers' cost)", ("route",))
 CACHE_STORES = Counter("gateway_cache_stores_total", "Answers offered to the cache: stored, too_large, error", ("route", "outcome"))
+
+
+# --- unpriced models (issue 14, docs/prices.md): read at scrape time ------------------
+class _UnpricedCollector:
+    """gateway_models_unpriced{provider,model} = 1 for every enabled model without a
+    price (input and output 0 on a kind that is not free): its requests are served and
+    recorded as unpriced, never silently billed at $0. One query per scrape."""
+
+    def describe(self):
+        return [GaugeMetricFamily("gateway_models_unpriced", "Enabled models without a price (1 each)",
+                                  labels=["provider", "model"])]
+
+    def collect(self):
+        from providers.prices import unpriced_models  # the ORM: not at import time
+
+        gauge = GaugeMetricFamily("gateway_models_unpriced", "Enabled models without a price (1 each)",
+                                  labels=["provider", "model"])
+        try:
+            for provider, model in unpriced_models():
+                gauge.add_metric([provider, model], 1)
+        except Exception:  # noqa: BLE001 - database down or an async context: the other series still scrape
+            pass
+        yield gauge
+
+
+REGISTRY.register(_UnpricedCollector())
