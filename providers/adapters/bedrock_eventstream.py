@@ -79,13 +79,18 @@ def decode_headers(raw: bytes | memoryview) -> dict[str, Any]:
 class EventStreamDecoder:
     """Feed bytes as they arrive (`feed`), take whole messages out as
     (headers, payload bytes) pairs. `pending` says whether a partial message is left
-    (at the end of the body: a stream cut mid-message)."""
+    (at the end of the body: a stream cut mid-message).
 
-    __slots__ = ("_buffer", "_offset")
+    A stream repeats a handful of header blocks (one per event type), so decoded
+    blocks are kept by their bytes: the headers dicts handed out are shared, read-only."""
+
+    __slots__ = ("_buffer", "_offset", "_headers")
+    MAX_HEADER_BLOCKS = 32  # distinct header blocks remembered per stream
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._offset = 0
+        self._headers: dict[bytes, dict[str, Any]] = {}
 
     @property
     def pending(self) -> int:
@@ -118,7 +123,12 @@ class EventStreamDecoder:
                 if zlib.crc32(view[start:end - 4]) != message_crc:
                     raise FrameError("message CRC mismatch")
                 headers_end = start + PRELUDE + headers_length
-                headers = decode_headers(view[start + PRELUDE:headers_end])
+                block = bytes(view[start + PRELUDE:headers_end])
+                headers = self._headers.get(block)
+                if headers is None:
+                    headers = decode_headers(block)
+                    if len(self._headers) < self.MAX_HEADER_BLOCKS:
+                        self._headers[block] = headers
                 payload = bytes(view[headers_end:end - 4])
                 self._offset = end
                 messages.append((headers, payload))
