@@ -16,9 +16,9 @@ Translation, in short (docs/providers/cohere.md has the whole table):
 - sampling parameters by the `PARAMS` table; what v2 has no field for is left out,
   n > 1 is refused (RequestNotTranslatable: Cohere answers one choice).
 - answers: text content, `thinking` content -> reasoning_content, tool calls; finish
-  reasons by FINISH_REASONS (cohere_stream.py), while ERROR and TIMEOUT (a generation that failed) are
-  provider errors. Usage is `billed_units` (what Cohere bills), `tokens` only when an
-  answer has no billed units.
+  reasons by cohere_stream.FINISH_REASONS, while ERROR and TIMEOUT (a generation that
+  failed) are provider errors. Usage is `billed_units` (what Cohere bills), `tokens`
+  only when an answer has no billed units.
 """
 
 from __future__ import annotations
