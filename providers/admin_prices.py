@@ -20,17 +20,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import PRICE_FIELDS, Model, ModelPrice, Provider
-from .price_catalogue import CatalogueEntry, lookup
+from .models import PRICE_FIELDS, Model, ModelPrice
+from .price_catalogue import CatalogueEntry
+from .price_catalogue import entry_for as catalogue_entry
 from .prices import non_free_kinds
 
 PRICE_COLUMNS = ["effective_from", *PRICE_FIELDS]
-
-
-def catalogue_entry(provider: Provider | None, upstream_id: str) -> CatalogueEntry | None:
-    if provider is None or not upstream_id or provider.spec is None or provider.spec.free:
-        return None
-    return lookup(provider.kind, upstream_id)
 
 
 def fill_from_catalogue(cleaned: dict) -> CatalogueEntry | None:

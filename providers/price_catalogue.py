@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .models import CAPABILITIES, MAX_PRICE_PER_MTOK
+from .models import CAPABILITIES, MAX_PRICE_PER_MTOK, Provider
 
 PATH = Path(__file__).resolve().parent / "data" / "prices.json"
 ENTRY_FIELDS = ("input", "output", "cache_read", "cache_write", "context_window", "capabilities")
@@ -174,3 +174,11 @@ def lookup(kind: str, upstream_id: str) -> CatalogueEntry | None:
     if found is None and DATE_SUFFIX.search(upstream_id):
         found = models.get(DATE_SUFFIX.sub("", upstream_id))
     return found
+
+
+def entry_for(provider: Provider | None, upstream_id: str) -> CatalogueEntry | None:
+    """The entry for a configured (or about to be) model of `provider`; None for a free
+    kind (its prices are ignored) or an id the catalogue does not list."""
+    if provider is None or not upstream_id or provider.spec is None or provider.spec.free:
+        return None
+    return lookup(provider.kind, upstream_id)
