@@ -106,8 +106,8 @@ class AzureOpenAIAdapter(OpenAIAdapter):
             return errors
         version = options.get("api_version")
         if not isinstance(version, str) or not API_VERSION.match(version):
-            return {"options": '"api_version" is required: an Azure OpenAI API version such as "2024-10-21" '
-                               'or "2025-04-01-preview".'}
+            return {"options": '"api_version" is required: an Azure OpenAI API version string such as '
+                               '"2024-10-21" or "2025-04-01-preview" (quoted in YAML, or it reads as a date).'}
         deployments = options.get("deployments", {})
         if not isinstance(deployments, dict):
             return {"options": '"deployments" must be an object: {"<deployment>": {"api_version": "..."}}.'}
