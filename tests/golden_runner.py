@@ -8,6 +8,9 @@ One JSON file per case under tests/golden/<kind>/<case>.json::
       "source": "the API reference section it was written from",
       "upstream_id": "gemini-2.5-flash",           # the model's upstream id (default "golden-model")
       "api_key": "KEY",                           # the provider's key (default "KEY")
+                                                  # "service_account": a throwaway service-account JSON whose
+                                                  # token_uri is this server's /token (vertex_ai)
+      "oauth_token": "ya29.x",                    # POST /token answers {"access_token": this} (OAuth kinds)
       "provider_options": {},                     # Provider.options
       "gateway_request": {"path": "/v1/chat/completions", "body": {...}},   # "model" defaults to the route
       "expected_upstream": {                      # what the adapter must send
@@ -92,7 +95,12 @@ class GoldenServer(FakeServer):
         self.served = 0  # answers of "exchanges" sent so far
 
     def route(self, ex: Exchange):
+        if self.case.get("oauth_token") and (ex.method, ex.path) == ("POST", "/token"):
+            return self._token, False
         return self._serve, False
+
+    def _token(self, ex: Exchange, behaviour) -> None:
+        ex.send_json(200, {"access_token": self.case["oauth_token"], "expires_in": 3600, "token_type": "Bearer"})
 
     def error_payload(self, status: int, message: str | None = None, **details: Any) -> Any:
         return {"error": message or "golden"}
@@ -213,6 +221,14 @@ def _read_sse(response: httpx.Response) -> tuple[str, str | None, dict, list[dic
     return text, finish, usage, tool_calls, error
 
 
+def _api_key(case: dict[str, Any], server: GoldenServer) -> str:
+    if case.get("api_key") == "service_account":
+        from tests.fakes.vertex import service_account
+
+        return service_account(f"{server.url}/token")[0]
+    return case.get("api_key", "KEY")
+
+
 def run(case: dict[str, Any], build, gateway: str) -> None:
     """Configure a route to a GoldenServer for `case`, send the gateway request, and
     check the upstream request, the client's answer and the usage record."""
@@ -222,7 +238,7 @@ def run(case: dict[str, Any], build, gateway: str) -> None:
     with GoldenServer(case) as server:
         provider = build.provider(None, name=f"golden-{case['kind']}", kind=case["kind"],
                                   base_url=case.get("base_url", server.base_url),
-                                  api_key=case.get("api_key", "KEY"), options=case.get("provider_options", {}))
+                                  api_key=_api_key(case, server), options=case.get("provider_options", {}))
         capabilities = case.get("capabilities")
         extra = {"capabilities": capabilities} if capabilities else {}
         model = build.model(provider, case.get("model_name", "golden-model"), upstream_id=case.get("upstream_id", ""),
