@@ -33,13 +33,16 @@ from .base import Adapter, classify_status, float32_vector, loads, parse_retry_a
 from .gemini_request import batch_embed_body, generate_content_body
 
 API_VERSIONS = ("v1beta", "v1")
-# supportedGenerationMethods -> the gateway's capabilities (providers.models.CAPABILITIES)
+# supportedGenerationMethods -> the gateway's capabilities (providers.models.CAPABILITIES).
+# The list names generateContent only; every such model also streams.
 METHOD_CAPABILITIES = {
-    "generateContent": ("chat", "tools", "vision", "json_mode"),
-    "streamGenerateContent": ("streaming",),
+    "generateContent": ("chat", "streaming"),
     "embedContent": ("embeddings",),
     "batchEmbedContents": ("embeddings",),
 }
+# What the list does not say: Gemini models (not the Gemma ones the API also serves)
+# take tools, images and JSON mode.
+GEMINI_CHAT_CAPABILITIES = ("tools", "vision", "json_mode")
 MAX_MODEL_PAGES = 20  # discovery reads at most this many pages of the model list
 
 
@@ -186,8 +189,8 @@ class GeminiAdapter(Adapter):
         return errors
 
     async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
-        """GET {base}/v1beta/models, every page: supportedGenerationMethods -> capabilities,
-        inputTokenLimit -> context window, outputTokenLimit, `thinking` -> thinking."""
+        """GET {base}/v1beta/models, every page (at most MAX_MODEL_PAGES): supportedGenerationMethods
+        -> capabilities, inputTokenLimit -> context window, outputTokenLimit, `thinking` -> thinking."""
         found: list[DiscoveredModel] = []
         token = ""
         headers = self._headers(provider)
@@ -207,6 +210,9 @@ def discovered(item: dict) -> DiscoveredModel:
     """One entry of models.list as a DiscoveredModel."""
     methods = item.get("supportedGenerationMethods") or []
     capabilities = {cap for method in methods for cap in METHOD_CAPABILITIES.get(method, ())}
+    upstream_id = str(item.get("name") or "").removeprefix("models/")
+    if "chat" in capabilities and upstream_id.startswith("gemini-"):
+        capabilities.update(GEMINI_CHAT_CAPABILITIES)
     if item.get("thinking") is True:
         capabilities.add("thinking")
 
@@ -215,7 +221,7 @@ def discovered(item: dict) -> DiscoveredModel:
         return value if type(value) is int and value > 0 else None
 
     return DiscoveredModel(
-        upstream_id=str(item.get("name") or "").removeprefix("models/"),
+        upstream_id=upstream_id,
         display_name=str(item.get("displayName") or ""),
         capabilities=frozenset(capabilities),
         context_window=limit("inputTokenLimit"),

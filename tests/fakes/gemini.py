@@ -87,6 +87,7 @@ class FakeGemini(FakeServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cached_tokens: int | None = None
+        self.max_page_size = 1000  # models.list caps pageSize at 1000
 
     # -- routing -------------------------------------------------------------------------
     def route(self, ex: Exchange) -> tuple[Route, bool] | None:
@@ -354,7 +355,7 @@ class FakeGemini(FakeServer):
         if not self.authorized(ex):
             return
         names = self.listed_models()
-        size = int(ex.query.get("pageSize") or 50)
+        size = min(int(ex.query.get("pageSize") or 50), self.max_page_size)
         start = int(ex.query.get("pageToken") or 0)
         page: dict[str, Any] = {"models": [self.model_entry(n) for n in names[start:start + size]]}
         if start + size < len(names):
