@@ -233,3 +233,23 @@ def test_streamed_reasoning_arrives_as_reasoning_content_deltas(fake_bedrock, cl
         reasoning_signature(fake_bedrock.thinking_text)]
     assert upstream_body(fake_bedrock)["additionalModelRequestFields"] == {
         "thinking": {"type": "enabled", "budget_tokens": 1024}}
+
+
+def test_tool_choice_none_keeps_the_tools_when_the_history_holds_tool_calls(fake_bedrock, client):
+    history = [{"role": "user", "content": "What is the weather in Paris?"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": "tooluse_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+               {"role": "tool", "tool_call_id": "tooluse_1", "content": ""}]
+    client.chat.completions.create(model="chat-bedrock", tools=[WEATHER_TOOL], tool_choice="none", messages=history)
+    body = upstream_body(fake_bedrock)  # the fake refuses toolUse/toolResult blocks without toolConfig
+    assert [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]] == ["get_weather"]
+    assert "toolChoice" not in body["toolConfig"]
+    assert body["messages"][2]["content"] == [{"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "(empty)"}]}}]
+
+
+def test_pdf_file_parts_become_document_blocks(fake_bedrock, client):
+    client.chat.completions.create(model="chat-bedrock", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Summarise this."},
+        {"type": "file", "file": {"filename": "report_2024.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQ="}}]}])
+    assert upstream_body(fake_bedrock)["messages"][0]["content"][1] == {
+        "document": {"format": "pdf", "name": "report-2024-pdf", "source": {"bytes": "JVBERi0xLjQ="}}}
