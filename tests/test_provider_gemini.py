@@ -398,3 +398,6 @@ def test_a_429s_retry_delay_is_read(fake_gemini):
         {"error": {"code": 400, "status": "INVALID_ARGUMENT",
                    "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."}}).encode())
     assert too_long.kind == "context_length"
+    region = GeminiAdapter().http_error("gem", 400, {}, json.dumps(
+        {"error": {"code": 400, "status": "FAILED_PRECONDITION", "message": "User location is not supported for the API use."}}).encode())
+    assert region.kind == "auth"  # the account, not the request: fall back

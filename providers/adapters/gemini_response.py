@@ -51,6 +51,9 @@ STATUS_KINDS = {
     "UNAVAILABLE": ErrorKind.UNAVAILABLE,
     "INTERNAL": ErrorKind.UNAVAILABLE,
     "DEADLINE_EXCEEDED": ErrorKind.TIMEOUT,
+    # 400 "User location is not supported", "enable billing": the account cannot use the
+    # API from here, a target problem like a refused key (fall back), not the request's.
+    "FAILED_PRECONDITION": ErrorKind.AUTH,
 }
 # A bad API key is 400 INVALID_ARGUMENT with this ErrorInfo reason: a credentials problem.
 AUTH_REASONS = {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
