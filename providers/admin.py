@@ -322,8 +322,8 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
     inlines = [ScheduledPriceInline, PriceHistoryInline]
-    list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "price_warning",
-                    "context", "quality", "upstream_id"]
+    list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
+                    "upstream_id"]
     list_editable = ["enabled"]
     list_filter = ["enabled", UnpricedFilter, "provider", "provider__kind"]
     list_select_related = ["provider"]
@@ -398,10 +398,6 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
     def catalogue_price(self, obj: Model) -> str:
         return catalogue_text(obj)
 
-    @admin.display(description="price")
-    def price_warning(self, obj: Model) -> str:
-        return price_flag(obj)
-
     @admin.display(description="provider", ordering="provider__name")
     def provider_state(self, obj: Model) -> str:
         # The model's own tick says nothing about its provider's switch.
@@ -430,6 +426,9 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
 
     @admin.display(description="input $/1M", ordering="input_price_per_mtok")
     def input_price(self, obj: Model) -> str:
+        # An unpriced model says so under its price (no column of its own: the list fits a laptop).
+        if obj.unpriced:
+            return format_html("{}<br>{}", price_text(obj.input_price_per_mtok), price_flag(obj))
         return price_text(obj.input_price_per_mtok)
 
     @admin.display(description="output $/1M", ordering="output_price_per_mtok")
