@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .models import PRICE_FIELDS, Model, ModelPrice
-from .price_catalogue import CatalogueEntry
+from .price_catalogue import CatalogueEntry, money
 from .price_catalogue import entry_for as catalogue_entry
 from .prices import non_free_kinds
 
@@ -90,7 +90,7 @@ class PriceHistoryInline(admin.TabularInline):
     model = ModelPrice
     verbose_name = "price"
     verbose_name_plural = "Price history (what each usage record was billed at is kept on the record itself)"
-    fields = [*PRICE_COLUMNS, "source", "state"]
+    fields = ["effective_from", "input", "output", "cache_read", "cache_write", "source", "state"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -104,16 +104,44 @@ class PriceHistoryInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    @admin.display(description="input $/1M")
+    def input(self, row: ModelPrice) -> str:
+        return _shown(row.input_price_per_mtok)
+
+    @admin.display(description="output $/1M")
+    def output(self, row: ModelPrice) -> str:
+        return _shown(row.output_price_per_mtok)
+
+    @admin.display(description="cache read $/1M")
+    def cache_read(self, row: ModelPrice) -> str:
+        return _shown(row.cache_read_price_per_mtok, "= input")
+
+    @admin.display(description="cache write $/1M")
+    def cache_write(self, row: ModelPrice) -> str:
+        return _shown(row.cache_write_price_per_mtok, "= input")
+
     @admin.display(description="")
     def state(self, row: ModelPrice) -> str:
         current = row.model.price_effective_from
         return "in effect" if current is not None and row.effective_from == current else ""
 
 
+def _shown(amount: Decimal | None, blank: str = "—") -> str:
+    return blank if amount is None else money(Decimal(amount))
+
+
+class PriceInput(forms.DecimalField):
+    """2.50, not the column's 2.500000."""
+
+    def prepare_value(self, value):
+        return money(value) if isinstance(value, Decimal) else value
+
+
 class ScheduledPriceForm(forms.ModelForm):
     class Meta:
         model = ModelPrice
         fields = PRICE_COLUMNS
+        field_classes = {name: PriceInput for name in PRICE_FIELDS}
 
     def clean_effective_from(self):
         when = self.cleaned_data["effective_from"]

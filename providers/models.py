@@ -313,7 +313,7 @@ class ModelPrice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model}: {self.input_price_per_mtok}/{self.output_price_per_mtok} from {self.effective_from:%Y-%m-%d %H:%M}"
+        return f"from {self.effective_from:%Y-%m-%d %H:%M}"
 
     def prices(self) -> tuple[Decimal | None, ...]:
         return tuple(getattr(self, name) for name in PRICE_FIELDS)

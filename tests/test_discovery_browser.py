@@ -5,12 +5,15 @@ ticking a model and pressing the button adds it. Screenshot: var/screenshots/adm
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from providers.models import Model, Provider
-from tests.test_reports_browser import CHROMIUM, SCREENSHOTS, WIDTH, HEIGHT, chromium
+from providers.prices import schedule_price
+from tests.test_reports_browser import CHROMIUM, HEIGHT, SCREENSHOTS, WIDTH, chromium
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,8 +32,12 @@ def test_discover_page_lists_and_adds_models_in_a_browser(gateway, fake_anthropi
     django_user_model.objects.create_superuser("operator", password="operator-pass-123")
     provider = Provider.objects.create(name="anthropic-main", kind="anthropic", base_url=fake_anthropic.base_url,
                                        api_key=fake_anthropic.api_key)
-    Model.objects.create(provider=provider, name="sonnet", upstream_id="claude-sonnet-4-6",
-                         input_price_per_mtok=Decimal("3"), output_price_per_mtok=Decimal("15"))
+    sonnet = Model.objects.create(provider=provider, name="sonnet", upstream_id="claude-sonnet-4-6",
+                                  input_price_per_mtok=Decimal("2.5"), output_price_per_mtok=Decimal("12"))
+    sonnet.input_price_per_mtok, sonnet.output_price_per_mtok = Decimal("3"), Decimal("15")
+    sonnet.save()
+    schedule_price(sonnet, timezone.now() + timedelta(days=14), {"input_price_per_mtok": Decimal("2"),
+                                                                  "output_price_per_mtok": Decimal("10")})
     path = f"/admin/providers/provider/{provider.pk}/discover/"
 
     with chromium() as browser:
@@ -51,6 +58,12 @@ def test_discover_page_lists_and_adds_models_in_a_browser(gateway, fake_anthropi
         with page.expect_navigation():
             page.click("input[type=submit][value='Add the ticked models']")
         assert "Added 1 model(s) to anthropic-main: claude-opus-4-6" in page.locator(".messagelist").inner_text()
+        # The model page: its prices, the catalogue's line, the scheduled price and the history.
+        page.goto(f"{gateway}/admin/providers/model/{sonnet.pk}/change/")
+        page.screenshot(path=str(SCREENSHOTS / "admin-model-prices.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+        text = page.locator("#content-main").inner_text().lower()  # headings are upper-cased by CSS
+        assert "in effect" in text and "scheduled prices" in text and "checked 2026-12-03" in text
 
     added = Model.objects.get(provider=provider, name="claude-opus-4-6")
     assert added.input_price_per_mtok == Decimal("5") and added.context_window == 1_000_000
