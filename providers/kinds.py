@@ -40,6 +40,12 @@ KINDS: dict[str, KindSpec] = {
     for spec in (
         KindSpec("openai", "OpenAI (or any OpenAI-compatible API)", "openai", "https://api.openai.com/v1"),
         KindSpec("azure_openai_v1", "Azure OpenAI (v1 API)", "openai", ""),
+        # The OpenAI dialect with another URL scheme, error shapes or auth header.
+        KindSpec("azure_openai", "Azure OpenAI (classic deployments, api-version)", "azure_openai", ""),
+        KindSpec("huggingface", "Hugging Face (TGI, Inference Endpoints, router)", "huggingface",
+                 "https://router.huggingface.co/v1"),
+        KindSpec("custom", "Custom OpenAI-compatible API (configurable auth header)", "custom", "",
+                 needs_api_key=False),
         KindSpec("groq", "Groq", "openai", "https://api.groq.com/openai/v1",
                  params=drops("logprobs", "top_logprobs", "logit_bias")),
         KindSpec("mistral", "Mistral", "openai", "https://api.mistral.ai/v1",
@@ -57,8 +63,16 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("vllm", "vLLM server (self-hosted)", "openai", "http://127.0.0.1:8000/v1",
                  needs_api_key=False),
         KindSpec("anthropic", "Anthropic Messages API", "anthropic", "https://api.anthropic.com"),
+        KindSpec("cohere", "Cohere (API v2: chat, embed)", "cohere", "https://api.cohere.com"),
+        # Google's Gemini API and Vertex AI: the same bodies, another URL and auth.
+        KindSpec("gemini", "Google Gemini API", "gemini", "https://generativelanguage.googleapis.com"),
+        KindSpec("vertex_ai", "Google Vertex AI (Gemini; service-account credential)", "vertex_ai", ""),
+        # AWS Bedrock Converse: SigV4-signed; the public endpoint is per region (options.region).
+        KindSpec("bedrock", "AWS Bedrock (Converse API, SigV4)", "bedrock", "", needs_api_key=False),
         KindSpec("ollama", "Ollama (native /api/chat)", "ollama", "http://127.0.0.1:11434",
                  needs_api_key=False, free=True),
+        # Replicate: predictions (create, wait/poll or stream, cancel); prompt-based inputs.
+        KindSpec("replicate", "Replicate (predictions API)", "replicate", "https://api.replicate.com"),
         KindSpec("mock", "Mock -- demo and chaos testing only, zero cost", "mock", "",
                  needs_api_key=False, free=True),
     )

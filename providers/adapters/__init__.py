@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from ..catalog import ModelInfo
 from .anthropic import AnthropicAdapter
+from .azure import AzureOpenAIAdapter
 from .base import Adapter
+from .bedrock import BedrockAdapter
+from .cohere import CohereAdapter
+from .custom import CustomAdapter
+from .gemini import GeminiAdapter
+from .huggingface import HuggingFaceAdapter
 from .mock import MockAdapter
 from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
+from .replicate import ReplicateAdapter
+from .vertex import VertexAdapter
 
 ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter for adapter in (OpenAIAdapter(), AnthropicAdapter(), OllamaAdapter(), MockAdapter())
+    adapter.name: adapter
+    for adapter in (
+        OpenAIAdapter(), AzureOpenAIAdapter(), HuggingFaceAdapter(), CustomAdapter(),  # the OpenAI dialect
+        AnthropicAdapter(), GeminiAdapter(), VertexAdapter(), CohereAdapter(), BedrockAdapter(),
+        ReplicateAdapter(), OllamaAdapter(), MockAdapter(),
+    )
 }
 
 
