@@ -17,8 +17,8 @@ predictions[].embeddings.values, with token counts in their statistics).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..catalog import ModelInfo, ProviderInfo
 from ..kinds import KindSpec
@@ -29,10 +29,12 @@ from ..types import (
 from . import checks
 from .base import RequestNotTranslatable, float32_vector
 from .gemini import GeminiAdapter
+from .gemini_request import generate_content_body
 from .vertex_auth import AccessTokens
 
 API_VERSIONS = ("v1", "v1beta1")
 DEFAULT_LOCATION = "global"
+T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")  # project ids and locations: no '/', '?' or spaces
 
 
@@ -67,20 +69,30 @@ class VertexAdapter(GeminiAdapter):
         return headers
 
     # ---- calls: a token first, one retry after a 401 ---------------------------
+    async def _with_token(self, provider: ProviderInfo, timeout: float, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` with a valid token cached; after a 401, once more with a fresh one."""
+        await self.tokens.get(provider, timeout)
+        try:
+            return await call()
+        except ProviderError as exc:
+            if exc.status != 401:
+                raise
+        self.tokens.forget(provider)
+        await self.tokens.get(provider, timeout)
+        return await call()
+
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
-        self.encode_check(model, req, stream=False)
-        for attempt in (1, 2):
-            await self.tokens.get(model.provider, timeout)
-            try:
-                return await super().complete(model, req, timeout)
-            except ProviderError as exc:
-                if exc.status != 401 or attempt == 2:
-                    raise
-                self.tokens.forget(model.provider)
-        raise AssertionError("unreachable")
+        self._translatable(model, req)
+        parent = super().complete
+        return await self._with_token(model.provider, timeout, lambda: parent(model, req, timeout))
+
+    async def embed(self, model: ModelInfo, req: EmbeddingRequest, timeout: float) -> EmbeddingResponse:
+        self.build_embedding_body(model, req)  # translation failures before any token is fetched
+        parent = super().embed
+        return await self._with_token(model.provider, timeout, lambda: parent(model, req, timeout))
 
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
-        self.encode_check(model, req, stream=True)
+        self._translatable(model, req)
         for attempt in (1, 2):
             await self.tokens.get(model.provider, timeout)
             sent = False
@@ -95,28 +107,16 @@ class VertexAdapter(GeminiAdapter):
                     raise
                 self.tokens.forget(model.provider)
 
-    async def embed(self, model: ModelInfo, req: EmbeddingRequest, timeout: float) -> EmbeddingResponse:
-        self.build_embedding_body(model, req)  # translation failures before any token is fetched
-        for attempt in (1, 2):
-            await self.tokens.get(model.provider, timeout)
-            try:
-                return await super().embed(model, req, timeout)
-            except ProviderError as exc:
-                if exc.status != 401 or attempt == 2:
-                    raise
-                self.tokens.forget(model.provider)
-        raise AssertionError("unreachable")
-
-    def encode_check(self, model: ModelInfo, req: ChatRequest, stream: bool) -> None:
+    @staticmethod
+    def _translatable(model: ModelInfo, req: ChatRequest) -> None:
         """Translate once before fetching a token: a request that cannot be sent is the
-        client's 400 (RequestNotTranslatable), not a token exchange and an AUTH error."""
-        from .gemini_request import generate_content_body
-
+        client's 400 (RequestNotTranslatable), not a token exchange and an AUTH error.
+        Other failures are left to encode() (after the token), which names the culprit."""
         try:
             generate_content_body(model, req)
         except RequestNotTranslatable:
             raise
-        except Exception:  # noqa: BLE001 - encode() (after the token) names the culprit
+        except Exception:  # noqa: BLE001 - see above
             pass
 
     # ---- embeddings: text-embeddings predict -----------------------------------
