@@ -232,3 +232,22 @@ def test_an_unpriced_model_is_served_its_usage_marked_and_its_gauge_set(fake_ope
     assert wait_for(lambda: client.chat.completions.create(model="chat-default", messages=HI) and
                     UsageRecord.objects.count() == 2)
     assert "pricing" not in UsageRecord.objects.order_by("-created_at").first().annotations
+
+
+@pytest.mark.django_db
+def test_a_yaml_import_that_changes_a_price_is_a_history_row_and_omitted_prices_stay_unpriced():
+    from routing.config import import_config
+
+    def config(price: str, **model) -> dict:
+        return {"providers": [{"name": "oa", "kind": "openai", "api_key": "env:OPENAI_API_KEY", "models": [
+            {"name": "gpt-4o", "input_price_per_mtok": price, "output_price_per_mtok": "10"},
+            {"name": "gpt-4o-mini", **model}]}]}
+
+    import_config(config("2.5"))
+    import_config(config("2.5"))  # unchanged: no row
+    import_config(config("3"))
+    model = Model.objects.get(name="gpt-4o")
+    assert [r.input_price_per_mtok for r in model.price_history.all()] == [Decimal("3"), Decimal("2.5")]
+    assert {r.source for r in model.price_history.all()} == {PriceSource.SAVED}
+    # No prices in the file: the catalogue is not consulted, the model is flagged instead.
+    assert Model.objects.get(name="gpt-4o-mini").unpriced
