@@ -401,3 +401,25 @@ def test_a_429s_retry_delay_is_read(fake_gemini):
     region = GeminiAdapter().http_error("gem", 400, {}, json.dumps(
         {"error": {"code": 400, "status": "FAILED_PRECONDITION", "message": "User location is not supported for the API use."}}).encode())
     assert region.kind == "auth"  # the account, not the request: fall back
+
+
+# --- the other client dialects reach Gemini through the same translation ---------------------------
+def test_an_anthropic_messages_client_with_a_tool_reaches_gemini(fake_gemini, gemini_route, build, gateway):
+    import anthropic
+
+    claude = anthropic.Anthropic(base_url=gateway, api_key=build.key(), max_retries=0, timeout=30)
+    message = claude.messages.create(
+        model="chat-gemini", max_tokens=100, system="Be brief.", messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[{"name": "get_weather", "description": "Current weather", "input_schema": WEATHER_TOOL["function"]["parameters"]}])
+    assert message.stop_reason == "tool_use"
+    (block,) = [b for b in message.content if b.type == "tool_use"]
+    assert (block.name, block.input) == ("get_weather", {"city": "Paris"})
+    body = _upstream(fake_gemini).body
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert body["generationConfig"]["maxOutputTokens"] == 100
+
+
+def test_a_responses_api_client_reaches_gemini(fake_gemini, client):
+    response = client.responses.create(model="chat-gemini", instructions="Be brief.", input="Say hello")
+    assert response.output_text == "Hello from fake-gemini."
+    assert _upstream(fake_gemini).body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
