@@ -45,7 +45,8 @@ from ..types import (
 
 log = logging.getLogger("gateway.adapters")
 _SECRETISH = re.compile(r"(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{8,}|[A-Za-z0-9_\-]{32,}", re.I)
-_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long", "context window")
+_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long", "context window",
+                  "maximum prompt length")
 _POLICY_HINTS = ("content_policy", "content policy", "content_filter", "safety system")
 
 
