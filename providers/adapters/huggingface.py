@@ -22,19 +22,16 @@ What differs from OpenAI's dialect:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
 from ..catalog import ModelInfo
 from ..params import DROP, Param, as_list, map_params, overlay, table
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, ErrorKind, ProviderError
-from . import checks
-from .base import auth_headers, classify_status, loads, parse_retry_after, provider_error, sse_events
-from .openai import OpenAIAdapter, _usage
+from ..types import ChatRequest, ChatResponse, EmbeddingRequest, ErrorKind, ProviderError
+from .base import auth_headers, classify_status, parse_retry_after, provider_error
+from .openai import OpenAIAdapter
 
 ROUTER = "https://router.huggingface.co/v1"
 
@@ -166,32 +163,7 @@ class HuggingFaceAdapter(OpenAIAdapter):
         return provider_error(error_kind(status, message, error_type), provider, f"HTTP {status}", message,
                               status=status, retry_after=retry_after)
 
-    async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
-        # OpenAI's loop, with TGI's error events classified (the OpenAI adapter's loop
-        # has no hook for that; a shared one would remove these lines).
-        provider = model.provider.name
-        async for _event, data in sse_events(response):
-            if data.strip() == "[DONE]":
-                return
-            obj = loads(data, provider)
-            if not isinstance(obj, dict):
-                raise checks.bad(provider, "unexpected stream event")
-            if "error" in obj:
-                message, error_type, _ = _error_fields(obj)
-                raise provider_error(error_kind(None, message, error_type), provider, "stream error", message,
-                                     secrets=[model.provider.api_key], limit=200)
-            choices = checks.expect_list(obj.get("choices"), provider, "a chunk's choices", optional=True)
-            yield ChatChunk(
-                model=str(obj.get("model") or model.upstream_id),
-                choices=[
-                    {
-                        "index": checks.expect_index(c.get("index"), provider, 0),
-                        "delta": checks.chat_message(c.get("delta"), provider, "a stream delta", optional=True),
-                        "logprobs": c.get("logprobs"),
-                        "finish_reason": checks.finish_reason(c.get("finish_reason"), provider),
-                    }
-                    for c in (checks.expect_object(c, provider, "a stream choice") for c in choices)
-                ],
-                usage=_usage(obj.get("usage"), provider),
-            )
-        raise checks.bad(provider, "stream ended without [DONE]")
+    def stream_error(self, model: ModelInfo, event: dict) -> ProviderError:
+        message, error_type, _ = _error_fields(event)  # TGI 2's {error, error_type} or TGI 3's {error: {...}}
+        return provider_error(error_kind(None, message, error_type), model.provider.name, "stream error", message,
+                              secrets=[model.provider.api_key], limit=200)

@@ -126,9 +126,7 @@ class OpenAIAdapter(Adapter):
             if not isinstance(obj, dict):
                 raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream event")
             if "error" in obj:
-                message, code = self.error_details(obj)
-                kind = ErrorKind.RATE_LIMITED if "rate" in code else ErrorKind.UNAVAILABLE
-                raise provider_error(kind, provider, "stream error", message, secrets=[model.provider.api_key], limit=200)
+                raise self.stream_error(model, obj)
             choices = checks.expect_list(obj.get("choices"), provider, "a chunk's choices", optional=True)
             yield ChatChunk(
                 model=str(obj.get("model") or model.upstream_id),
@@ -144,6 +142,13 @@ class OpenAIAdapter(Adapter):
                 usage=_usage(obj.get("usage"), provider),
             )
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")
+
+    def stream_error(self, model: ModelInfo, event: dict) -> ProviderError:
+        """An error event inside a stream, classified (dialects differ in its shape)."""
+        message, code = self.error_details(event)
+        kind = ErrorKind.RATE_LIMITED if "rate" in code else ErrorKind.UNAVAILABLE
+        return provider_error(kind, model.provider.name, "stream error", message,
+                              secrets=[model.provider.api_key], limit=200)
 
     async def list_models(self, provider: ProviderInfo, timeout: float) -> list[DiscoveredModel]:
         """GET {base}/models: OpenAI lists ids only; OpenAI-compatible servers that say
