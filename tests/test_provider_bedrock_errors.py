@@ -130,14 +130,28 @@ def test_an_exception_after_the_first_token_ends_the_stream_with_an_error(bedroc
     assert record.status == "error" and record.error_kind == "context_length"  # ValidationException's wording
 
 
-@pytest.mark.parametrize("break_stream", [lambda f: f.malformed(), lambda f: f.cut_stream(after_chunks=0)],
-                         ids=["corrupt-crc", "cut"])
-def test_a_corrupt_or_cut_event_stream_is_a_bad_response(bedrock_then_openai, fake_bedrock, openai_client, break_stream):
+def test_a_stream_cut_before_the_first_token_is_a_bad_response_and_falls_back(bedrock_then_openai, fake_bedrock,
+                                                                              openai_client):
     key = bedrock_then_openai()
-    break_stream(fake_bedrock)
+    fake_bedrock.cut_stream(after_chunks=0)  # messageStart sent, then the connection closes
     text, _ = _ask(openai_client(key), stream=True)
     assert text == "from openai backup"
     assert only_record().attempt_log[0]["outcome"] == "bad_response"
+
+
+def test_a_frame_with_a_bad_crc_ends_the_stream_as_a_bad_response(bedrock_then_openai, fake_bedrock, fake_openai,
+                                                                  openai_client):
+    key = bedrock_then_openai()
+    fake_bedrock.malformed()  # a corrupt frame after the first text delta
+    received = []
+    with pytest.raises(openai.APIError, match="CRC"):
+        for chunk in openai_client(key).chat.completions.create(model="chat-default", messages=MESSAGES, stream=True):
+            received.append(chunk)
+    # the delta before the broken frame arrived, however the bytes were split into reads
+    assert "".join(c.choices[0].delta.content or "" for c in received if c.choices) == "Hello"
+    assert fake_openai.request_count == 0
+    record = only_record()
+    assert record.status == "error" and record.error_kind == "bad_response"
 
 
 def test_a_malformed_converse_answer_is_a_bad_response(bedrock_then_openai, fake_bedrock, openai_client):

@@ -49,6 +49,27 @@ def test_a_partial_message_is_pending():
     assert len(decoder.feed(FRAMES[0][-3:])) == 1 and decoder.pending == 0
 
 
+def test_whole_messages_before_a_broken_one_are_returned_then_it_is_refused():
+    decoder = EventStreamDecoder()
+    assert decoder.feed(FRAMES[0] + corrupt(FRAMES[1])) == [(
+        {":event-type": "messageStart", ":content-type": "application/json", ":message-type": "event"},
+        b'{"role":"assistant"}')]
+    with pytest.raises(FrameError, match="message CRC"):
+        decoder.feed(FRAMES[2])
+    with pytest.raises(FrameError, match="message CRC"):
+        decoder.finish()
+
+
+def test_finish_refuses_a_body_that_ends_inside_a_message():
+    decoder = EventStreamDecoder()
+    decoder.feed(FRAMES[0] + FRAMES[1][:20])
+    with pytest.raises(FrameError, match="ended inside a message"):
+        decoder.finish()
+    complete = EventStreamDecoder()
+    complete.feed(FRAMES[0])
+    complete.finish()
+
+
 def test_every_header_value_type_is_decoded():
     def header(name: str, kind: int, raw: bytes) -> bytes:
         return bytes([len(name)]) + name.encode() + bytes([kind]) + raw

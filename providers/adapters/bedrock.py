@@ -16,6 +16,9 @@ as already encoded, since requoting it would change the path that was signed.
 Streams are application/vnd.amazon.eventstream messages; an exception message inside
 the stream (throttlingException, modelStreamErrorException, ...) is a ProviderError of
 its kind, a frame with a bad CRC is bad_response.
+
+botocore is imported on first use, not with the adapter registry: a gateway without a
+Bedrock provider never loads it.
 """
 
 from __future__ import annotations
@@ -23,14 +26,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from urllib.parse import quote
 
 import aiohttp
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, EnvProvider
-from botocore.utils import percent_encode
 from yarl import URL
 
 from ..catalog import ModelInfo, ProviderInfo
@@ -41,6 +42,9 @@ from . import bedrock_translate as translate
 from . import checks
 from .base import Adapter, classify_status, loads, parse_retry_after, provider_error
 from .bedrock_eventstream import EventStreamDecoder, FrameError
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 SERVICE = "bedrock"
 REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d{1,2}")
@@ -75,6 +79,12 @@ STREAM_ERROR_KINDS = {
 }
 
 
+def model_path(model_id: str) -> str:
+    """The model id as botocore puts it in the path (botocore.utils.percent_encode: every
+    byte but letters, digits and -._~ percent-encoded, so ':' -> %3A and '/' -> %2F)."""
+    return quote(model_id, safe="-._~")
+
+
 def region_of(provider: ProviderInfo) -> str:
     return str(provider.options.get("region") or "")
 
@@ -91,6 +101,8 @@ def control_base(provider: ProviderInfo) -> str:
 def credentials(provider: ProviderInfo) -> Credentials:
     """The provider's AWS credentials: its secret, else the environment's; ProviderError(AUTH)
     when there are none or the secret has the wrong shape."""
+    from botocore.credentials import Credentials, EnvProvider  # botocore loads on first use (~0.3 s)
+
     key = provider.api_key
     if key:
         parts = key.split(":")
@@ -107,6 +119,9 @@ def credentials(provider: ProviderInfo) -> Credentials:
 
 def sign(provider: ProviderInfo, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
     """`headers` plus X-Amz-Date, Authorization (and X-Amz-Security-Token) for this request."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
     SigV4Auth(credentials(provider), SERVICE, region_of(provider)).add_auth(request)
     return dict(request.headers.items())
@@ -148,7 +163,7 @@ class BedrockAdapter(Adapter):
         if config:
             body["toolConfig"] = config
         action = "converse-stream" if stream else "converse"
-        url = f"{runtime_base(model.provider)}/model/{percent_encode(model.upstream_id)}/{action}"
+        url = f"{runtime_base(model.provider)}/model/{model_path(model.upstream_id)}/{action}"
         return url, _headers(model.provider, EVENT_STREAM if stream else "application/json"), body
 
     def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[URL, dict, bytes]:  # type: ignore[override]
@@ -203,8 +218,10 @@ class BedrockAdapter(Adapter):
                     yield ChatChunk(name, [choice])
                 elif delta is not None:
                     yield ChatChunk(name, [{"index": 0, "delta": delta, "finish_reason": None}])
-        if decoder.pending:
-            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended inside an event-stream message")
+        try:
+            decoder.finish()
+        except FrameError as exc:
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: broken event-stream frame ({exc})") from None
         if not stopped:
             raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without messageStop")
 

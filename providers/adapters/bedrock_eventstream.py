@@ -84,13 +84,14 @@ class EventStreamDecoder:
     A stream repeats a handful of header blocks (one per event type), so decoded
     blocks are kept by their bytes: the headers dicts handed out are shared, read-only."""
 
-    __slots__ = ("_buffer", "_offset", "_headers")
+    __slots__ = ("_buffer", "_offset", "_headers", "_error")
     MAX_HEADER_BLOCKS = 32  # distinct header blocks remembered per stream
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._offset = 0
         self._headers: dict[bytes, dict[str, Any]] = {}
+        self._error: FrameError | None = None
 
     @property
     def pending(self) -> int:
@@ -99,7 +100,12 @@ class EventStreamDecoder:
 
     def feed(self, data: bytes) -> list[tuple[dict[str, Any], bytes]]:
         """Append `data`; return every message now complete, in order (a list, so no
-        view of the buffer outlives the call)."""
+        view of the buffer outlives the call). A broken message raises FrameError; the
+        whole messages before it in the same data are returned first (the error is
+        raised by the next `feed` or by `finish`), so what arrived intact is never lost
+        to how the bytes happened to be split into reads."""
+        if self._error is not None:
+            raise self._error
         buffer = self._buffer
         if self._offset:  # drop what was consumed before growing the buffer
             del buffer[:self._offset]
@@ -108,30 +114,46 @@ class EventStreamDecoder:
         messages: list[tuple[dict[str, Any], bytes]] = []
         view = memoryview(buffer)
         try:
-            while len(buffer) - self._offset >= PRELUDE:
-                start = self._offset
-                total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, start)
-                if zlib.crc32(view[start:start + 8]) != prelude_crc:
-                    raise FrameError("prelude CRC mismatch")
-                if total < MIN_MESSAGE or headers_length > MAX_HEADERS or total - MIN_MESSAGE - headers_length > MAX_PAYLOAD \
-                        or headers_length > total - MIN_MESSAGE:
-                    raise FrameError(f"message lengths out of bounds (total {total}, headers {headers_length})")
-                end = start + total
-                if len(buffer) < end:
-                    break
-                (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
-                if zlib.crc32(view[start:end - 4]) != message_crc:
-                    raise FrameError("message CRC mismatch")
-                headers_end = start + PRELUDE + headers_length
-                block = bytes(view[start + PRELUDE:headers_end])
-                headers = self._headers.get(block)
-                if headers is None:
-                    headers = decode_headers(block)
-                    if len(self._headers) < self.MAX_HEADER_BLOCKS:
-                        self._headers[block] = headers
-                payload = bytes(view[headers_end:end - 4])
-                self._offset = end
-                messages.append((headers, payload))
+            self._take(buffer, view, messages)
+        except FrameError as exc:
+            if not messages:
+                raise
+            self._error = exc
         finally:
             view.release()
         return messages
+
+    def finish(self) -> None:
+        """At the end of the body: FrameError if a broken message is pending, or the body
+        ended inside a message (a cut stream)."""
+        if self._error is not None:
+            raise self._error
+        if self.pending:
+            raise FrameError("the stream ended inside a message")
+
+    def _take(self, buffer: bytearray, view: memoryview, messages: list[tuple[dict[str, Any], bytes]]) -> None:
+        """Move every whole message from the buffer (from `_offset`) into `messages`."""
+        while len(buffer) - self._offset >= PRELUDE:
+            start = self._offset
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, start)
+            if zlib.crc32(view[start:start + 8]) != prelude_crc:
+                raise FrameError("prelude CRC mismatch")
+            if total < MIN_MESSAGE or headers_length > MAX_HEADERS or total - MIN_MESSAGE - headers_length > MAX_PAYLOAD \
+                    or headers_length > total - MIN_MESSAGE:
+                raise FrameError(f"message lengths out of bounds (total {total}, headers {headers_length})")
+            end = start + total
+            if len(buffer) < end:
+                break
+            (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
+            if zlib.crc32(view[start:end - 4]) != message_crc:
+                raise FrameError("message CRC mismatch")
+            headers_end = start + PRELUDE + headers_length
+            block = bytes(view[start + PRELUDE:headers_end])
+            headers = self._headers.get(block)
+            if headers is None:
+                headers = decode_headers(block)
+                if len(self._headers) < self.MAX_HEADER_BLOCKS:
+                    self._headers[block] = headers
+            payload = bytes(view[headers_end:end - 4])
+            self._offset = end
+            messages.append((headers, payload))
