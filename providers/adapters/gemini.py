@@ -111,8 +111,8 @@ class GeminiAdapter(Adapter):
             if "error" in obj:
                 message, code = answer.error_details(obj)
                 status = obj["error"].get("code") if isinstance(obj["error"], dict) else None
-                kind = answer.error_kind(status if isinstance(status, int) else 500, message, code,
-                                         ErrorKind.RATE_LIMITED if code == "RESOURCE_EXHAUSTED" else ErrorKind.UNAVAILABLE)
+                status = status if type(status) is int else 500  # an error event without a code: the server's
+                kind = answer.error_kind(status, message, code, classify_status(status, message, code))
                 raise provider_error(kind, provider, "stream error", message, secrets=[model.provider.api_key], limit=200)
             blocked = answer.blocked_prompt(obj, provider)
             if blocked is not None:
