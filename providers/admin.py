@@ -24,12 +24,10 @@ from django.utils.html import format_html
 from .adapters import ADAPTERS
 from .admin_discovery import discover_view
 from .admin_prices import (
-    PriceHistoryInline, ScheduledPriceInline, UnpricedFilter, catalogue_entry, catalogue_text, fill_from_catalogue,
-    price_flag,
+    ModelPricesMixin, PriceHistoryInline, ScheduledPriceInline, UnpricedFilter, fill_from_catalogue, price_flag,
 )
 from .kinds import KINDS
-from .models import CAPABILITIES, ENV_REF, Model, PriceSource, Provider
-from .prices import apply_due_prices
+from .models import CAPABILITIES, ENV_REF, Model, Provider
 from .signals import edited_in_admin
 
 API_KEY_HELP = (
@@ -319,7 +317,7 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 
 
 @admin.register(Model)
-class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
+class ProviderModelAdmin(ModelPricesMixin, RoutesCheckMixin, admin.ModelAdmin):
     form = ModelForm
     inlines = [ScheduledPriceInline, PriceHistoryInline]
     list_display = ["name_serves", "provider_state", "enabled", "input_price", "output_price", "context", "quality",
@@ -351,52 +349,6 @@ class ProviderModelAdmin(RoutesCheckMixin, admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     readonly_fields = ["created_at", "updated_at", "catalogue_price", "price_effective_from"]
-
-    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:  # a new model: no catalogue line or date yet, the fill box instead
-            hidden = {"catalogue_price", "price_effective_from"}
-        else:
-            hidden = {"fill_from_catalogue"}
-        return [(title, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]}) for title, opts in fieldsets]
-
-    def get_inlines(self, request: HttpRequest, obj: Model | None):
-        # A new model has no history yet; its first price is the one typed above.
-        return self.inlines if obj is not None else []
-
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
-        """?provider=<id>&name=<upstream id> prefills the catalogue's prices (a link
-        from elsewhere, e.g. a discovery row)."""
-        initial = super().get_changeform_initial_data(request)
-        provider = Provider.objects.filter(pk=initial.get("provider")).first() if str(initial.get("provider", "")).isdigit() else None
-        entry = catalogue_entry(provider, initial.get("upstream_id") or initial.get("name") or "")
-        if entry is not None:
-            initial.update({k: v for k, v in entry.model_fields().items() if v is not None})
-            messages.info(request, f"Prices prefilled from the price catalogue: {entry.summary()}.")
-        return initial
-
-    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
-        apply_due_prices(notify=True)  # a scheduled price whose date came shows as in effect
-        return super().get_object(request, object_id, from_field)
-
-    def save_model(self, request: HttpRequest, obj: Model, form, change: bool) -> None:
-        entry = getattr(form, "catalogue_entry", None)
-        obj.price_source = PriceSource.CATALOGUE if entry is not None and not change else PriceSource.ADMIN
-        super().save_model(request, obj, form, change)
-        if entry is not None and not change:
-            messages.info(request, f"{obj}: prices filled from the price catalogue: {entry.summary()}.")
-        if obj.unpriced:
-            messages.warning(request, f"{obj} has no price (input and output 0): requests to it are served, billed "
-                             "at $0 and their usage records marked unpriced. Set its prices, or fill them from the "
-                             "price catalogue, to bill it.")
-
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        apply_due_prices(notify=True)
-
-    @admin.display(description="price catalogue")
-    def catalogue_price(self, obj: Model) -> str:
-        return catalogue_text(obj)
 
     @admin.display(description="provider", ordering="provider__name")
     def provider_state(self, obj: Model) -> str:

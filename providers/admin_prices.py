@@ -14,16 +14,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import PRICE_FIELDS, Model, ModelPrice
+from .models import PRICE_FIELDS, Model, ModelPrice, PriceSource, Provider
 from .price_catalogue import CatalogueEntry, money
 from .price_catalogue import entry_for as catalogue_entry
-from .prices import non_free_kinds
+from .prices import apply_due_prices, non_free_kinds
 
 PRICE_COLUMNS = ["effective_from", *PRICE_FIELDS]
 
@@ -164,3 +164,55 @@ class ScheduledPriceInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
         return super().get_queryset(request).filter(effective_from__gt=timezone.now())
+
+
+class ModelPricesMixin:
+    """The model admin's price behaviour: the catalogue line and fill, the history
+    inlines on change pages, scheduled prices applied as soon as they are due, and the
+    unpriced warning on save."""
+
+    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:  # a new model: no catalogue line or date yet, the fill box instead
+            hidden = {"catalogue_price", "price_effective_from"}
+        else:
+            hidden = {"fill_from_catalogue"}
+        return [(title, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]}) for title, opts in fieldsets]
+
+    def get_inlines(self, request: HttpRequest, obj: Model | None):
+        # A new model has no history yet; its first price is the one typed above.
+        return self.inlines if obj is not None else []
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        """?provider=<id>&name=<upstream id> prefills the catalogue's prices (a link
+        from elsewhere, e.g. a discovery row)."""
+        initial = super().get_changeform_initial_data(request)
+        provider = Provider.objects.filter(pk=initial.get("provider")).first() if str(initial.get("provider", "")).isdigit() else None
+        entry = catalogue_entry(provider, initial.get("upstream_id") or initial.get("name") or "")
+        if entry is not None:
+            initial.update({k: v for k, v in entry.model_fields().items() if v is not None})
+            messages.info(request, f"Prices prefilled from the price catalogue: {entry.summary()}.")
+        return initial
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        apply_due_prices(notify=True)  # a scheduled price whose date came shows as in effect
+        return super().get_object(request, object_id, from_field)
+
+    def save_model(self, request: HttpRequest, obj: Model, form, change: bool) -> None:
+        entry = getattr(form, "catalogue_entry", None)
+        obj.price_source = PriceSource.CATALOGUE if entry is not None and not change else PriceSource.ADMIN
+        super().save_model(request, obj, form, change)
+        if entry is not None and not change:
+            messages.info(request, f"{obj}: prices filled from the price catalogue: {entry.summary()}.")
+        if obj.unpriced:
+            messages.warning(request, f"{obj} has no price (input and output 0): requests to it are served, billed "
+                             "at $0 and their usage records marked unpriced. Set its prices, or fill them from the "
+                             "price catalogue, to bill it.")
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        apply_due_prices(notify=True)
+
+    @admin.display(description="price catalogue")
+    def catalogue_price(self, obj: Model) -> str:
+        return catalogue_text(obj)
