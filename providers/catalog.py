@@ -124,4 +124,9 @@ def load_models() -> dict[int, ModelInfo]:
     except DatabaseError:
         log.warning("scheduled prices not applied (database error); retried at the next reload", exc_info=True)
     qs = Model.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
-    return {m.id: model_info(m) for m in qs if m.provider.kind in KINDS}
+    models = {m.id: model_info(m) for m in qs if m.provider.kind in KINDS}
+    from .adapters import ADAPTERS  # the adapters import this module
+
+    for wire in {info.provider.spec.wire for info in models.values()}:
+        ADAPTERS[wire].preload()  # here, off the event loop, before the first request needs it
+    return models

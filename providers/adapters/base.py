@@ -266,6 +266,10 @@ class Adapter:
         """The answer's `count` vectors, in input order (float32_vector each)."""
         raise NotImplementedError
 
+    def preload(self) -> None:
+        """Load what this adapter needs that is slow to import (Bedrock: botocore), when the
+        catalogue loads a model of its kind: off the event loop, before the first request."""
+
     def check_config(self, spec: KindSpec, base_url: str, options: dict[str, Any]) -> dict[str, str]:
         """A provider's settings as the admin, the API and YAML save them: errors by
         field ("base_url", "options"), empty when they are usable. The default: a base
@@ -284,15 +288,7 @@ class Adapter:
 
     async def _get_json(self, provider: ProviderInfo, url: str, headers: dict, timeout: float) -> Any:
         """GET a JSON document (model lists): its JSON, or the classified error."""
-        try:
-            async with get_session().get(url, headers=headers, timeout=timeout_for(timeout)) as response:
-                raw = await response.read()
-                status, response_headers = response.status, response.headers
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc, provider.name) from None
-        if status >= 400:
-            raise self.http_error(provider.name, status, response_headers, raw)
-        return loads(raw, provider.name)
+        return await self._http_json(provider.name, "GET", url, headers, None, timeout)
 
     # ---- shared machinery --------------------------------------------------
     def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[str, dict, bytes]:
@@ -337,10 +333,15 @@ class Adapter:
 
     async def _exchange(self, model: ModelInfo, url: str, headers: dict, data: bytes, timeout: float) -> Any:
         """POST a JSON body, read the whole answer: its JSON, or the classified error."""
-        provider = model.provider.name
+        return await self._http_json(model.provider.name, "POST", url, headers, data, timeout)
+
+    async def _http_json(self, provider: str, method: str, url: str, headers: dict, data: bytes | None,
+                         timeout: float) -> Any:
+        """One whole exchange: the answer's JSON; a transport failure, an HTTP error
+        (`http_error`) or a body that is not JSON as a classified ProviderError."""
         try:
-            async with get_session().post(url, data=data, headers=headers,
-                                          timeout=timeout_for(timeout)) as response:
+            async with get_session().request(method, url, data=data, headers=headers,
+                                             timeout=timeout_for(timeout)) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
         except TRANSPORT_ERRORS as exc:

@@ -17,8 +17,9 @@ Streams are application/vnd.amazon.eventstream messages; an exception message in
 the stream (throttlingException, modelStreamErrorException, ...) is a ProviderError of
 its kind, a frame with a bad CRC is bad_response.
 
-botocore is imported on first use, not with the adapter registry: a gateway without a
-Bedrock provider never loads it.
+botocore is not imported with the adapter registry: a gateway without a Bedrock provider
+never loads it, and one with a Bedrock model loads it when the catalogue loads (`preload`,
+off the event loop), not in the first request.
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ class BedrockAdapter(Adapter):
         action = "converse-stream" if stream else "converse"
         url = f"{runtime_base(model.provider)}/model/{model_path(model.upstream_id)}/{action}"
         return url, _headers(model.provider, EVENT_STREAM if stream else "application/json"), body
+
+    def preload(self) -> None:
+        import botocore.auth  # noqa: F401 - ~0.3 s, paid by the catalogue load, not a request
+        import botocore.awsrequest  # noqa: F401
+        import botocore.credentials  # noqa: F401
 
     def encode(self, model: ModelInfo, req: ChatRequest, stream: bool) -> tuple[URL, dict, bytes]:  # type: ignore[override]
         """Translate, then sign: the signature covers the exact body bytes and path."""

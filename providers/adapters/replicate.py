@@ -207,17 +207,7 @@ class ReplicateAdapter(Adapter):
     # ---- the exchanges ---------------------------------------------------------
     async def _call(self, model: ModelInfo, method: str, url: str, headers: dict, timeout: float,
                     data: bytes | None = None) -> Any:
-        provider = model.provider.name
-        try:
-            async with get_session().request(method, url, data=data, headers=headers,
-                                             timeout=timeout_for(timeout)) as response:
-                raw = await response.read()
-                status, response_headers = response.status, response.headers
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc, provider) from None
-        if status >= 400:
-            raise self.http_error(provider, status, response_headers, raw)
-        return loads(raw, provider)
+        return await self._http_json(model.provider.name, method, url, headers, data, timeout)
 
     async def complete(self, model: ModelInfo, req: ChatRequest, timeout: float) -> ChatResponse:
         url, headers, data = self.encode(model, req, stream=False)
