@@ -5,8 +5,8 @@
 - The price catalogue: a new model's empty prices and context window are filled from
   it when the editor leaves "fill from the catalogue" ticked, and a model's page shows
   the catalogue's entry (with the date it was checked) next to its own prices.
-- Unpriced models (input and output 0 on a kind that is not free): a list column and
-  filter, and a warning when one is saved.
+- Unpriced models (input and output 0 on a kind that is not free): a flag under the
+  input price in the list, a filter, and a warning when one is saved.
 """
 
 from __future__ import annotations
