@@ -81,3 +81,18 @@ async def test_replay_then_assembly_gives_back_the_answer():
         assembler.add(chunk)
     again = assembler.response()
     assert again.choices == answer.choices and again.usage == answer.usage
+
+
+def test_assembly_keeps_a_tool_calls_provider_extras():
+    """Gemini's thought signature rides on the tool call (extra_content): a stream assembled
+    for the cache or the after-answer stages keeps it, so a replay can be sent back."""
+    signature = {"google": {"thought_signature": "c2lnbmVk"}}
+    assembler = Assembler()
+    assembler.add(ChatChunk("m", [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""},
+         "extra_content": signature}]}}]))
+    assembler.add(ChatChunk("m", [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": "{}"}}]}, "finish_reason": "tool_calls"}]))
+    (call,) = assembler.response().choices[0]["message"]["tool_calls"]
+    assert call == {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"},
+                    "extra_content": signature}

@@ -170,3 +170,6 @@ def _merge_tool_calls(calls: list[dict], deltas: list[dict]) -> None:
             call["function"]["name"] += fn["name"]
         if fn.get("arguments"):
             call["function"]["arguments"] += fn["arguments"]
+        for name, value in delta.items():  # provider extras kept whole (Gemini's extra_content signature)
+            if name not in ("index", "id", "type", "function"):
+                call[name] = value
