@@ -236,6 +236,11 @@ class Model(Timestamped):
             instance._saved_prices = instance.prices()
         return instance
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or set(PRICE_FIELDS) <= set(fields):
+            self._saved_prices = self.prices()  # what the database holds now (e.g. a scheduled price applied)
+
     def prices(self) -> tuple[Decimal | None, ...]:
         """(input, output, cache read, cache write) as Decimals, in PRICE_FIELDS order."""
         return tuple(self._meta.get_field(name).to_python(getattr(self, name)) for name in PRICE_FIELDS)

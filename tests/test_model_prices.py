@@ -251,3 +251,14 @@ def test_a_yaml_import_that_changes_a_price_is_a_history_row_and_omitted_prices_
     assert {r.source for r in model.price_history.all()} == {PriceSource.SAVED}
     # No prices in the file: the catalogue is not consulted, the model is flagged instead.
     assert Model.objects.get(name="gpt-4o-mini").unpriced
+
+
+@pytest.mark.django_db
+def test_an_instance_refreshed_after_a_scheduled_price_saves_without_a_spurious_row():
+    model = ModelFactory(input_price_per_mtok=Decimal("1"), output_price_per_mtok=Decimal("2"))
+    ModelPrice.objects.create(model=model, effective_from=timezone.now(), **prices(input="5", output="6"))
+    apply_due_prices()
+    model.refresh_from_db()
+    model.quality_score = 80
+    model.save()
+    assert ModelPrice.objects.filter(model=model).count() == 2
