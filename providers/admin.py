@@ -166,9 +166,9 @@ CAPABILITIES_HELP = (
 class ModelForm(FieldErrorsFirst, forms.ModelForm):
     fill_from_catalogue = forms.BooleanField(
         label="Fill from the price catalogue", required=False, initial=True,
-        help_text="When the prices above are 0 and the context window is blank, take them from the price catalogue "
-        "shipped with the gateway (by provider kind and upstream model id; the date it was checked is shown after "
-        "saving). Nothing is fetched from the internet.",
+        help_text="Prices left at 0 and a blank context window are taken from the price catalogue shipped with the "
+        "gateway, by provider kind and upstream model id (its entry and the date it was checked show below). "
+        "Nothing is fetched from the internet.",
     )
     catalogue_entry = None  # the entry the prices were filled from (a message after saving)
 

@@ -16,7 +16,9 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -170,6 +172,23 @@ class ModelPricesMixin:
     """The model admin's price behaviour: the catalogue line and fill, the history
     inlines on change pages, scheduled prices applied as soon as they are due, and the
     unpriced warning on save."""
+
+    def get_urls(self):
+        lookup = path("catalogue/", self.admin_site.admin_view(self.catalogue_view), name="providers_model_catalogue")
+        return [lookup, *super().get_urls()]
+
+    def catalogue_view(self, request: HttpRequest) -> JsonResponse:
+        """The add form's live hint: the catalogue's entry for ?provider=<id>&model=<upstream id or name>."""
+        if not self.has_view_or_change_permission(request) and not self.has_add_permission(request):
+            raise PermissionDenied
+        pk = request.GET.get("provider", "")
+        provider = Provider.objects.filter(pk=pk).first() if pk.isdigit() else None
+        entry = catalogue_entry(provider, request.GET.get("model", "").strip())
+        if entry is None:
+            free = provider is not None and provider.spec is not None and provider.spec.free
+            return JsonResponse({"found": False, "text": "Free kind: no prices." if free else
+                                 "Not in the price catalogue: set the prices by hand (0 = unpriced, flagged)."})
+        return JsonResponse({"found": True, "text": f"Catalogue: {entry.summary()}."})
 
     def get_fieldsets(self, request: HttpRequest, obj: Model | None = None):
         fieldsets = super().get_fieldsets(request, obj)

@@ -64,6 +64,14 @@ def test_discover_page_lists_and_adds_models_in_a_browser(gateway, fake_anthropi
         assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
         text = page.locator("#content-main").inner_text().lower()  # headings are upper-cased by CSS
         assert "in effect" in text and "scheduled prices" in text and "checked 2026-12-03" in text
+        # The add form says what the catalogue has as the editor types.
+        page.goto(f"{gateway}/admin/providers/model/add/")
+        page.select_option("#id_provider", str(provider.pk))
+        page.fill("#id_name", "haiku")
+        page.fill("#id_upstream_id", "claude-haiku-4-5-20251001")
+        page.wait_for_function("document.getElementById('catalogue-hint').textContent.includes('checked')")
+        assert "$1.00 in / $5.00 out per 1M" in page.locator("#catalogue-hint").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "admin-model-add.png"), full_page=True)
 
     added = Model.objects.get(provider=provider, name="claude-opus-4-6")
     assert added.input_price_per_mtok == Decimal("5") and added.context_window == 1_000_000

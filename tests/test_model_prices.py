@@ -262,3 +262,16 @@ def test_an_instance_refreshed_after_a_scheduled_price_saves_without_a_spurious_
     model.quality_score = 80
     model.save()
     assert ModelPrice.objects.filter(model=model).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_add_form_hint_names_the_catalogue_entry_and_its_date(admin_client, client):
+    provider = ProviderFactory(kind="openai", name="oa")
+    url = reverse("admin:providers_model_catalogue")
+    found = admin_client.get(url, {"provider": provider.pk, "model": "gpt-4o-mini"}).json()
+    assert found["found"] and "$0.15 in / $0.60 out per 1M" in found["text"] and "checked 2026-12-03" in found["text"]
+    missing = admin_client.get(url, {"provider": provider.pk, "model": "my-finetune"}).json()
+    assert not missing["found"] and "unpriced" in missing["text"]
+    local = ProviderFactory(kind="ollama", name="local")
+    assert admin_client.get(url, {"provider": local.pk, "model": "gpt-4o"}).json()["text"] == "Free kind: no prices."
+    assert client.get(url, {"provider": provider.pk, "model": "gpt-4o"}).status_code == 302  # signed-in staff only
