@@ -57,11 +57,14 @@ def call_headers(call: Call) -> Headers:
 
 
 def _usage_json(usage) -> dict:
-    return {
+    body = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cache_read_tokens:  # as OpenAI reports prompt-cache reads, whichever provider served them
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+    return body
 
 
 def completion_body(call: Call, result: ChatResponse) -> bytes:
