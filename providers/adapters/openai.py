@@ -34,6 +34,9 @@ def _usage(data: Any, provider: str) -> Usage | None:
     if isinstance(details, dict):  # OpenAI's automatic prompt caching: cached input is billed lower
         cached = reported_tokens(details.get("cached_tokens"), provider, "cached_tokens", optional=True)
         usage.cache_read_tokens = min(cached, usage.prompt_tokens)
+    elif "prompt_cache_hit_tokens" in data:  # DeepSeek's name for the same
+        cached = reported_tokens(data["prompt_cache_hit_tokens"], provider, "prompt_cache_hit_tokens", optional=True)
+        usage.cache_read_tokens = min(cached, usage.prompt_tokens)
     return usage
 
 
