@@ -191,6 +191,8 @@ class Call:
             await _finish_stages(self)
             return
         entry = self.entry(status, http_status, error_kind)
+        if self.run.calls and self.run.target is not None and self.run.target.model.unpriced:
+            entry.annotations["pricing"] = {"unpriced": True}  # served at $0, never silently: flagged
         _observe(entry, self)
         self.report_after_answer(status)
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
