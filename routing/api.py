@@ -21,8 +21,11 @@ from redis.exceptions import RedisError
 from billing.keys import authenticate
 from billing.models import UsageRecord
 from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from gateway_project import logs  # the request's log context (request_id on every line)
 
 from . import lookup, pipeline
+from . import access_log  # the access line of a request no Call settled
+from . import tracing  # the request's server span (routing.tracing)
 from .cache.policy import cache_control
 from .render import Headers, call_headers, completion_body, error_body, error_headers, sse
 from .task_detection import HINT_HEADER
@@ -76,12 +79,21 @@ def auth_header(scope) -> str | None:
 
 
 async def app(scope, receive, send) -> None:
-    """ASGI entry for /v1/*."""
+    """ASGI entry for /v1/*: inside the request's server span when tracing is on."""
+    if tracing.enabled():
+        await tracing.serve(scope, receive, send, _app)
+        return
+    await _app(scope, receive, send)
+
+
+async def _app(scope, receive, send) -> None:
+    logs.begin_request()  # this request's id on every log line; its Call takes the same id
     try:
         body = await _read_body(receive)
     except Disconnected:
         return
     except GatewayError as error:
+        access_log.refused(scope["path"], error)
         module = _inbound_for(scope["path"])
         if module is not None:
             await _respond_raw(send, *module.error_response(error, error_headers(error)))
@@ -153,13 +165,16 @@ async def _dispatch(scope, body: bytes, send) -> None:
         elif path == "/v1/models":
             _allow(method, "GET")
             await _respond(send, 200, [], await list_models(scope))
+            access_log.without_call(path, 200, "success")
         elif path.startswith("/v1/models/"):
             _allow(method, "GET")
             await _respond(send, 200, [], await retrieve_model(scope, path.removeprefix("/v1/models/")))
+            access_log.without_call(path, 200, "success")
         else:  # /v1 itself and every unknown path under it
             raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client
         error = exc if isinstance(exc, GatewayError) else unexpected(exc, None)
+        access_log.refused(path, error)  # skipped when a Call of this request wrote its line
         module = _inbound_for(path) or (_anthropic_models(scope) if path.startswith("/v1/models") else None)
         if module is not None:  # that API's own error format
             await _respond_raw(send, *module.error_response(error, error_headers(error)))

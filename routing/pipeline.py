@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,10 +32,12 @@ from billing.models import UsageRecord
 from billing.usage import UsageEntry, submit_usage, write_usage
 from gateway_project.background import spawn
 from gateway_project.errors import GatewayError
+from gateway_project.logs import claim_request_id  # the request's log context id (gateway_project/logs.py)
 from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatRequest, ChatResponse, Usage
 
 from . import engine, metrics, stages
+from . import access_log  # one access line per request, at settlement
 from .breaker import get_breaker_store
 from .catalog import RouteInfo
 from .schemas import parse_chat_request
@@ -50,7 +51,7 @@ Status = UsageRecord.Status
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return claim_request_id()  # the id the request's log lines already carry (or a new one, bound)
 
 
 @dataclass(slots=True)
@@ -188,12 +189,14 @@ class Call:
         _drop_pending(self)
         self.cost = self.actual_cost()  # once: the record and the stages' settlement share it
         if not self.recordable:
+            access_log.call_settled(self, None, status, http_status, error_kind)
             await _finish_stages(self)
             return
         entry = self.entry(status, http_status, error_kind)
         if self.run.calls and self.run.target is not None and self.run.target.model.unpriced:
             entry.annotations["pricing"] = {"unpriced": True}  # served at $0, never silently: flagged
         _observe(entry, self)
+        access_log.call_settled(self, entry, status, http_status, error_kind)
         self.report_after_answer(status)
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
             if stages.active().any_after and self.after_stages():
