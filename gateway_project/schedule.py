@@ -20,6 +20,8 @@ DEFAULT_SCHEDULE: dict[str, tuple[str, int]] = {
     # Usage rows the ledger could not write (database down, a row refused) go back
     # as soon as the database takes them again.
     "replay-usage-dead-letters": ("billing.tasks.replay_usage_dead_letters", 60),
+    # The worker heartbeat (routing.heartbeat): the admin status page calls it stale after 3 intervals.
+    "worker-heartbeat": ("routing.tasks.worker_heartbeat", settings.GATEWAY_HEARTBEAT_INTERVAL_S),
 }
 
 
