@@ -137,7 +137,7 @@ def coverage_cutoff(day: date, now: datetime) -> datetime:
     return min(max(now, start), end)
 
 
-def recompute_day(day: date, now: datetime | None = None) -> int:
+def recompute_day(day: date, now: datetime | None = None, *, ledger_whole: bool = False) -> int:
     """Make `day`'s CostRollup rows equal a GROUP BY over its ledger rows created
     before now (all of them, for a past day); return how many.
 
@@ -147,8 +147,10 @@ def recompute_day(day: date, now: datetime | None = None) -> int:
     rollup counts is older than it and every row a report reads live is not.
     `now` is for tests: never later than the real clock, or rows written after the
     run but before `now` would be counted by neither side until the next run.
+    `ledger_whole`: the caller has checked that none of the day's rows was pruned yet
+    (billing.retention, just before pruning the day), so the age check is skipped.
     """
-    if not ledger_complete(day):
+    if not ledger_whole and not ledger_complete(day):
         log.warning("rollups: %s is older than the usage retention period; kept as is", day)
         return 0
     now = now or timezone.now()
