@@ -9,6 +9,8 @@ from .retention import prune_usage_records as _prune
 
 @shared_task(name="billing.tasks.prune_usage_records")
 def prune_usage_records() -> int:
+    """Roll up and delete usage records older than GATEWAY_USAGE_RETENTION_DAYS, in
+    short batches (billing.retention); returns how many were deleted."""
     return _prune()
 
 
