@@ -5,12 +5,13 @@ from gateway_admin.views import favicon
 from streaming.views import playground
 
 from .health import healthz, readyz
+from .metrics_view import metrics_view
 
 urlpatterns = [
     # /v1/* is served by routing.api before Django (see gateway_project/asgi.py).
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),  # /metrics
+    path("metrics", metrics_view, name="metrics"),  # guarded: GATEWAY_METRICS_ALLOW / GATEWAY_METRICS_TOKEN
     path("api/", include("billing.api.urls")),
     path("reports/", include("billing.reports.urls")),
     path("playground/", playground, name="playground"),

@@ -89,6 +89,9 @@ class Run:
     # showed closed: their first attempt needs no second read of the shared state.
     closed: frozenset[str] = frozenset()
     success_unreported: bool = False  # a non-probe success the breaker has yet to hear of
+    # Seconds spent waiting on providers: every call (failed ones too), retry backoff
+    # and a stream's reads after its head; the overhead metric is total minus this.
+    upstream_s: float = 0.0
 
     @property
     def deadline(self) -> float:
@@ -143,6 +146,7 @@ async def _attempt(
         log.exception("adapter for %s failed unexpectedly", label)
         error = ProviderError(ErrorKind.BAD_RESPONSE, f"{label}: unexpected answer ({type(exc).__name__})")
     else:
+        run.upstream_s += time.monotonic() - t0
         run.log.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
         run.answer_started, run.probe = t0, probe
         metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
@@ -152,6 +156,7 @@ async def _attempt(
             else:  # resets counters only: reported after the answer, with its latency
                 run.success_unreported = True  # (pipeline.Call.settle, one store step)
         return result
+    run.upstream_s += time.monotonic() - t0
     run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()
     await report(run, target, error.kind, probe)
@@ -229,6 +234,7 @@ async def execute(
                     delay = max(delay, last.retry_after)
                 if time.monotonic() + delay >= run.deadline:
                     break
+                run.upstream_s += delay  # waiting because a provider failed: not the gateway's own time
                 await asyncio.sleep(delay)
             if time.monotonic() >= run.deadline:
                 break
@@ -329,6 +335,28 @@ async def open_stream(run: Run, req: ChatRequest) -> tuple[list[ChatChunk], Asyn
         except BaseException:
             await chunks.aclose()
             raise
-        return head, chunks
+        return head, _Timed(run, chunks)
 
     return await execute(run, req, call, defer_success=True)
+
+class _Timed:
+    """The rest of a stream, each read's wait added to Run.upstream_s. A class, not an
+    async generator: aclose() must reach the upstream even if it was never iterated."""
+
+    __slots__ = ("_chunks", "_run")
+
+    def __init__(self, run: Run, chunks: AsyncIterator[ChatChunk]) -> None:
+        self._run, self._chunks = run, chunks
+
+    def __aiter__(self) -> _Timed:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        t0 = time.monotonic()
+        try:
+            return await anext(self._chunks)
+        finally:
+            self._run.upstream_s += time.monotonic() - t0
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()

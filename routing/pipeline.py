@@ -81,6 +81,7 @@ class Call:
     cache_control: str | None = None  # the client's x-gateway-cache request header (bypass | refresh)
     endpoint: str = "chat"  # the inbound API: chat, messages, responses (the usage record's `endpoint`)
     client_session: str = ""  # a client's session id header (Claude Code's), recorded, never trusted
+    received: float = 0.0  # monotonic time prepare() began (0: unknown, run.started stands in); for the metrics
 
     @property
     def route(self) -> RouteInfo:
@@ -195,7 +196,6 @@ class Call:
         entry = self.entry(status, http_status, error_kind)
         if self.run.calls and self.run.target is not None and self.run.target.model.unpriced:
             entry.annotations["pricing"] = {"unpriced": True}  # served at $0, never silently: flagged
-        _observe(entry, self)
         access_log.call_settled(self, entry, status, http_status, error_kind)
         self.report_after_answer(status)
         if http_status == 200 and status in (Status.SUCCESS, Status.CACHE_HIT) and self.raw_answer is not None:
@@ -212,6 +212,8 @@ class Call:
             # gets its answer; the record is retried in the background (idempotent by
             # request id, so a late success cannot double count).
             spawn(_record_later(entry))
+        finally:
+            _observe(entry, self)  # here: the client waited for the stages' settlement and the row
 
     def report_after_answer(self, status: str) -> None:
         """What the target's breaker and the least-latency statistics (shared across
@@ -276,21 +278,33 @@ async def _record_later(entry: UsageEntry, delays: tuple[float, ...] = (0.5, 2, 
 
 
 def _observe(entry: UsageEntry, call: Call) -> None:
+    """The request's Prometheus series (routing.metrics), at the end of settlement.
+    Total latency runs from prepare() (or the engine run, for callers that skip it) to
+    now; the overhead is that minus the time spent waiting on providers
+    (engine.Run.upstream_s). In-memory increments only: no I/O on the hot path."""
     labels = (entry.route_name, entry.provider_name, entry.model_name)
-    metrics.REQUESTS.labels(*labels, entry.status, str(entry.stream).lower()).inc()
-    metrics.LATENCY.labels(*labels).observe(entry.latency_ms / 1000)
+    team = entry.team_name
+    metrics.REQUESTS.labels(*labels, team, entry.status, entry.error_kind, "true" if entry.stream else "false").inc()
+    total = time.monotonic() - (call.received or call.run.started)
+    metrics.LATENCY.labels(*labels).observe(total)
+    metrics.OVERHEAD.labels(*labels).observe(max(0.0, total - call.run.upstream_s))
     if call.ttft is not None:
         metrics.TTFT.labels(*labels).observe(call.ttft)
-    metrics.TOKENS.labels(*labels, "prompt").inc(entry.prompt_tokens)
-    metrics.TOKENS.labels(*labels, "completion").inc(entry.completion_tokens)
+    metrics.TOKENS.labels(*labels, team, "input").inc(entry.prompt_tokens)
+    metrics.TOKENS.labels(*labels, team, "output").inc(entry.completion_tokens)
+    metrics.TOKENS.labels(*labels, team, "cache_read").inc(entry.cache_read_tokens)
+    metrics.TOKENS.labels(*labels, team, "cache_write").inc(entry.cache_write_tokens)
     if entry.cost_usd:
-        metrics.COST.labels(*labels).inc(float(entry.cost_usd))
+        metrics.COST.labels(*labels, team).inc(float(entry.cost_usd))
 
 
 # --- prepare: who, what, where to ----------------------------------------------------
 async def prepare(authorization: str | None, body: bytes, task_hint: str | None = None) -> Call:
     """Authenticate, validate, resolve the route and decide. Raises GatewayError."""
-    return await prepare_for_key(await authenticate(authorization), body, task_hint)
+    received = time.monotonic()  # the overhead metric counts authentication and parsing too
+    call = await prepare_for_key(await authenticate(authorization), body, task_hint)
+    call.received = received
+    return call
 
 
 async def prepare_for_key(key: KeyInfo, body: bytes, task_hint: str | None = None) -> Call:
