@@ -108,10 +108,11 @@ async def run_check(check: Check, timeout_s: float) -> dict[str, Any]:
 
 
 def _named(path: str) -> tuple[str, Check]:
-    """A configured check by dotted path; its name in the body is the module's last
-    part ("billing.ledger_health.readiness" -> "ledger"), minus a "_health" suffix."""
-    module = path.rsplit(".", 1)[0].rsplit(".", 1)[-1]
-    name = module.removesuffix("_health")
+    """A configured check by dotted path. Its name in the body: a function called
+    `readiness` is named after its module, minus a "_health" suffix
+    ("billing.ledger_health.readiness" -> "ledger"); any other after itself."""
+    module, _, function = path.rpartition(".")
+    name = module.rpartition(".")[2].removesuffix("_health") if function == "readiness" else function
     try:
         return name, import_string(path)
     except ImportError as exc:
