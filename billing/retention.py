@@ -69,9 +69,17 @@ class PruneReport:
     applied: bool  # False: a dry run, nothing written
     locked_out: bool = False  # another prune was running: this one did nothing
     days: list[DayPrune] = field(default_factory=list)
-    batches: int = 0
-    longest_batch_s: float = 0.0  # the longest single delete transaction
+    batch_s: list[float] = field(default_factory=list)  # each delete transaction's duration
     seconds: float = 0.0
+
+    @property
+    def batches(self) -> int:
+        return len(self.batch_s)
+
+    @property
+    def longest_batch_s(self) -> float:
+        """The longest single delete transaction (the longest any row lock was held)."""
+        return max(self.batch_s, default=0.0)
 
     @property
     def deleted(self) -> int:
@@ -157,8 +165,7 @@ def _delete_batches(rows: QuerySet, batch: int, report: PruneReport, pause_s: fl
         with transaction.atomic():
             # No signals or relations point at UsageRecord: one DELETE ... WHERE id IN.
             deleted += UsageRecord.objects.filter(id__in=ids).delete()[0]
-        report.longest_batch_s = max(report.longest_batch_s, time.perf_counter() - started)
-        report.batches += 1
+        report.batch_s.append(time.perf_counter() - started)
         last = ids[-1]
         if pause_s:
             time.sleep(pause_s)
@@ -214,11 +221,13 @@ def prune_lock() -> Iterator[bool]:
             cache.delete(CACHE_LOCK_KEY)
 
 
-def prune_usage(days: int | None = None, *, apply: bool = True, batch: int = DEFAULT_BATCH,
+def prune_usage(days: int | None = None, *, apply: bool = True, batch: int | None = None,
                 pause_s: float = 0.0, now: datetime | None = None) -> PruneReport:
     """Roll up and delete the ledger's whole UTC days before prune_cutoff(days)
-    (default GATEWAY_USAGE_RETENTION_DAYS). `apply=False` counts, writes nothing.
-    `pause_s` sleeps between batches (gives way to replicas or heavy traffic)."""
+    (default GATEWAY_USAGE_RETENTION_DAYS), `batch` rows per transaction (default
+    GATEWAY_USAGE_RETENTION_BATCH). `apply=False` counts, writes nothing. `pause_s`
+    sleeps between batches (gives way to replicas or heavy traffic)."""
+    batch = batch or getattr(settings, "GATEWAY_USAGE_RETENTION_BATCH", DEFAULT_BATCH)
     if batch < 1:
         raise ValueError("batch must be at least 1")
     days = settings.GATEWAY_USAGE_RETENTION_DAYS if days is None else days
@@ -245,6 +254,6 @@ def prune_usage(days: int | None = None, *, apply: bool = True, batch: int = DEF
     return report
 
 
-def prune_usage_records(days: int | None = None, batch: int = DEFAULT_BATCH) -> int:
+def prune_usage_records(days: int | None = None, batch: int | None = None) -> int:
     """prune_usage(days) applied; how many rows it deleted (the beat task's result)."""
     return prune_usage(days, batch=batch).deleted

@@ -199,3 +199,10 @@ def test_the_beat_task_prunes_with_the_setting(settings):
     assert task() == 0
     settings.GATEWAY_USAGE_RETENTION_DAYS = 30
     assert task() == 1 and prune_usage_records() == 0
+
+
+def test_the_batch_size_comes_from_the_setting(settings):
+    for i in range(5):
+        row(OLD, request_id=f"old-{i}")
+    settings.GATEWAY_USAGE_RETENTION_BATCH = 2
+    assert prune_usage(30).batches == 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.retention import DEFAULT_BATCH, prune_usage
+from billing.retention import prune_usage
 
 
 class Command(BaseCommand):
@@ -20,13 +20,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--days", type=int, metavar="N",
                             help="Keep N days (default GATEWAY_USAGE_RETENTION_DAYS; 0 keeps everything).")
-        parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
-                            help=f"Rows per delete transaction (default {DEFAULT_BATCH}).")
+        parser.add_argument("--batch", type=int, metavar="N",
+                            help="Rows per delete transaction (default GATEWAY_USAGE_RETENTION_BATCH).")
         parser.add_argument("--apply", action="store_true", help="Delete (default: only count).")
 
-    def handle(self, *args, days: int | None, batch: int, apply: bool, **options) -> None:
+    def handle(self, *args, days: int | None, batch: int | None, apply: bool, **options) -> None:
         days = settings.GATEWAY_USAGE_RETENTION_DAYS if days is None else days
-        if days < 0 or batch < 1:
+        if days < 0 or (batch is not None and batch < 1):
             raise CommandError("--days must be 0 or more and --batch at least 1")
         report = prune_usage(days, apply=apply, batch=batch)
         if report.cutoff is None:
