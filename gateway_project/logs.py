@@ -146,9 +146,17 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+_last_second: tuple[int, str] = (-1, "")  # the last second formatted: lines come many per second
+
+
 def _iso_time(created: float) -> str:
-    seconds = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+    global _last_second
+    seconds, text = _last_second  # one read: another thread may replace it meanwhile
+    if seconds != int(created):
+        seconds = int(created)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{int((created - seconds) * 1000):03d}Z"
 
 
 def _default(value: Any) -> str:
