@@ -110,7 +110,9 @@ def queue_depth() -> QueueDepth:
     url = settings.CELERY_BROKER_URL
     queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
     if not url.startswith(REDIS_SCHEMES):
-        return QueueDepth(None, queue, f"n/a: the broker is {url.split(':', 1)[0]}, not Redis")
+        scheme = url.split(":", 1)[0]
+        default = " (the embedded default)" if scheme == "filesystem" else ""
+        return QueueDepth(None, queue, f"n/a: the broker is {scheme}{default}, not Redis")
     steps = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}).get("priority_steps", PRIORITY_STEPS)
     keys = [f"{queue}{Channel.sep}{step}" if step else queue for step in steps]
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)

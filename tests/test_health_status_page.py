@@ -142,7 +142,7 @@ def test_the_heartbeat_alive_stale_or_missing(admin_client, settings, dead_lette
 def test_queue_depth_is_na_with_the_filesystem_broker(admin_client, settings, dead_letters):
     settings.CELERY_BROKER_URL = "filesystem://"
     html = page(admin_client)
-    assert "n/a: the broker is filesystem, not Redis" in section(html, "queue")
+    assert "n/a: the broker is filesystem (the embedded default), not Redis" in section(html, "queue")
     assert card(html, "queue").startswith("quiet: Queue depth n/a")
 
 
