@@ -54,17 +54,16 @@ def _parse_every_line(text: str) -> list[dict]:
     return lines
 
 
-@pytest.fixture
-def json_gateway(transactional_db):
+def _start_uvicorn(*args: str) -> tuple[str, subprocess.Popen]:
     connection.ensure_connection()
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "gateway_project.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port)],  # uvicorn's access log on: its lines must be JSON too
+         "--port", str(port), *args],  # uvicorn's access log on: its lines must be JSON too
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -75,7 +74,15 @@ def json_gateway(transactional_db):
             out, err = _stop(proc)
             raise RuntimeError(f"the gateway did not start:\n{out}\n{err}")
         time.sleep(0.1)
+    return url, proc
+
+
+@pytest.fixture
+def json_gateway(transactional_db):
+    url, proc = _start_uvicorn()
     yield url, proc
+    if proc.poll() is None:
+        _stop(proc)
 
 
 def test_a_json_gateway_process_writes_only_json_lines_with_request_ids(json_gateway, build, fake_openai):
@@ -130,3 +137,24 @@ def test_a_json_celery_worker_logs_its_tasks_under_their_ids():
     assert any("succeeded" in line["message"] for line in task_lines), lines
     assert any(line["message"].startswith("retention:") for line in task_lines), lines
     assert all(line["task"] == "billing.tasks.prune_usage_records" for line in task_lines)
+
+
+def test_several_uvicorn_workers_with_the_shipped_log_config_write_only_json(transactional_db, build, fake_openai):
+    """--workers N: uvicorn's supervisor logs before any worker imports Django; its
+    lines are JSON with --log-config gateway_project/uvicorn_logging.json."""
+    build.route("chat-default", build.model(build.provider(fake_openai)))
+    key = build.key()
+    url, proc = _start_uvicorn("--workers", "2", "--log-config", "gateway_project/uvicorn_logging.json")
+    try:
+        body = {"model": "chat-default", "messages": [{"role": "user", "content": "hi"}]}
+        responses = [httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                                json=body, timeout=30) for _ in range(4)]
+        assert all(r.status_code == 200 for r in responses)
+        time.sleep(0.3)
+    finally:
+        out, err = _stop(proc)
+    lines = _parse_every_line(err) + _parse_every_line(out)
+    assert any(line["pid"] == proc.pid and "parent process" in line["message"] for line in lines)
+    access = [line for line in lines if line["logger"] == "gateway.access"]
+    assert sorted(a["request_id"] for a in access) == sorted(r.headers["x-request-id"] for r in responses)
+    assert all(a["pid"] != proc.pid for a in access)  # served by the workers
