@@ -76,6 +76,12 @@ CACHE_HELP = (
 CACHE_FIELDS = ["cache_mode", "cache_ttl_s", "cache_scope", "cache_threshold", "cache_max_messages",
                 "cache_only_deterministic", "cache_allow_tools"]
 
+TRACING_HELP = (
+    "With OpenTelemetry tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), every request is one span and every "
+    "provider call one child span, without prompts or answers. Tick the box to see this route's "
+    "prompts and answers in its spans while debugging: they are recorded as the guardrails left them."
+)
+
 BREAKER_HELP = (
     "A circuit breaker takes a failing model out of rotation for a while, so requests go straight "
     "to the next target instead of waiting on one that keeps failing; after the cooldown one trial "
@@ -285,6 +291,7 @@ class RouteAdmin(admin.ModelAdmin):
         ("Circuit breaker", {"classes": ["collapse"], "description": BREAKER_HELP,
                              "fields": [*BREAKER_DEFAULTS, "when_all_open"]}),
         ("Answer cache", {"description": CACHE_HELP, "fields": CACHE_FIELDS}),
+        ("Tracing", {"classes": ["collapse"], "description": TRACING_HELP, "fields": ["trace_content"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
 

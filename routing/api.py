@@ -25,6 +25,7 @@ from gateway_project import logs  # the request's log context (request_id on eve
 
 from . import lookup, pipeline
 from . import access_log  # the access line of a request no Call settled
+from . import tracing  # the request's server span (routing.tracing)
 from .cache.policy import cache_control
 from .render import Headers, call_headers, completion_body, error_body, error_headers, sse
 from .task_detection import HINT_HEADER
@@ -32,6 +33,9 @@ from .task_detection import HINT_HEADER
 log = logging.getLogger("gateway.api")
 JSON = [("content-type", "application/json")]
 SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
+tracing.enabled()  # configured at startup: loading the SDK (~0.3 s) is not the first request's wait
 
 
 class Disconnected(Exception):
@@ -78,7 +82,14 @@ def auth_header(scope) -> str | None:
 
 
 async def app(scope, receive, send) -> None:
-    """ASGI entry for /v1/*."""
+    """ASGI entry for /v1/*: inside the request's server span when tracing is on."""
+    if tracing.enabled():
+        await tracing.serve(scope, receive, send, _app)
+        return
+    await _app(scope, receive, send)
+
+
+async def _app(scope, receive, send) -> None:
     logs.begin_request()  # this request's id on every log line; its Call takes the same id
     try:
         body = await _read_body(receive)

@@ -72,6 +72,7 @@ class RouteInfo:
     min_quality: int = 0
     rules: tuple[Rule, ...] = ()
     cache: CachePolicy = NO_CACHE
+    trace_content: bool = False  # prompts and answers in trace spans (routing.tracing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ def route_info(route: Route, targets: tuple[TargetInfo, ...]) -> RouteInfo:
         min_quality=route.min_quality,
         rules=tuple(parse_rules(route.rules or [])),
         cache=cache_policy(route),
+        trace_content=route.trace_content,
     )
 
 

@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway_project.errors import GatewayError, InvalidRequest, UpstreamFailed
 from providers.adapters import adapter_for
@@ -39,7 +39,7 @@ from providers.types import (
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError,
 )
 
-from . import metrics
+from . import metrics, tracing
 from .breaker import Permit, get_breaker_store
 from .catalog import RouteInfo, TargetInfo
 from .strategies import Decision, lacking, required
@@ -89,6 +89,7 @@ class Run:
     # showed closed: their first attempt needs no second read of the shared state.
     closed: frozenset[str] = frozenset()
     success_unreported: bool = False  # a non-probe success the breaker has yet to hear of
+    trace: Any = None  # a stream's open attempt span (routing.tracing), ended at settlement
     # Seconds spent waiting on providers: every call (failed ones too), retry backoff
     # and a stream's reads after its head; the overhead metric is total minus this.
     upstream_s: float = 0.0
@@ -127,10 +128,13 @@ async def _attempt(
     run.target = target
     t0 = time.monotonic()
     label = target.model.label
+    span = tracing.start_attempt(run, target)  # the attempt's client span (None: tracing off)
     try:
-        async with asyncio.timeout(timeout):
-            result = await call(target, timeout)
+        with tracing.within(span):
+            async with asyncio.timeout(timeout):
+                result = await call(target, timeout)
     except RequestNotTranslatable as exc:
+        tracing.attempt_failed(span, NOT_TRANSLATABLE)
         # Raised before anything was sent: the request's fault, so the breaker hears
         # nothing; a probe permit goes back unused, or the breaker would wait
         # probe_timeout_s for a trial that never happened.
@@ -150,6 +154,7 @@ async def _attempt(
         run.log.append(Attempt(label, "ok", int((time.monotonic() - t0) * 1000)))
         run.answer_started, run.probe = t0, probe
         metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, "ok").inc()
+        tracing.attempt_done(run, span, result)
         if not defer_success:
             if probe:  # closes the breaker: before anyone else is let in
                 await report(run, target, None, probe)
@@ -159,6 +164,7 @@ async def _attempt(
     run.upstream_s += time.monotonic() - t0
     run.log.append(Attempt(label, error.kind.value, int((time.monotonic() - t0) * 1000), error.status, error.message))
     metrics.ATTEMPTS.labels(target.model.provider.name, target.model.name, error.kind.value).inc()
+    tracing.attempt_failed(span, error.kind.value, error.status)
     await report(run, target, error.kind, probe)
     raise error
 

@@ -168,6 +168,13 @@ class Route(Timestamped):
     cache_epoch = models.PositiveIntegerField(
         default=0, editable=False, help_text="Raised by 'purge the cache': older answers are never served."
     )
+    # Tracing (routing.tracing; docs/operations/tracing.md): spans never carry prompts or
+    # answers unless a route editor ticks this, for debugging one route.
+    trace_content = models.BooleanField(
+        "prompts and answers in traces", default=False,
+        help_text="Debugging only: put this route's prompts and answers in its trace spans, as the "
+                  "guardrails left them (redacted). Off: spans carry no content.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:

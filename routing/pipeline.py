@@ -37,6 +37,7 @@ from providers.tokens import estimate_prompt_tokens, estimate_tokens
 from providers.types import ChatRequest, ChatResponse, Usage
 
 from . import engine, metrics, stages
+from . import tracing  # the request's spans: filled in at settlement
 from . import access_log  # one access line per request, at settlement
 from .breaker import get_breaker_store
 from .catalog import RouteInfo
@@ -189,6 +190,7 @@ class Call:
         self.settled = True
         _drop_pending(self)
         self.cost = self.actual_cost()  # once: the record and the stages' settlement share it
+        tracing.settled(self, status, http_status, error_kind)
         if not self.recordable:
             access_log.call_settled(self, None, status, http_status, error_kind)
             await _finish_stages(self)
@@ -419,6 +421,7 @@ async def complete(call: Call, settle: bool = True) -> ChatResponse:
         if stages.active().any_response:
             for stage in _outer(call, "on_response"):
                 response = await stage.on_response(call, response)
+        tracing.answered(call, response)  # as the client gets it (content only if the route asks)
     except GatewayError as error:
         await call.settle_error(error)
         raise

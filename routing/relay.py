@@ -12,7 +12,7 @@ from gateway_project.background import spawn
 from gateway_project.errors import GatewayError
 from providers.types import ChatChunk, ErrorKind, ProviderError
 
-from . import engine, stages
+from . import engine, stages, tracing
 from .pipeline import Call, Status, _final_decision, _outer, _request_stages
 from .stages.streams import Assembler, ChunkFilter, replay
 
@@ -42,7 +42,7 @@ async def open_stream(call: Call) -> Stream:
     if stages.active().any_filter:
         filters = [f for s in _outer(call, "stream_filter") if (f := s.stream_filter(call)) is not None]
     assembler = Assembler() if stages.active().any_after and call.after_stages() else None
-    return Stream(call, rest, _relay(call, head, rest, filters, assembler))
+    return Stream(call, rest, tracing.watch_stream(call, _relay(call, head, rest, filters, assembler)))
 
 
 class Stream:

@@ -39,6 +39,7 @@ from ..catalog import ModelInfo, ProviderInfo
 from ..kinds import KindSpec
 from ..http import get_session, iter_lines, timeout_for
 from ..secrets import scrub_secrets
+from .. import tracecontext  # the attempt's traceparent on provider requests
 from ..types import (
     ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, EmbeddingRequest, EmbeddingResponse, ErrorKind, ProviderError,
 )
@@ -339,6 +340,7 @@ class Adapter:
                          timeout: float) -> Any:
         """One whole exchange: the answer's JSON; a transport failure, an HTTP error
         (`http_error`) or a body that is not JSON as a classified ProviderError."""
+        headers = tracecontext.outgoing(headers)  # the attempt's traceparent (providers.tracecontext)
         try:
             async with get_session().request(method, url, data=data, headers=headers,
                                              timeout=timeout_for(timeout)) as response:
@@ -353,6 +355,7 @@ class Adapter:
     async def stream(self, model: ModelInfo, req: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
         url, headers, data = self.encode(model, req, stream=True)
         provider = model.provider.name
+        headers = tracecontext.outgoing(headers)  # the attempt's traceparent (providers.tracecontext)
         try:
             response = await get_session().post(url, data=data, headers=headers,
                                                 timeout=timeout_for(timeout))

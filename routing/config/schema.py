@@ -393,6 +393,7 @@ ROUTE_FIELDS: Table = {
     "rules": _setting(_rules, Strategy.CONDITIONAL, export=_rules_out),
     "breaker": Group(BREAKER_FIELDS),
     "cache": Group(CACHE_FIELDS),
+    "trace_content": Field(_bool, omit_default=True),  # prompts and answers in trace spans (routing.tracing)
     "enabled": Field(_bool),
 }
 # A target's `model` is a 'provider/model' reference: parsed into a (provider, model)
