@@ -150,6 +150,9 @@ def markdown(r: dict, note: str = "") -> list[str]:
         f"PostgreSQL unpinned.",
         f"- Command: `{r['command']}`; gateway: `{r['start_cmd']}`.",
     ]
+    if r.get("without"):
+        lines.insert(2, f"**Left off for this run: {', '.join(r['without'])}.**")
+        lines.insert(3, "")
     if note:
         lines += [f"- {note}"]
     return lines

@@ -84,13 +84,21 @@ class LoadTest:
         log("scratch PostgreSQL database (from the migrated template), bench/load.yaml, the key")
         pg_scratch.attach(self.gw, f"gw_load_{os.getpid()}", log)
         config = self.scratch / "load.yaml"
-        config.write_text((HERE / "load.yaml").read_text().replace("UPSTREAM_PORT", str(self.up_port)))
+        text = (HERE / "load.yaml").read_text().replace("UPSTREAM_PORT", str(self.up_port))
+        if "guardrails" in self.args.without:  # to see what a stage costs (the figures say it was off)
+            import yaml
+
+            doc = yaml.safe_load(text)
+            doc.pop("guardrails")
+            text = yaml.safe_dump(doc, sort_keys=False)
+        config.write_text(text)
         self.key = pg_scratch.configure(self.gw, config, {"load": [
             "--name", "load-client", "--team", "load", "--rpm", "100000000", "--tpm", "2000000000",
             "--budget", "1000", "--budget-period", "month"]})["load"]
-        self.gw.env.update(REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-                           OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{self.sink_port}",
-                           OTEL_SERVICE_NAME="gateway-load-test")
+        self.gw.env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        if "tracing" not in self.args.without:
+            self.gw.env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{self.sink_port}",
+                               OTEL_SERVICE_NAME="gateway-load-test")
         self.port = free_port()
         cmd = shlex.split(SERVERS["uvicorn"].format(host="127.0.0.1", port=self.port, workers=1,
                                                     app="gateway_project.asgi:application"))
@@ -140,6 +148,8 @@ def main() -> None:
     p.add_argument("--ttft-ms", default="300:800")
     p.add_argument("--tps", default="20:50")
     p.add_argument("--tokens", default="20:60")
+    p.add_argument("--without", type=lambda v: {x for x in v.split(",") if x}, default=set(),
+                   help="comma-separated stages to leave off, to see what they cost: guardrails, tracing")
     p.add_argument("--write-section", action="store_true",
                    help="store the table as BENCHMARKS.md's section issue15-load (bench/report.py --section)")
     p.add_argument("--note", default="", help="a line under the table")
@@ -173,7 +183,8 @@ def main() -> None:
                       noise=noise.report(), date=time.strftime("%Y-%m-%d %H:%M %Z"),
                       command="bench/load_test.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                       upstream={"ttft_ms": args.ttft_ms, "tps": args.tps, "tokens": args.tokens},
-                      otlp_sink=_get_json(f"http://127.0.0.1:{lt.sink_port}/control/stats"))
+                      otlp_sink=_get_json(f"http://127.0.0.1:{lt.sink_port}/control/stats"),
+                      without=sorted(args.without))
         lines = load_report.markdown(result, args.note)
         print("\n".join(lines))
         if args.json_out:
