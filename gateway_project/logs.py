@@ -26,6 +26,7 @@ is being set up.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import logging.config
 import time
@@ -110,6 +111,16 @@ def claim_request_id() -> str:
     ctx.claimed = True
     _context.set(ctx)
     return ctx.request_id
+
+
+def detached() -> contextvars.Context:
+    """A copy of the current context without the request's log context, for shared
+    work a request merely triggers (a batch flush, a configuration refresh serving
+    every request): `loop.create_task(coro, context=logs.detached())`, so its lines do
+    not carry the id of whichever request happened to start it."""
+    context = contextvars.copy_context()
+    context.run(_context.set, None)
+    return context
 
 
 def trace_ids() -> tuple[str, str] | None:

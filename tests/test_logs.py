@@ -170,6 +170,16 @@ def test_a_call_outside_any_request_binds_a_fresh_id():
     assert logs.current_request_id() == request_id and len(request_id) == 32
 
 
+async def test_shared_work_started_by_a_request_can_run_detached_from_it():
+    logs.begin_request("req-trigger")
+    seen = await asyncio.get_running_loop().create_task(_current_id(), context=logs.detached())
+    assert seen is None and logs.current_request_id() == "req-trigger"
+
+
+async def _current_id() -> str | None:
+    return logs.current_request_id()
+
+
 async def test_concurrent_requests_never_see_each_others_id(capture):
     lines = capture("json")
     log = logging.getLogger("t.logs")
