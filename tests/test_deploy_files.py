@@ -142,8 +142,12 @@ def test_compose_prometheus_and_grafana_configuration():
     job = prometheus["scrape_configs"][0]
     assert job["metrics_path"] == "/metrics"
     assert job["dns_sd_configs"][0] == {"names": ["gateway"], "type": "A", "port": 8000, "refresh_interval": "30s"}
-    assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
-    assert (ROOT / "deploy/prometheus/alerts.yml").is_file()
+    assert prometheus["rule_files"] == ["/etc/prometheus/rules/alerts.yml"]
+    mounts = {target: source for source, target in
+              (v.split(":")[:2] for v in compose()["services"]["prometheus"]["volumes"]) if source.startswith(".")}
+    rules = prometheus["rule_files"][0]
+    directory = next(t for t in mounts if rules.startswith(t + "/"))
+    assert (ROOT / mounts[directory] / rules[len(directory) + 1:]).is_file()  # deploy/prometheus/alerts.yml
     assert (ROOT / "deploy/grafana/gateway-dashboard.json").is_file()
     if shutil.which("promtool"):
         result = subprocess.run(["promtool", "check", "config", "--syntax-only",
