@@ -48,8 +48,9 @@ def histogram_quantiles(before: str, after: str, name: str, qs=(0.5, 0.95, 0.99)
         for bound in bounds:
             count = buckets[bound]
             if count >= rank:
-                if bound == float("inf"):
+                if bound == float("inf"):  # beyond the top bucket: only a lower bound is known
                     value = lo
+                    out["top_bucket_ms"] = round(lo * 1000, 2)
                 else:
                     value = lo + (bound - lo) * ((rank - prev) / (count - prev) if count > prev else 1)
                 out[f"p{int(q * 100)}"] = round(value * 1000, 2)
@@ -97,6 +98,11 @@ def _ms(x) -> str:
     return "–" if x is None else (f"{x:.0f}" if x >= 100 else f"{x:.1f}")
 
 
+def _gauge(d: dict, q: str) -> str:
+    value = d.get(q)
+    return ("≥ " if value is not None and value == d.get("top_bucket_ms") else "") + _ms(value)
+
+
 def markdown(r: dict, note: str = "") -> list[str]:
     """The BENCHMARKS.md section: the headline table, then how it was measured."""
     def row(label: str, d: dict) -> str:
@@ -131,9 +137,9 @@ def markdown(r: dict, note: str = "") -> list[str]:
         f"- Errors: {r['errors']}" + (f" ({r['errors_by_kind']})" if r["errors"] else "") +
         f"; {r['requests_per_s']} requests/s over {r['wall_s']} s; the gateway used {r['gateway_cpu_s']} CPU-s "
         f"({r['gateway_core_share_pct']}% of its core).",
-        f"- The gateway's own account, `gateway_overhead_seconds` over the run (bucket-interpolated): p50 "
-        f"{_ms(gauge.get('p50'))}, p95 {_ms(gauge.get('p95'))}, p99 {_ms(gauge.get('p99'))} ms "
-        f"({gauge.get('n', 0)} requests).",
+        f"- The gateway's own account, `gateway_overhead_seconds` over the run (bucket-interpolated; ≥ means "
+        f"beyond its top bucket): p50 {_gauge(gauge, 'p50')}, p95 {_gauge(gauge, 'p95')}, p99 {_gauge(gauge, 'p99')} "
+        f"ms ({gauge.get('n', 0)} requests).",
         f"- Stages on: guardrails PII (both sides, redact, restore) and secrets (prompts) on both routes — decisions "
         f"{r['guardrail_decisions'] or 'none'}; exact cache on `lt-cache` ({r['cache_requests']} requests, "
         f"{r['cache_hit_e2e_ms']['n']} hits); the key's rpm/tpm limits and budget and the team's budget (Redis); "

@@ -172,15 +172,17 @@ def main() -> None:
         _get_json(f"http://127.0.0.1:{lt.up_port}/timings?clear=1")
         metrics_before = lt.metrics()
         noise = NoiseMeter()
-        cpu0 = cpu_seconds(tree(lt.gateway.pid))
+        ours = [pid for proc in procs.live for pid in tree(proc.pid)]  # gateway, fake provider, sink, Redis
+        ours0, cpu0 = cpu_seconds(ours), cpu_seconds(tree(lt.gateway.pid))
         log(f"{n} requests, {args.users} concurrent users")
         wall = asyncio.run(lt.run(n, args.users, "run", keep=True))
         cpu = cpu_seconds(tree(lt.gateway.pid)) - cpu0
+        others = noise.report(cpu_seconds(ours) - ours0)  # "other": none of this run's processes
         time.sleep(2)  # the span exporter's batch, the last records
         timings = _get_json(f"http://127.0.0.1:{lt.up_port}/timings")
         result = load_report.figures(lt.outcomes, timings, metrics_before, lt.metrics(), wall, cpu)
         result.update(users=args.users, requests=n, start_cmd=start_cmd, machine=machine_info(),
-                      noise=noise.report(), date=time.strftime("%Y-%m-%d %H:%M %Z"),
+                      noise=others, date=time.strftime("%Y-%m-%d %H:%M %Z"),
                       command="bench/load_test.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                       upstream={"ttft_ms": args.ttft_ms, "tps": args.tps, "tokens": args.tokens},
                       otlp_sink=_get_json(f"http://127.0.0.1:{lt.sink_port}/control/stats"),
