@@ -80,7 +80,7 @@ def test_liveness_touches_no_dependency(gateway, settings, django_assert_num_que
     with django_assert_num_queries(0):
         answer = httpx.get(f"{gateway}/healthz")
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # not waiting on the 5 s check (a busy machine may take 0.5 s)
 
 
 def test_ready_names_each_check_without_redis_when_none_is_configured(gateway, settings, dead_letters):
