@@ -68,7 +68,8 @@ GROUPS: list[Group] = [
     ),
     Group(
         "health", "Health", "Is the gateway up, and did every usage row reach the ledger?",
-        [Link("readiness", "Readiness check (JSON)", "readyz"),
+        [Link("status", "Gateway status", "admin:routing_status"),
+         Link("readiness", "Readiness check (JSON)", "readyz"),
          Link("metrics", "Prometheus metrics", "/metrics"),
          ("billing", "UsageDeadLetter")],
         names={"UsageDeadLetter": "Usage rows not yet written (dead letters)"},

@@ -391,3 +391,4 @@ def warn_after_provider_edit(sender, request: HttpRequest, instance, **kwargs) -
 
 
 from . import admin_health  # noqa: E402,F401 - registers the Model health page
+from . import admin_status  # noqa: E402,F401 - registers the Gateway status page (issue 15)

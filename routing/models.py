@@ -237,3 +237,20 @@ class TargetHealth(Model):
     class Meta:
         proxy = True
         verbose_name = verbose_name_plural = "model health"
+
+
+# --- issue 15: the Celery worker heartbeat (routing.heartbeat) ---
+class WorkerHeartbeat(Timestamped):
+    """The latest heartbeat of one Celery worker: one row per worker, updated by the
+    beat task routing.tasks.worker_heartbeat (routing.heartbeat)."""
+
+    hostname = models.CharField(max_length=255, unique=True, help_text="The worker's node name (celery@host).")
+    beat_at = models.DateTimeField(help_text="When this worker last ran the heartbeat task.")
+    pid = models.PositiveIntegerField(null=True, blank=True, help_text="The worker process that ran it.")
+
+    class Meta:
+        ordering = ["-beat_at"]
+        verbose_name = "worker heartbeat"
+
+    def __str__(self) -> str:
+        return f"{self.hostname} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

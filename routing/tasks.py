@@ -26,3 +26,12 @@ def probe_models() -> dict:
 @shared_task(name="routing.tasks.prune_health_checks")
 def prune_health_checks() -> int:
     return health.prune_health_checks()
+
+
+# --- issue 15: the Celery worker heartbeat ---
+@shared_task(name="routing.tasks.worker_heartbeat", bind=True)
+def worker_heartbeat(self) -> str:
+    """Record that this worker ran the beat's heartbeat (routing.heartbeat)."""
+    from . import heartbeat
+
+    return heartbeat.record(self.request.hostname or "").hostname
