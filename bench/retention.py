@@ -1,7 +1,7 @@
 """Usage retention at scale: 1,000,000 usage records on PostgreSQL, pruned while a
 concurrent writer keeps inserting.
 
-    .venv/bin/python bench/retention.py [--rows 1000000] [--days 60] [--keep 14] [--batch 5000]
+    .venv/bin/python bench/retention.py [--rows 1000000] [--days 60] [--keep 14] [--batch 1000]
 
 Uses (and creates, when missing) the scratch database gw_bench_retention on
 127.0.0.1:5432 unless DATABASE_URL names another one; refuses any database whose
@@ -132,13 +132,37 @@ class Writer(threading.Thread):
         self.conn.close()
 
 
-def writer_for(seconds: float | None, during=None) -> tuple[list[float], object]:
-    writer = Writer()
+class LockWatch(threading.Thread):
+    """Polls pg_locks every 20 ms: how often any session waited for a lock, so insert
+    latency spikes can be told apart from I/O and CPU contention."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.samples, self.waiting = threading.Event(), 0, 0
+        db = connection.settings_dict
+        self.conn = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
+                                    port=db["PORT"] or 5432, password=db["PASSWORD"] or None, autocommit=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            blocked = self.conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+                                        "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()[0]
+            self.samples += 1
+            self.waiting += bool(blocked)
+            time.sleep(0.02)
+        self.conn.close()
+
+
+def writer_for(seconds: float | None, during=None) -> tuple[list[float], object, LockWatch]:
+    writer, watch = Writer(), LockWatch()
     writer.start()
+    watch.start()
     result = during() if during else time.sleep(seconds)
     writer.stop.set()
+    watch.stop.set()
     writer.join()
-    return writer.latencies, result
+    watch.join()
+    return writer.latencies, result, watch
 
 
 def main() -> None:
@@ -191,8 +215,8 @@ def main() -> None:
             recompute_s.append(time.perf_counter() - t)
 
     retention.recompute_day = timed_recompute
-    baseline, _ = writer_for(5.0)
-    during, report = writer_for(None, lambda: retention.prune_usage(args.keep, batch=args.batch, now=now))
+    baseline, _, _ = writer_for(5.0)
+    during, report, watch = writer_for(None, lambda: retention.prune_usage(args.keep, batch=args.batch, now=now))
     retention.recompute_day = original
     after = {v: exports.render(v, first, last) for v in CSV_VIEWS}
     left_old = UsageRecord.objects.filter(created_at__lt=cutoff).count()
@@ -213,6 +237,8 @@ def main() -> None:
                                "p99": round(pct(baseline, .99) * 1000, 2), "max": round(max(baseline) * 1000, 2)},
         "writer_during_ms": {"n": len(during), "p50": round(pct(during, .5) * 1000, 2),
                              "p99": round(pct(during, .99) * 1000, 2), "max": round(max(during) * 1000, 2)},
+        "lock_wait_samples": f"{watch.waiting} of {watch.samples}",
+        "load_average": os.getloadavg()[0],
         "reports_equal": after == before,
         "date": now.isoformat(timespec="seconds"),
     }

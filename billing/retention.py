@@ -44,7 +44,7 @@ from .rollups import day_bounds, recompute_day
 
 log = logging.getLogger("gateway.retention")
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 1_000  # bench/retention.py: faster than 5,000 and 6x shorter transactions
 # pg_try_advisory_lock key: any fixed 64-bit number, "usage retention" in ASCII.
 PG_LOCK_ID = 0x7573_6167_6572_6574
 CACHE_LOCK_KEY = "gateway:retention:lock"
@@ -174,6 +174,8 @@ def _delete_batches(rows: QuerySet, batch: int, report: PruneReport, pause_s: fl
 def _prune_day(day: date, keep: Q | None, apply: bool, batch: int, report: PruneReport, pause_s: float) -> DayPrune:
     rows = _day_rows(day)
     n, rolled = rows.count(), _rolled_up(day)
+    if not n:  # deleted meanwhile (by hand: a second prune cannot run)
+        return DayPrune(day=day, rows=0, rolled_up=rolled, recomputed=False)
     whole = rolled <= n
     if whole:
         # Rows written after this (late replays) have higher ids and wait for the next run.
