@@ -88,6 +88,9 @@ class Fleet:
                 time.sleep(0.1)
 
     def stop(self) -> str:
+        for proc in [*self.gateways, self.worker, self.beat]:  # all at once: they drain in parallel
+            if proc.poll() is None:
+                proc.terminate()
         out = []
         for name, proc in [("gateway-1", self.gateways[0]), ("gateway-2", self.gateways[1]),
                            ("worker", self.worker), ("beat", self.beat)]:
