@@ -241,7 +241,7 @@ def settled(call: Call, status: str, http_status: int, error_kind: str) -> None:
     span, usage, route = state.span, call.usage, call.route
     if state.operation:
         span.update_name(f"{state.operation} {route.name}")
-    span.set_attributes({
+    values: dict[str, Any] = {  # gathered: one set_attributes call (one lock) for the lot
         "gateway.route": route.name,
         "gateway.request_id": call.request_id,
         "gateway.status": status,
@@ -249,26 +249,27 @@ def settled(call: Call, status: str, http_status: int, error_kind: str) -> None:
         "gen_ai.request.model": call.req.model,
         "gateway.cost": float(call.cost),
         "gateway.cost.currency": CURRENCY,
-    })
+    }
     if call.key.team_name:
-        span.set_attribute("gateway.team", call.key.team_name)
-    if error_kind:
-        _error(state, error_kind)
+        values["gateway.team"] = call.key.team_name
     target = call.run.target if call.run.calls else None
     if target is not None:
-        span.set_attribute("gateway.target", target.model.label)
+        values["gateway.target"] = target.model.label
     if usage is not None:
-        span.set_attributes(_usage(usage))
+        values.update(_usage(usage))
         if usage.estimated:  # the provider reported nothing (a cut stream): the gateway counted
-            span.set_attribute("gateway.usage.estimated", True)
+            values["gateway.usage.estimated"] = True
     if call.ttft is not None:
-        span.set_attribute("gen_ai.response.time_to_first_chunk", round(call.ttft, 6))
+        values["gen_ai.response.time_to_first_chunk"] = round(call.ttft, 6)
     for param, attribute in (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p")):
         value = call.req.params.get(param)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            span.set_attribute(attribute, value)
+            values[attribute] = value
     if call.req.max_tokens is not None:
-        span.set_attribute("gen_ai.request.max_tokens", call.req.max_tokens)
+        values["gen_ai.request.max_tokens"] = call.req.max_tokens
+    span.set_attributes(values)
+    if error_kind:
+        _error(state, error_kind)
     if content.wants_content(call) and call.endpoint != "embeddings":
         _content(state, call)
 
@@ -378,15 +379,17 @@ def attempt_done(run: Run, span: Span | None, result: Any) -> None:
             span.set_attribute("gen_ai.response.model", head[-1].model)
         run.trace = span
         return
+    values: dict[str, Any] = {}
     if getattr(result, "model", None):
-        span.set_attribute("gen_ai.response.model", result.model)
+        values["gen_ai.response.model"] = result.model
     if getattr(result, "usage", None) is not None:
-        span.set_attributes(_usage(result.usage))
+        values.update(_usage(result.usage))
     choices = getattr(result, "choices", None)
     if choices:
         reasons = [str(c.get("finish_reason")) for c in choices if c.get("finish_reason")]
         if reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            values["gen_ai.response.finish_reasons"] = reasons
+    span.set_attributes(values)
     span.end()
 
 
