@@ -1,6 +1,7 @@
-"""Fixtures of tests/test_provider_cohere*.py, loaded there as a plugin
-(`pytest_plugins`): one fake Cohere server per session, reset between tests, and a
-route to it."""
+"""Fixtures of tests/test_provider_cohere*.py, loaded there as a plugin (`pytest_plugins`):
+one fake Cohere server per session, reset between tests, and a route to it. A plugin's
+fixtures are registered for the whole session, so every name here is Cohere's own, never
+a common one such as `client` (which would replace pytest-django's for every test)."""
 
 from __future__ import annotations
 
@@ -39,5 +40,5 @@ def cohere_route(fake_cohere, build):
 
 
 @pytest.fixture
-def client(cohere_route, build, openai_client):
+def cohere_client(cohere_route, build, openai_client):
     return openai_client(build.key())

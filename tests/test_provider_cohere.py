@@ -25,6 +25,11 @@ from tests.fakes.text import prompt_token_count
 pytestmark = pytest.mark.django_db(transaction=True)
 pytest_plugins = ("tests.cohere_fixtures",)  # the fake_cohere, cohere_route and client fixtures
 
+
+@pytest.fixture
+def client(cohere_client):
+    return cohere_client
+
 PARIS = [{"role": "user", "content": "What is the weather in Paris today?"}]
 PARIS_AND_LONDON = [{"role": "user", "content": "What is the weather in Paris and London?"}]
 PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
