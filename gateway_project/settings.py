@@ -224,8 +224,49 @@ GATEWAY_LEDGER_AFTER_RESPONSE: bool = env.bool("GATEWAY_LEDGER_AFTER_RESPONSE", 
 GATEWAY_LEDGER_DEAD_LETTER_PATH: str = env.str(
     "GATEWAY_LEDGER_DEAD_LETTER_PATH", default=str(VAR_DIR / "ledger-dead-letters.jsonl")
 )
+# --- metrics (issue 15; gateway_project/metrics_view.py, docs/operations/metrics.md) ---
+# Who may scrape /metrics: client addresses (CIDRs, comma-separated; empty = any) and,
+# when set, a bearer token (Authorization: Bearer <token>). Outside the list: 403; a
+# missing or wrong token: 401. Default: loopback only, no token. Several workers share
+# one scrape with PROMETHEUS_MULTIPROC_DIR (an environment variable, read by prometheus_client).
+GATEWAY_METRICS_ALLOW: list[str] = env.list("GATEWAY_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+GATEWAY_METRICS_TOKEN: str = env.str("GATEWAY_METRICS_TOKEN", default="")
+# --- end metrics ---
 # Days of usage records to keep (0 = forever); pruned daily by a Celery beat task.
 GATEWAY_USAGE_RETENTION_DAYS: int = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=0)
+# --- usage retention (issue 15; docs/operations/retention.md) ---
+# Whole UTC days older than that are rolled up, then deleted this many rows per short
+# transaction; never the current month, nor rows an enabled "total" budget sums.
+# 0 (forever) stays the default: the per-request trail is gone for good once pruned
+# (finance keeps its totals in the rollups) and an upgrade must not start deleting.
+if GATEWAY_USAGE_RETENTION_DAYS < 0:
+    raise environ.ImproperlyConfigured("GATEWAY_USAGE_RETENTION_DAYS must be 0 (keep forever) or more")
+GATEWAY_USAGE_RETENTION_BATCH: int = env.int("GATEWAY_USAGE_RETENTION_BATCH", default=1000)
+if not 1 <= GATEWAY_USAGE_RETENTION_BATCH <= 100_000:
+    raise environ.ImproperlyConfigured("GATEWAY_USAGE_RETENTION_BATCH must be between 1 and 100000 rows")
+# --- end usage retention ---
+# --- health (issue 15; docs/operations/health.md) ---
+# /readyz: each check gets this many seconds (they run concurrently); the ledger check
+# fails when more usage rows than this wait in the dead letters (table + this host's file).
+GATEWAY_READY_CHECK_TIMEOUT_S: float = env.float("GATEWAY_READY_CHECK_TIMEOUT_S", default=1.0)
+GATEWAY_READY_MAX_DEAD_LETTERS: int = env.int("GATEWAY_READY_MAX_DEAD_LETTERS", default=1000)
+# Seconds between Celery worker heartbeats (a beat task); the admin calls the worker
+# stale after 3 missed beats. With GATEWAY_READY_HEARTBEAT /readyz fails too then.
+GATEWAY_HEARTBEAT_INTERVAL_S: int = env.int("GATEWAY_HEARTBEAT_INTERVAL_S", default=30)
+GATEWAY_READY_HEARTBEAT: bool = env.bool("GATEWAY_READY_HEARTBEAT", default=False)
+# Readiness checks beyond the database and Redis (dotted paths; gateway_project.health runs
+# them without importing the apps): the ledger, and the worker heartbeat when asked for.
+GATEWAY_READY_CHECKS: list[str] = ["billing.ledger_health.readiness"] + (
+    ["routing.heartbeat.readiness"] if GATEWAY_READY_HEARTBEAT else []
+)
+# --- end health ---
+# --- tracing (issue 15; routing.tracing, docs/operations/tracing.md) ---
+# OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector base URL (e.g.
+# http://otel-collector:4318; spans go to <url>/v1/traces). Empty: tracing is off and the
+# SDK is never loaded. The SDK's own OTEL_* variables (OTEL_SERVICE_NAME,
+# OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, OTEL_BSP_*) apply as documented there.
+OTEL_EXPORTER_OTLP_ENDPOINT: str = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+# --- end tracing ---
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 if not SECRET_KEY:
@@ -291,3 +332,20 @@ LOGGING = {
     # but the noise costs CPU on the hot path.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+# --- structured logs (issue 15; gateway_project/logs.py, docs/operations/logs.md) ---
+# LOG_FORMAT=json: every line one JSON object (time, level, logger, message, request_id,
+# trace_id...), the server's and the worker's own lines included. plain (the default,
+# `make run`): the format above, with request_id= added on a request's lines.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+# One access line per /v1 request (logger gateway.access; never prompt, answer or keys).
+GATEWAY_ACCESS_LOG: bool = env.bool("GATEWAY_ACCESS_LOG", default=True)
+LOGGING["formatters"] = {
+    "plain": {"()": "gateway_project.logs.PlainFormatter", "format": LOGGING["formatters"]["plain"]["format"]},
+    "json": {"()": "gateway_project.logs.JsonFormatter"},
+}
+LOGGING["filters"]["request_context"] = {"()": "gateway_project.logs.RequestContextFilter"}
+LOGGING["handlers"]["console"].update(formatter=LOG_FORMAT, filters=["request_context", "scrub_secrets"])
+LOGGING_CONFIG = "gateway_project.logs.configure"  # dictConfig, then the server's own handlers adopted
+# --- end structured logs ---

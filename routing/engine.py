@@ -345,6 +345,7 @@ async def open_stream(run: Run, req: ChatRequest) -> tuple[list[ChatChunk], Asyn
 
     return await execute(run, req, call, defer_success=True)
 
+
 class _Timed:
     """The rest of a stream, each read's wait added to Run.upstream_s. A class, not an
     async generator: aclose() must reach the upstream even if it was never iterated."""

@@ -11,6 +11,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get install -y -q chromium >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
 fi
+# tests/test_prometheus_server.py runs Debian's Prometheus (and promtool) against a live gateway.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing Debian's prometheus for the dashboard and alert-rule tests =="
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+fi
+# tests/test_deploy_files.py renders the kustomize base with `kubectl kustomize`:
+# Debian's kubernetes-client when no kubectl is installed.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "== installing Debian's kubernetes-client (kubectl) for the deploy-file tests =="
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -q kubernetes-client >/dev/null || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q kubernetes-client >/dev/null; }
+fi
 PY=.venv/bin/python
 # The semantic cache's pgvector backend is tested against the machine's PostgreSQL 15:
 # Debian has no pgvector package for bookworm, so its source package (Debian trixie's
