@@ -329,6 +329,7 @@ async def plan(key: KeyInfo, req: ChatRequest, route: RouteInfo, task_hint: str 
         # (admission reserves at the priciest of them).
         signals = local_signals(route, req, key, task_hint)
         pending = asyncio.ensure_future(read_shared_signals(route, signals))
+        pending.add_done_callback(_retrieved)  # a path that never awaits it (Redis down) logs no "never retrieved"
         run = engine.Run(route, decide(route, req, signals))
         call = Call(request_id=new_request_id(), key=key, req=req, run=run, signals=signals)
         call.pending_signals = pending
@@ -350,6 +351,11 @@ async def _final_decision(call: Call) -> None:
     await pending
     call.run.decision = decide(call.route, call.req, call.signals)
     call.run.closed = call.signals.closed()
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # marks it retrieved; whoever awaits it still gets the exception
 
 
 def _drop_pending(call: Call) -> None:
