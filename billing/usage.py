@@ -40,6 +40,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
+from gateway_project import logs
+
 from . import dead_letters, sqlite_wal
 from .models import UsageRecord
 
@@ -354,7 +356,7 @@ class _GroupCommit:
         self.pending.append((entry, future))
         if not self.flushing:
             self.flushing = True
-            loop.create_task(self._flush())
+            loop.create_task(self._flush(), context=logs.detached())  # one flush serves many requests
         return future
 
     async def _flush(self) -> None:

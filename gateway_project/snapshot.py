@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from . import logs
 from .db import run_db
 
 T = TypeVar("T")
@@ -59,7 +60,7 @@ class Snapshot(Generic[T]):
         loop = asyncio.get_running_loop()
         task = self._inflight
         if task is None or task.done() or task.get_loop() is not loop:
-            task = self._inflight = loop.create_task(self._refresh())
+            task = self._inflight = loop.create_task(self._refresh(), context=logs.detached())  # serves every request
             task.add_done_callback(_log_failure)
         return task
 
