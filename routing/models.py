@@ -172,6 +172,7 @@ class Route(Timestamped):
     # answers unless a route editor ticks this, for debugging one route.
     trace_content = models.BooleanField(
         "prompts and answers in traces", default=False,
+        db_default=False,  # expand-then-contract: the previous release inserts routes without it
         help_text="Debugging only: put this route's prompts and answers in its trace spans, as the "
                   "guardrails left them (redacted). Off: spans carry no content.",
     )

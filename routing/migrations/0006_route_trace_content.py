@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='route',
             name='trace_content',
-            field=models.BooleanField(default=False, help_text="Debugging only: put this route's prompts and answers in its trace spans, as the guardrails left them (redacted). Off: spans carry no content.", verbose_name='prompts and answers in traces'),
+            field=models.BooleanField(default=False, db_default=False, help_text="Debugging only: put this route's prompts and answers in its trace spans, as the guardrails left them (redacted). Off: spans carry no content.", verbose_name='prompts and answers in traces'),
         ),
     ]
