@@ -5,14 +5,14 @@ their `name` (`fake_bedrock`, ...), so test arguments never shadow an import."""
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import _fresh, wait_for
+from tests.conftest import _fresh
 from tests.fakes.bedrock import FakeBedrock
+from tests.sdk_helpers import only_record  # noqa: F401 - re-exported to this module's users
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 UPSTREAM_PATH = "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
@@ -45,14 +45,6 @@ def bedrock_route_fixture(fake_bedrock, build):
 @pytest.fixture(name="client")
 def client_fixture(bedrock_route, build, openai_client):
     return openai_client(build.key())
-
-
-def only_record():
-    from billing.models import UsageRecord
-
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
 
 
 def upstream_body(fake: FakeBedrock) -> dict:

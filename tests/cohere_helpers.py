@@ -3,11 +3,9 @@ gateway relayed (the fixtures are in tests/cohere_fixtures.py)."""
 
 from __future__ import annotations
 
-import time
 
-from billing.models import UsageRecord
-from tests.conftest import wait_for
 from tests.fakes.cohere import FakeCohere
+from tests.sdk_helpers import only_record, streamed  # noqa: F401 - re-exported to this module's users
 
 COHERE_KEY = "co-upstream-secret-4242"
 MODEL = "command-a-03-2025"
@@ -27,17 +25,6 @@ def upstream_body(fake: FakeCohere, path: str = "/v2/chat") -> dict:
     request = fake.last_request
     assert request is not None and request.path == path
     return request.body
-
-
-def only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def tool_calls_of(chunks) -> dict[int, dict]:

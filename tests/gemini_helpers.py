@@ -3,11 +3,10 @@ fresh settings per test, see `fresh`), the conversations sent, and readers of th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-from tests.conftest import wait_for
 from tests.fakes.gemini import FakeGemini
+from tests.sdk_helpers import only_record, streamed  # noqa: F401 - re-exported to this module's users
 
 GEMINI_KEY = "gemini-upstream-key-4242"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway"}]
@@ -40,19 +39,6 @@ def serve() -> Iterator[FakeGemini]:
     """A running FakeGemini with GEMINI_KEY (for a session-scoped fixture)."""
     with FakeGemini(api_key=GEMINI_KEY) as fake:
         yield fake
-
-
-def only_record():
-    from billing.models import UsageRecord
-
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def stream_tool_calls(chunks) -> list[dict]:

@@ -6,15 +6,14 @@ without the suffix, so the import does not shadow the test arguments)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from billing.models import UsageRecord
-from tests.conftest import _fresh, wait_for
+from tests.conftest import _fresh
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.fakes.huggingface import FakeTGI
 from tests.fakes.openai_tools import ToolCallingOpenAI
+from tests.sdk_helpers import only_record, streamed  # noqa: F401 - re-exported to this module's users
 
 AZURE_KEY = "azure-upstream-key-0000000000000000"
 HF_TOKEN = "hf_upstream_token_000000000000000000"
@@ -66,17 +65,6 @@ def fake_tgi_fixture(_tgi_server):
 def fake_compatible_fixture(_compatible_server):
     """An OpenAI-compatible server (Perplexity, xAI and custom kinds point at it)."""
     yield from _fresh_with_cache(_compatible_server)
-
-
-def only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def streamed_calls(chunks) -> list[dict]:

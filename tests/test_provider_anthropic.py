@@ -9,7 +9,6 @@ that Anthropic's errors are classified so the route falls back.
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 
 import pytest
@@ -18,6 +17,7 @@ from billing.models import UsageRecord
 from providers.adapters.anthropic import DEFAULT_MAX_TOKENS
 from tests.conftest import wait_for
 from tests.fakes.text import prompt_token_count
+from tests.sdk_helpers import only_record as _only_record, streamed as _streamed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,17 +51,6 @@ def _upstream_body(fake) -> dict:
     request = fake.last_request
     assert request is not None and request.path == "/v1/messages"
     return request.body
-
-
-def _only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def _streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # --- answers, finish reasons and usage --------------------------------------------------------

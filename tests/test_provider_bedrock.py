@@ -19,6 +19,7 @@ from tests.bedrock_helpers import (  # noqa: F401 - the *_fixture names are fixt
     bedrock_route_fixture, bedrock_server_fixture, client_fixture, fake_bedrock_fixture,
 )
 from tests.fakes.bedrock import reasoning_signature
+from tests.sdk_helpers import streamed as _streamed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,11 +32,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-def _streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def _tool_calls(chunks) -> dict[int, dict]:

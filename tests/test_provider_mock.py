@@ -17,6 +17,7 @@ import pytest
 
 from billing.models import UsageRecord
 from tests.conftest import wait_for
+from tests.sdk_helpers import only_record as _only_record, streamed as _streamed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,17 +43,6 @@ def mock_client(build, openai_client):
 def _ask(client, content="Tell me about gateways", **kw):
     messages = [MESSAGES[0], {"role": "user", "content": content}]
     return client.chat.completions.create(model="chat-mock", messages=messages, **kw)
-
-
-def _streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-
-
-def _only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
 
 
 # --- deterministic answers ---------------------------------------------------------------------

@@ -7,7 +7,6 @@ billed at zero, and how failures (unknown model, a stream cut mid-way) surface.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import openai
@@ -16,6 +15,7 @@ import pytest
 from billing.models import UsageRecord
 from tests.conftest import wait_for
 from tests.fakes.text import prompt_token_count
+from tests.sdk_helpers import only_record as _only_record, streamed as _streamed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,17 +49,6 @@ def _upstream_body(fake) -> dict:
     request = fake.last_request
     assert request is not None and request.path == "/api/chat"
     return request.body
-
-
-def _only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def _streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -279,7 +268,6 @@ def test_ollama_busy_503_falls_back(fake_ollama, fake_openai, build, openai_clie
         text = client.chat.completions.create(model="chat-local", messages=MESSAGES).choices[0].message.content
     assert text == "from openai backup"
     assert [(a["outcome"], a["status"]) for a in _only_record().attempt_log] == [("unavailable", 503), ("ok", None)]
-
 
 
 def test_tool_call_follow_up_is_sent_with_object_arguments(fake_ollama, client):

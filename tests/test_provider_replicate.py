@@ -17,9 +17,9 @@ from decimal import Decimal
 import openai
 import pytest
 
-from billing.models import UsageRecord
-from tests.conftest import _fresh, wait_for
+from tests.conftest import _fresh
 from tests.fakes.replicate import FakeReplicate
+from tests.sdk_helpers import only_record as _only_record, streamed as _streamed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,17 +60,6 @@ def with_backup(fake_replicate, fake_openai, build, openai_client):
     backup = build.model(build.provider(fake_openai, name="backup"))
     build.route("chat-rep", _replicate_model(build, fake_replicate), backup, max_attempts=1)
     return openai_client(build.key())
-
-
-def _only_record() -> UsageRecord:
-    assert wait_for(lambda: UsageRecord.objects.count() >= 1)
-    time.sleep(0.05)  # a second (double) record would show up by now
-    return UsageRecord.objects.get()
-
-
-def _streamed(stream) -> tuple[list, str]:
-    chunks = list(stream)
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def _creates(fake) -> list:
