@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from providers.models import HealthCheck
 
-from . import admin_views as views
+from . import admin_breakers as health_views
 from .breaker import State
 from .models import TargetHealth
 
@@ -89,47 +89,47 @@ class TargetHealthAdmin(admin.ModelAdmin):
 
     def get_changelist_instance(self, request: HttpRequest):
         changelist = super().get_changelist_instance(request)
-        views.attach_health(list(changelist.result_list))  # the page's rows: one store read
+        health_views.attach_health(list(changelist.result_list))  # the page's rows: one store read
         return changelist
 
     def get_object(self, request: HttpRequest, object_id: str, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
-            views.attach_health([obj])
+            health_views.attach_health([obj])
         return obj
 
     @admin.display(description="in service", ordering="enabled")
     def in_service(self, obj: TargetHealth) -> str:
         state = service_state(obj)
-        colour = views.BREAKER_COLOURS[State.CLOSED] if state == IN_SERVICE else "var(--body-quiet-color)"
+        colour = health_views.BREAKER_COLOURS[State.CLOSED] if state == IN_SERVICE else "var(--body-quiet-color)"
         return format_html('<strong style="color: {}; white-space: nowrap">{}</strong>', colour, state)
 
     @admin.display(description="circuit breakers (per route)")
     def breakers(self, obj: TargetHealth) -> str:
-        return views.breakers_html(obj.health)
+        return health_views.breakers_html(obj.health)
 
     @admin.display(description="circuit breaker of each route")
     def breaker_table(self, obj: TargetHealth) -> str:
-        return views.breakers_table(obj.health)
+        return health_views.breakers_table(obj.health)
 
     @admin.display(description="recent latency")
     def latency(self, obj: TargetHealth) -> str:
-        return views.latency_text(obj.health.latency)
+        return health_views.latency_text(obj.health.latency)
 
     @admin.display(description="last health check")
     def last_check(self, obj: TargetHealth) -> str:
-        return views.check_html(obj.health.last_check)
+        return health_views.check_html(obj.health.last_check)
 
     @admin.display(description="last 20 health checks")
     def recent_checks(self, obj: TargetHealth) -> str:
-        return views.checks_table(HealthCheck.objects.filter(model=obj).order_by("-checked_at", "-id")[:20])
+        return health_views.checks_table(HealthCheck.objects.filter(model=obj).order_by("-checked_at", "-id")[:20])
 
     @admin.action(description="Reset circuit breakers (every route using the model)", permissions=["reset"])
     def reset_breakers(self, request: HttpRequest, queryset: QuerySet[TargetHealth]) -> HttpResponse | None:
         models = list(queryset.select_related("provider"))
         if request.POST.get("post") != "yes":
-            return views.confirm_reset(self, request, models)
-        count = views.reset_breakers(models)
+            return health_views.confirm_reset(self, request, models)
+        count = health_views.reset_breakers(models)
         for model in models:
             self.log_change(request, model, "Reset the circuit breakers of every route using it.")
         names = ", ".join(str(m) for m in models)

@@ -4,7 +4,7 @@ queue's depth, recent failed requests, the ledger's dead letters and the worker
 heartbeat.
 
 Nothing here is computed twice: breakers, latencies and probes come from the Model
-health page's functions (routing.admin_views.attach_health and its renderers), the
+health page's functions (routing.admin_breakers.attach_health and its renderers), the
 ledger from billing.ledger_health, the heartbeat from routing.heartbeat. Each section
 is read on its own: one that fails (Redis down, say) says so, the rest still show.
 
@@ -34,6 +34,7 @@ from billing.models import UsageRecord
 from gateway_project.health import short_reason
 from providers.types import ErrorKind
 
+from . import admin_breakers as health_views
 from . import admin_views as views
 from .admin_health import IN_SERVICE, service_state
 from .breaker import State
@@ -69,26 +70,26 @@ class BreakerRow:
     model: str
     in_use: bool
     state: State
-    html: str  # state and detail (routing.admin_views.breaker_html)
+    html: str  # state and detail (routing.admin_breakers.breaker_html)
     failures: str
 
 
 def models_health() -> list[TargetHealth]:
     """Every model with its health (.health: routes' breakers, latency, last probe)."""
     models = list(TargetHealth.objects.select_related("provider").order_by("provider__name", "name"))
-    views.attach_health(models)
+    health_views.attach_health(models)
     for m in models:
         m.service = service_state(m)
         m.in_service = m.service == IN_SERVICE
-        m.check_html = views.check_html(m.health.last_check)
-        m.latency_text = views.latency_text(m.health.latency)
+        m.check_html = health_views.check_html(m.health.last_check)
+        m.latency_text = health_views.latency_text(m.health.latency)
     return models
 
 
 def breaker_rows(models: list[TargetHealth]) -> list[BreakerRow]:
     rows = [
-        BreakerRow(b.route.name, str(m), b.in_use, b.status.state, views.breaker_html(b.status),
-                   views.failure_words(b.status))
+        BreakerRow(b.route.name, str(m), b.in_use, b.status.state, health_views.breaker_html(b.status),
+                   health_views.failure_words(b.status))
         for m in models for b in m.health.breakers
     ]
     # What needs attention first: open, then half-open breakers; then by route and model.
