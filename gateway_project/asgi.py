@@ -24,12 +24,17 @@ django_http = ASGIStaticFilesHandler(django_http)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
 from routing.api import app as v1_api  # noqa: E402
+from routing.cors import TransportHeaders  # noqa: E402
+from streaming.origin import OriginValidator  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+# CORS (GATEWAY_CORS_*) and X-Content-Type-Options on every /v1 response: outside the
+# API's authentication, so a browser's preflight is answered first (routing/cors.py).
+v1_api = TransportHeaders(v1_api)
 
 PROBES = ("/healthz", "/readyz")
 
@@ -87,7 +92,8 @@ async def lifespan(scope, receive, send):
 application = ProtocolTypeRouter(
     {
         "http": http,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Same-origin, CSRF_TRUSTED_ORIGINS or GATEWAY_WS_ALLOWED_ORIGINS only (streaming/origin.py).
+        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,
     }
 )

@@ -136,7 +136,7 @@
       if (Number.isNaN(msg.temperature)) delete msg.temperature;
       if (Number.isNaN(msg.max_tokens)) delete msg.max_tokens;
       const data = JSON.stringify(msg);
-      if (new Blob([data]).size > window.PLAYGROUND.maxBytes) { finish(pane, "The conversation is too long to send; clear it.", true); continue; }
+      if (new Blob([data]).size > Number(document.body.dataset.maxBytes)) { finish(pane, "The conversation is too long to send; clear it.", true); continue; }
       ws.send(data);
     }
     $("prompt").value = "";
