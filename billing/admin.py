@@ -153,7 +153,10 @@ class VirtualKeyAdmin(BudgetInlineSaving, KeyConfirmations, admin.ModelAdmin):
             )
         else:
             # The hash is never shown: it is useless to people and only helps attackers.
-            fieldsets.insert(1, ("Key", {"fields": self.KEY_INFO}))
+            info = self.KEY_INFO
+            if not self.has_change_permission(request, obj):  # view-only: no rotate/revoke buttons
+                info = [f for f in info if f != "key_buttons"]
+            fieldsets.insert(1, ("Key", {"fields": info}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: VirtualKey | None = None) -> list[str]:

@@ -4,6 +4,8 @@ billing.budgets (validation, key cache), never with a bare .save()."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
@@ -33,7 +35,40 @@ class TeamBudgetForm(_OwnedBudgetForm):
     scope = Budget.Scope.TEAM
 
 
-class _BudgetInline(admin.TabularInline):
+def masked_url(url: str) -> str:
+    """A webhook URL for people who may only view it: scheme and host (a webhook's path
+    or query often is its secret, e.g. a Slack incoming webhook)."""
+    if not url:
+        return "—"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.path.strip("/") or parts.query else url
+
+
+class WebhookMasking:
+    """For view-only users (no change permission), the webhook URL is shown masked."""
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        fields = super().get_fields(request, obj)  # type: ignore[misc]
+        if self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            return fields
+        return ["webhook_url_masked" if f == "webhook_url" else f for f in fields]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        if self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            return fieldsets
+        return [(name, {**opts, "fields": ["webhook_url_masked" if f == "webhook_url" else f
+                                           for f in opts["fields"]]}) for name, opts in fieldsets]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return [*super().get_readonly_fields(request, obj), "webhook_url_masked"]  # type: ignore[misc]
+
+    @admin.display(description="webhook URL")
+    def webhook_url_masked(self, obj: Budget) -> str:
+        return masked_url(obj.webhook_url)
+
+
+class _BudgetInline(WebhookMasking, admin.TabularInline):
     model = Budget
     fields = BUDGET_SETTINGS
     extra = 0
@@ -77,7 +112,7 @@ class BudgetForm(forms.ModelForm):
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(WebhookMasking, admin.ModelAdmin):
     form = BudgetForm
     # Short cells; the choices' explanations are on the change page and in the filters.
     list_display = ["owner", "scope_short", "amount", "period_short", "action_short", "alert_threshold_pct", "enabled"]

@@ -13,9 +13,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.text import capfirst
 
@@ -224,10 +224,16 @@ class GuardrailAdmin(admin.ModelAdmin):
         return "; ".join(parts) or "global"
 
     def get_urls(self):
+        own = [path("sandbox/", self.admin_site.admin_view(self.sandbox_view), name="guardrails_guardrail_sandbox")]
+        return own + super().get_urls()
+
+    def sandbox_view(self, request: HttpRequest) -> HttpResponse:
+        """The sandbox runs guardrails on typed text and changes nothing: for those who may view them."""
         from .admin_sandbox import sandbox_view
 
-        own = [path("sandbox/", self.admin_site.admin_view(sandbox_view), name="guardrails_guardrail_sandbox")]
-        return own + super().get_urls()
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return sandbox_view(request)
 
 
 @admin.register(Violation)

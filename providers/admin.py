@@ -9,6 +9,7 @@ capabilities are checkboxes; its prompt-cache prices sit with its other prices.
 
 from __future__ import annotations
 
+import json
 import os
 from decimal import Decimal
 
@@ -94,6 +95,14 @@ class ProviderForm(FieldErrorsFirst, forms.ModelForm):
                 self.instance.api_key_display,
             ) + help_text
         self.fields["api_key"].help_text = help_text
+        if self.instance.pk and isinstance(self.instance.options, dict):
+            # Extra auth headers are write-only like the key: shown masked, kept when
+            # the mask comes back unchanged.
+            self.initial["options"] = masked_options(self.instance.options)
+
+    def clean_options(self):
+        options = self.cleaned_data.get("options")
+        return unmasked_options(options, self.instance.options) if self.instance.pk else options
 
     def clean_api_key(self) -> str:
         value = self.cleaned_data.get("api_key", "")
@@ -121,6 +130,44 @@ class ProviderForm(FieldErrorsFirst, forms.ModelForm):
         if self.data.get(self.add_prefix("api_key")) or self.data.get(self.add_prefix("clear_api_key")):
             changed.append("api_key")
         return changed
+
+
+SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
+MASK = "••••"
+
+
+def _secret_option(name: str, value) -> bool:
+    return any(word in name.lower() for word in SECRET_OPTION_WORDS) and value not in ("", None)
+
+
+def masked_options(options):
+    """A provider's options as the admin shows them: header values (extra auth headers
+    live there) and secret-sounding settings replaced by MASK."""
+    if not isinstance(options, dict):
+        return options
+    shown = {}
+    for name, value in options.items():
+        if name == "headers" and isinstance(value, dict):
+            shown[name] = {header: MASK for header in value}
+        elif _secret_option(name, value):
+            shown[name] = MASK
+        else:
+            shown[name] = value
+    return shown
+
+
+def unmasked_options(submitted, stored):
+    """The options as posted, with each MASK left in place replaced by the stored value."""
+    if not isinstance(submitted, dict) or not isinstance(stored, dict):
+        return submitted
+    restored = dict(submitted)
+    for name, value in submitted.items():
+        if name == "headers" and isinstance(value, dict) and isinstance(stored.get("headers"), dict):
+            old = stored["headers"]
+            restored[name] = {h: old[h] if v == MASK and h in old else v for h, v in value.items()}
+        elif value == MASK and name in stored:
+            restored[name] = stored[name]
+    return restored
 
 
 def price_text(amount: Decimal | None) -> str:
@@ -251,17 +298,19 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None):
         key_fields = ["api_key", "clear_api_key"] if obj is not None and obj.api_key else ["api_key"]
+        options = "options"
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only users get every field read-only, rendered from the model:
-            # show the masked display, never the field itself.
-            key_fields = ["api_key_display"]
+            # show the masked displays, never the fields themselves (options may
+            # carry extra auth headers).
+            key_fields, options = ["api_key_display"], "options_display"
         fieldsets = [
             (None, {"fields": ["name", "kind", "base_url", "enabled"]}),
             ("Credentials", {"fields": key_fields}),
             (
                 "Connection",
                 {
-                    "fields": ["timeout_s", "options"],
+                    "fields": ["timeout_s", options],
                     "description": "Timeouts and kind-specific settings. Most providers need no options.",
                 },
             ),
@@ -289,6 +338,10 @@ class ProviderAdmin(RoutesCheckMixin, admin.ModelAdmin):
     @admin.display(description="API key")
     def api_key_display(self, obj: Provider) -> str:
         return obj.api_key_display
+
+    @admin.display(description="options")
+    def options_display(self, obj: Provider) -> str:
+        return json.dumps(masked_options(obj.options), indent=1, ensure_ascii=False)
 
     def get_urls(self):
         discover = path("<path:object_id>/discover/", self.admin_site.admin_view(self.discover_view),

@@ -38,6 +38,8 @@ from routing import lookup, pipeline
 from routing.drafts import draft_route
 from routing.schemas import parse_chat_request
 
+from .models import PLAYGROUND_PERMISSION
+
 log = logging.getLogger("gateway.playground")
 CLOSE_UNAUTHORIZED = 4403
 MAX_ID = 40
@@ -47,9 +49,17 @@ ALLOWED_SEND_KEYS = {"type", "id", "route", "messages", "system", "temperature",
 class PlaygroundConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_staff:
+        if user is None or not user.is_authenticated or not user.is_active or not user.is_staff:
             await self.accept()
             await self.close(code=CLOSE_UNAUTHORIZED, reason="sign in as a staff user")
+            return
+        # The playground itself needs its permission (the Playground users role); the
+        # admin's "Test this route" streams over this socket too, for route editors.
+        self.can_play, can_test = await run_db(_abilities, user)
+        if not (self.can_play or can_test):
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHORIZED,
+                             reason=f"the playground needs the permission {PLAYGROUND_PERMISSION}")
             return
         self.user = user
         self.tasks: dict[str, asyncio.Task] = {}
@@ -88,6 +98,9 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
 
     # --- messages ---------------------------------------------------------------------
     async def _routes(self) -> None:
+        if not self.can_play:  # an admin route test: no playground key, no routes to pick
+            await self._json({"type": "routes", "key": None, "usage_url": settings.GATEWAY_MY_USAGE_URL, "routes": []})
+            return
         try:
             key = await playground_keyinfo(self.user)
         except GatewayError as error:
@@ -109,6 +122,10 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         admin_test = message.get("draft") is not None or message.get("as_admin") is True
         if admin_test and not await run_db(self.user.has_perm, "routing.change_route"):
             await self._error("Testing routes from the admin needs permission to change routes.", id=stream_id,
+                              code="permission_denied", status=403)
+            return
+        if not admin_test and not self.can_play:
+            await self._error(f"The playground needs the permission {PLAYGROUND_PERMISSION}.", id=stream_id,
                               code="permission_denied", status=403)
             return
         try:
@@ -180,6 +197,11 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, message: str, **extra: Any) -> None:
         await self._json({"type": "error", "message": message, **{k: v for k, v in extra.items() if v is not None}})
+
+
+def _abilities(user) -> tuple[bool, bool]:
+    """(may use the playground, may test routes from the admin): one thread hop."""
+    return user.has_perm(PLAYGROUND_PERMISSION), user.has_perm("routing.change_route")
 
 
 def pipeline_unexpected(exc: Exception, request_id: str | None) -> GatewayError:

@@ -1,22 +1,130 @@
-"""Who may use the management API: staff users, by DRF token or admin session.
+"""Who may use the management API: staff users holding the permission each call
+needs, by DRF token or admin session.
 
 Tokens are DRF's (`rest_framework.authtoken`): create one for a staff user in the
 admin (Auth Token -> Tokens) or with `manage.py drf_create_token USERNAME`, and send
 it as `Authorization: Token <token>`. TokenAuthentication comes first so an
-anonymous request gets 401 with `WWW-Authenticate: Token` (a logged-in non-staff
-user or token gets 403).
+anonymous request gets 401 with `WWW-Authenticate: Token`.
+
+The API enforces the admin's roles (gateway_admin.roles, docs/security/roles.md) with
+the admin's own permissions: a model-backed call needs the model permission of its
+method (GET -> view, POST -> add, PATCH/PUT -> change, DELETE -> delete), and an
+action that is not plain CRUD needs the permission declared for it in
+ACTION_PERMISSIONS (rotating or revoking a key is changing it, as in the admin). A
+call whose permission is not declared is refused for everyone. A user who is
+inactive, not staff or without the permission gets 403 `{"detail": ...}` naming
+what is missing. Superusers hold every permission.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission
 
 AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
-PERMISSIONS = [IsAdminUser]
+
+# A viewset's standard actions, and the model permission each needs.
+CRUD_ACTIONS = {
+    "list": "view", "retrieve": "view", "metadata": "view",
+    "create": "add", "update": "change", "partial_update": "change", "destroy": "delete",
+}
+# A request no viewset action handles (a method the view refuses: it then answers 405).
+METHOD_ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
+                  "PATCH": "change", "DELETE": "delete"}
+# (model label, action) -> the permissions it needs instead of CRUD_ACTIONS' (actions
+# of the model's app unless dotted). Every other custom action is refused.
+ACTION_PERMISSIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("billing.virtualkey", "destroy"): ("change_virtualkey",),  # DELETE revokes; keys are never deleted
+    ("billing.virtualkey", "revoke"): ("change_virtualkey",),
+    ("billing.virtualkey", "rotate"): ("change_virtualkey",),
+}
+# Fields of a request body that write another model than the view's: (model label,
+# action, field) -> the extra permissions a body with that field needs.
+FIELD_PERMISSIONS: dict[tuple[str, str, str], tuple[str, ...]] = {
+    ("billing.virtualkey", "create", "budget"): ("billing.add_budget",),  # issuing a key with its budget
+}
+
+
+def view_model(view):
+    """The model a management view works on: its queryset's, else its serializer's."""
+    queryset = getattr(view, "queryset", None)
+    if queryset is not None:
+        return queryset.model
+    serializer = getattr(view, "serializer_class", None)
+    meta = getattr(serializer, "Meta", None)
+    return getattr(meta, "model", None)
+
+
+def required_permissions(request, view) -> tuple[str, ...] | None:
+    """The "app_label.codename" permissions this call needs; None: none is declared."""
+    explicit = getattr(view, "required_permissions", None)  # a view that is not model-backed
+    if explicit is not None:
+        return tuple(explicit)
+    model = view_model(view)
+    if model is None:
+        return None
+    opts = model._meta
+    label = f"{opts.app_label}.{opts.model_name}"
+    action = getattr(view, "action", None) or ""
+    if (label, action) in ACTION_PERMISSIONS:
+        perms = ACTION_PERMISSIONS[(label, action)]
+    elif action in CRUD_ACTIONS:
+        perms = (f"{CRUD_ACTIONS[action]}_{opts.model_name}",)
+    elif not action and request.method in METHOD_ACTIONS:
+        perms = (f"{METHOD_ACTIONS[request.method]}_{opts.model_name}",)
+    else:
+        return None
+    return tuple(p if "." in p else f"{opts.app_label}.{p}" for p in perms)
+
+
+class HasRolePermission(BasePermission):
+    """Active staff users holding the call's permissions (the admin's, by role)."""
+
+    message = "You do not have permission to perform this action."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False  # DRF answers 401 with WWW-Authenticate (TokenAuthentication)
+        if not user.is_active or not user.is_staff:
+            self.message = "Only active staff users may use the management API."
+            return False
+        needed = required_permissions(request, view)
+        if needed is None:
+            self.message = "No permission is declared for this call, so it is refused (billing.api.permissions)."
+            return False
+        if not self._holds(user, needed):
+            return False
+        extra = self._field_permissions(request, view)
+        return not extra or self._holds(user, extra)
+
+    def _holds(self, user, needed: tuple[str, ...]) -> bool:
+        missing = [p for p in needed if not user.has_perm(p)]
+        if missing:
+            self.message = f"You do not have permission to perform this action: it needs {', '.join(missing)}."
+        return not missing
+
+    @staticmethod
+    def _field_permissions(request, view) -> tuple[str, ...]:
+        model = view_model(view)
+        if model is None or not FIELD_PERMISSIONS:
+            return ()
+        label, action = f"{model._meta.app_label}.{model._meta.model_name}", getattr(view, "action", None)
+        fields = [f for (m, a, f) in FIELD_PERMISSIONS if (m, a) == (label, action)]
+        if not fields:
+            return ()
+        data = request.data  # parsed once; a body that does not parse is the client's 400
+        if not isinstance(data, Mapping):
+            return ()
+        return tuple(p for f in fields if f in data for p in FIELD_PERMISSIONS[(label, action, f)])
+
+
+PERMISSIONS = [HasRolePermission]
 
 
 class BoundedJSONParser(JSONParser):

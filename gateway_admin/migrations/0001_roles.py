@@ -1,10 +1,22 @@
+"""The role groups (gateway_admin.roles) with their permissions.
+
+Django creates permissions only after a whole `migrate` run (post_migrate), so this
+migration creates those of the models that exist at this point first, then grants
+them. Permissions of models added by later migrations (the audit trail's, for one)
+are granted by the post-migrate sync (gateway_admin.roles.sync_after_migrate).
+
+Reversing it leaves the groups alone: they may hold people and hand-made changes.
+"""
+
 from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from gateway_admin.roles import sync_roles
+    from gateway_admin.roles import create_all_permissions, sync_roles
 
-    sync_roles(apps)
+    db = schema_editor.connection.alias
+    create_all_permissions(apps, using=db)
+    sync_roles(apps, using=db)
 
 
 class Migration(migrations.Migration):
@@ -15,6 +27,7 @@ class Migration(migrations.Migration):
         ("billing", "0012_usage_endpoint_and_prompt_cache"),
         ("guardrails", "0001_initial"),
         ("routing", "0006_route_trace_content"),
+        ("streaming", "0001_playground_permission"),
     ]
 
     operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]
