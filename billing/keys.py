@@ -1,9 +1,14 @@
 """Virtual keys: issue, update, rotate, revoke, and authenticate (the hot path's first step).
 
-Keys are 256-bit random secrets; only their SHA-256 hash is stored (a slow hash
-adds nothing for secrets of this entropy and would cost every request). Every entry
-point (admin, management API, `manage.py issue_key`) changes keys through the
-functions here.
+Keys are 256-bit random secrets; only a hash is stored: HMAC-SHA256 with the
+deployment's pepper over the secret's SHA-256 (billing.keys_pepper; a slow hash adds
+nothing for secrets of this entropy and would cost every request). Rows from before
+the pepper hold the plain SHA-256 (hash_scheme "sha256"), rows hashed with an earlier
+pepper say so too: `authenticate` looks the peppered hash up first (one HMAC, the
+in-process cache keyed by it), and only on a miss, and only while such rows exist,
+looks for the legacy/earlier hashes and upgrades the row it finds (`manage.py
+rehash_keys` upgrades the legacy ones in bulk). Every entry point (admin, management
+API, `manage.py issue_key`) changes keys through the functions here.
 
 Timing: unknown, revoked and expired keys take the same path in `authenticate`:
 hash, cache lookup, one constant-time comparison, every check evaluated, then one
@@ -16,14 +21,21 @@ decision. What is equalised:
 What is not: the queries return rows for a known key and none for an unknown one
 (microseconds), and the error *code* differs on purpose (`invalid_api_key`,
 `revoked_api_key`, `expired_api_key`): it tells a legitimate client why, and
-reveals nothing to someone who does not already hold the key.
+reveals nothing to someone who does not already hold the key. While rows with a
+legacy or earlier-pepper hash exist, an unknown key also takes the fallback (one more
+query the first time a hash is seen, then cached like the rest); once `rehash_keys`
+and first uses have upgraded every row, the fallback costs nothing and is skipped.
+Repeated failures from one address are slowed down by billing.auth_throttle (the
+API layer calls it; a valid key is never slowed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,16 +44,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from gateway_project.db import run_db
 from gateway_project.errors import AuthenticationFailed
-from gateway_project.snapshot import KeyedCache
+from gateway_project.snapshot import KeyedCache, Snapshot
+
+from .keys_pepper import LEGACY_SCHEME, peppers
 
 from .budgets import set_key_budget
 from .models import MAX_RATE_LIMIT, RATE_LIMIT_HELP, Budget, Team, VirtualKey  # noqa: F401 (re-exported)
 
+log = logging.getLogger("gateway.keys")
 KEY_PREFIX = "sk-gw-"
 DISPLAY_CHARS = 12
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -54,6 +70,12 @@ UNSET: Any = object()  # "not given" (None means "no limit" / "never")
 
 
 def hash_key(raw: str) -> str:
+    """The stored hash of a secret under the current pepper (what new keys get)."""
+    return peppers().current.hash(hashlib.sha256(raw.encode()).digest())
+
+
+def legacy_hash(raw: str) -> str:
+    """The hash rows from before the pepper hold (hash_scheme "sha256")."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -133,9 +155,11 @@ def issue_key(
     """Create a key and return it with its secret (shown once). `budget_usd` gives it
     a budget per `budget_period` (blocking by default). Raises ValidationError on bad values."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    pepper = peppers().current
     key = VirtualKey(
         name=name,
-        key_hash=hash_key(secret),
+        key_hash=pepper.hash(hashlib.sha256(secret.encode()).digest()),
+        hash_scheme=pepper.scheme,
         prefix=secret[:DISPLAY_CHARS],
         team=team,
         expires_at=expires_at,
@@ -308,7 +332,23 @@ def load_key(key_hash: str) -> KeyInfo | None:
     )
 
 
-key_cache: KeyedCache[KeyInfo | None] = KeyedCache(load_key, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
+class _KeyCache(KeyedCache[KeyInfo | None]):
+    """The key cache (keyed by the current-pepper hash); clearing it (a key edited in
+    this process, tests) also forgets what the legacy fallback knows."""
+
+    def clear(self) -> None:
+        super().clear()
+        _fallback_misses.clear()
+        old_schemes.invalidate()
+
+    def put(self, key: str, value: KeyInfo | None) -> None:
+        """Store a value loaded elsewhere (a row upgraded by the fallback)."""
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), value)
+
+
+key_cache = _KeyCache(load_key, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
 
 # Compared against when the hash is unknown, so that case runs the same comparison.
 _NO_KEY_HASH = "0" * 64
@@ -331,14 +371,22 @@ async def authenticate(header: str | None) -> KeyInfo:
 
     Unknown, revoked and expired keys take the same path (hash, cache lookup that
     also caches misses, one constant-time compare, all checks evaluated before the
-    one decision); see the module docstring for what is and is not equalised.
+    one decision); see the module docstring for what is and is not equalised. A
+    known key costs one SHA-256 and one HMAC and, within the cache's TTL, no database
+    round trip; only a miss looks for a legacy or earlier-pepper row (`_fallback`).
     """
     token = bearer_token(header)
-    digest = hash_key(token)
+    sha = hashlib.sha256(token.encode()).digest()
+    digest = peppers().current.hash(sha)
+    looked_up = digest
     info = await key_cache.get(digest)
+    if info is None:
+        found = await _fallback(sha, digest)
+        if found is not None:
+            info, looked_up = found
     # The lookup is by hash; the constant-time comparison guards against any index
     # or cache behaviour that could leak partial matches.
-    matched = hmac.compare_digest(info.key_hash if info is not None else _NO_KEY_HASH, digest)
+    matched = hmac.compare_digest(info.key_hash if info is not None else _NO_KEY_HASH, looked_up)
     revoked = info is not None and info.revoked
     expired = info is not None and info.expires_at is not None and info.expires_at <= timezone.now()
     if info is None or not matched:
@@ -348,6 +396,133 @@ async def authenticate(header: str | None) -> KeyInfo:
     if expired:
         raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
     return info
+
+
+# --- rows with a legacy or earlier-pepper hash ---------------------------------------
+def load_old_schemes() -> frozenset[str]:
+    """The non-current schemes this process can still verify that some row uses: at
+    most a handful of indexed EXISTS queries (hash_scheme is indexed), refreshed in
+    the background like the rest of the configuration, and only ever read on a miss."""
+    config = peppers()
+    known = [LEGACY_SCHEME, *(p.scheme for p in config.previous)]
+    return frozenset(s for s in known if VirtualKey.objects.filter(hash_scheme=s).exists())
+
+
+old_schemes: Snapshot[frozenset[str]] = Snapshot(load_old_schemes, ttl=lambda: settings.GATEWAY_CONFIG_TTL_S)
+# Hashes the fallback found no row for, with when: a repeated unknown key is answered
+# from memory (bounded like the key cache).
+_fallback_misses: dict[str, float] = {}
+_FALLBACK_MAX = 100_000
+
+
+def _candidates(sha: bytes, schemes: frozenset[str]) -> dict[str, str]:
+    """stored hash -> scheme, for each non-current scheme in use."""
+    config = peppers()
+    out = {}
+    for scheme in schemes:
+        if scheme == LEGACY_SCHEME:
+            out[sha.hex()] = scheme
+        elif (pepper := config.by_scheme(scheme)) is not None and pepper is not config.current:
+            out[pepper.hash(sha)] = scheme
+    return out
+
+
+async def _fallback(sha: bytes, digest: str) -> tuple[KeyInfo, str] | None:
+    """On a miss of the peppered hash: the row holding the same secret's legacy or
+    earlier-pepper hash, upgraded to `digest` (the current pepper) and cached under it.
+    Returns (info, the hash its row holds now) or None."""
+    schemes = await old_schemes.get()
+    if not schemes:
+        return None  # every row is on the current pepper: nothing to look for
+    ttl = settings.GATEWAY_CONFIG_TTL_S
+    seen = _fallback_misses.get(digest)
+    if seen is not None and time.monotonic() - seen < ttl:
+        return None
+    candidates = _candidates(sha, schemes)
+    if not candidates:
+        return None
+    found = await run_db(_upgrade, candidates, digest, peppers().current.scheme)
+    if found is None:
+        if len(_fallback_misses) >= _FALLBACK_MAX:
+            _fallback_misses.clear()
+        _fallback_misses[digest] = time.monotonic()
+        return None
+    info, stored = found
+    if stored == digest:
+        key_cache.put(digest, info)
+    return info, stored
+
+
+def _upgrade(candidates: dict[str, str], digest: str, scheme: str) -> tuple[KeyInfo, str] | None:
+    """Find the row by any candidate hash (or by `digest`: another process upgraded it
+    meanwhile) and move it to `digest`/`scheme`. If the write fails, the row is still
+    served under the hash it holds (and upgraded on a later use)."""
+    rows = VirtualKey.objects.filter(key_hash__in=[digest, *candidates]).values_list("pk", "key_hash", "hash_scheme")
+    for pk, stored, row_scheme in rows:
+        if stored == digest:
+            info = load_key(digest)
+            return (info, digest) if info is not None else None
+        if candidates.get(stored) != row_scheme:
+            continue  # the same hex under another scheme: not this secret's
+        try:
+            with transaction.atomic():
+                moved = VirtualKey.objects.filter(pk=pk, key_hash=stored).update(key_hash=digest, hash_scheme=scheme)
+        except IntegrityError:
+            moved = 0  # upgraded by another process between our read and write
+        except DatabaseError:
+            log.warning("could not upgrade a virtual key's hash (key %s); serving it as stored", pk, exc_info=True)
+            info = load_key(stored)
+            return (info, stored) if info is not None else None
+        if moved:
+            log.info("virtual key %s: hash upgraded from %s to the current pepper", pk, row_scheme)
+        info = load_key(digest)
+        return (info, digest) if info is not None else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RehashReport:
+    upgraded: int  # legacy rows moved to the current pepper by this run
+    current: int  # rows on the current pepper (after the run)
+    previous: dict[str, int]  # pepper source -> rows still on it (upgraded on first use)
+    unknown: dict[str, int]  # scheme -> rows whose pepper is not configured (they cannot authenticate)
+    legacy: int  # legacy rows left (with check_only)
+
+
+def rehash_keys(*, check_only: bool = False, batch: int = 500) -> RehashReport:
+    """Move every legacy (plain SHA-256) row to the current pepper without knowing any
+    secret: the new hash is HMAC(pepper, the stored SHA-256). Rows on an earlier pepper
+    cannot be moved without the secret; they move on first use and are counted."""
+    config = peppers()
+    current = config.current
+    upgraded, last_pk = 0, 0
+    while not check_only:
+        with transaction.atomic():
+            rows = list(VirtualKey.objects.select_for_update().filter(hash_scheme=LEGACY_SCHEME, pk__gt=last_pk)
+                        .order_by("pk").values_list("pk", "key_hash")[:batch])
+            if not rows:
+                break
+            last_pk = rows[-1][0]
+            for pk, stored in rows:
+                try:
+                    raw = bytes.fromhex(stored)
+                except ValueError:
+                    raw = b""
+                if len(raw) != 32:  # not a SHA-256: no secret can match it anyway
+                    log.warning("virtual key %s: its legacy hash is not a SHA-256; left as it is", pk)
+                    continue
+                upgraded += VirtualKey.objects.filter(pk=pk, key_hash=stored, hash_scheme=LEGACY_SCHEME).update(
+                    key_hash=current.hash(raw), hash_scheme=current.scheme
+                )
+    counts = dict(VirtualKey.objects.order_by().values_list("hash_scheme").annotate(n=Count("pk"))
+                  .values_list("hash_scheme", "n"))
+    previous = {p.source: counts.pop(p.scheme) for p in config.previous if p.scheme in counts}
+    legacy = counts.pop(LEGACY_SCHEME, 0)
+    on_current = counts.pop(current.scheme, 0)
+    if upgraded:
+        key_cache.clear()
+        old_schemes.invalidate()
+    return RehashReport(upgraded=upgraded, current=on_current, previous=previous, unknown=counts, legacy=legacy)
 
 
 def key_lineage(key_id: int) -> list[int]:

@@ -43,6 +43,9 @@ class VirtualKey(Timestamped):
 
     name = models.CharField(max_length=100, help_text="Who or what uses this key, e.g. 'search-backend'.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # How key_hash was computed (billing.keys_pepper): "sha256" (legacy; also what the
+    # previous release inserts, hence the database default) or "hmac-sha256:<pepper fingerprint>".
+    hash_scheme = models.CharField(max_length=40, editable=False, db_default="sha256", db_index=True)
     prefix = models.CharField(max_length=20, editable=False, help_text="First characters, to recognise the key.")
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="keys")
     allowed_routes = models.ManyToManyField(

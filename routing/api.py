@@ -18,9 +18,11 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from billing import auth_throttle
 from billing.keys import authenticate
 from billing.models import UsageRecord
-from gateway_project.errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from gateway_project.errors import (AuthenticationFailed, GatewayError, InternalError, InvalidRequest, NotFound,
+                                    ServiceUnavailable)
 from gateway_project import logs  # the request's log context (request_id on every line)
 
 from . import lookup, pipeline
@@ -177,6 +179,9 @@ async def _dispatch(scope, body: bytes, send) -> None:
             raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client
         error = exc if isinstance(exc, GatewayError) else unexpected(exc, None)
+        if isinstance(error, AuthenticationFailed):  # every /v1 endpoint's refused key ends here
+            # Counted per address and key prefix; once throttled, held, then a 429 (billing.auth_throttle).
+            error = await auth_throttle.failed(scope, auth_header(scope), error)
         access_log.refused(path, error)  # skipped when a Call of this request wrote its line
         module = _inbound_for(path) or (_anthropic_models(scope) if path.startswith("/v1/models") else None)
         if module is not None:  # that API's own error format

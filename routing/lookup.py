@@ -8,7 +8,7 @@ import orjson
 
 from billing.keys import KeyInfo
 from gateway_project.background import spawn
-from gateway_project.errors import NotFound, PermissionDenied
+from gateway_project.errors import NotFound
 
 from .catalog import RouteInfo, routing_table
 from .health import absorb_health
@@ -33,16 +33,26 @@ class _TableWatch:
 table_watch = _TableWatch()
 
 
+def no_such_route(name: str) -> NotFound:
+    """The one answer for a route that does not exist and for one this key may not use
+    (as OpenAI answers for a model the caller has no access to): the same status, code,
+    type, param and message, only the name echoed differs; nothing tells them apart."""
+    return NotFound(f"The model '{name}' does not exist or you do not have access to it.", param="model")
+
+
 async def resolve_route(key: KeyInfo, name: str) -> RouteInfo:
     table = await routing_table.get()
     table_watch.seen(table)
     route = table.routes.get(name)
     if route is None:
-        if name in table.disabled:
+        # A disabled route is named as such only to a key that may use every route: the
+        # table keeps no ids of disabled routes, so a restricted key cannot be told
+        # whether it was one of its own, and gets the answer of a route that does not exist.
+        if name in table.disabled and not key.allowed_route_ids:
             raise NotFound(f"The route '{name}' is disabled.", param="model", code="route_disabled")
-        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.", param="model")
+        raise no_such_route(name)
     if not key.may_use(route.id):
-        raise PermissionDenied(f"This API key may not use the route '{name}'.", param="model")
+        raise no_such_route(name)  # not PermissionDenied: a 403 would confirm that the route exists
     return route
 
 
