@@ -73,6 +73,68 @@ CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "What cache hits did not 
 CACHE_STORES = Counter("gateway_cache_stores_total", "Answers offered to the cache: stored, too_large, error", ("route", "outcome"))
 
 
+# --- the hot path's children, looked up once -----------------------------------------------
+# `metric.labels(...)` costs ~2.5 µs (str() of every value, a lock, a dict) and a request
+# records nine series: the children of one (route, provider, model, team) are kept
+# together, so a request pays one dict lookup. Bounded (label values come from the
+# configuration, but a bound costs nothing); clearing it only costs the lookups again.
+_MAX_SERIES = 10_000
+
+
+class RequestSeries:
+    """The children of one (route, provider, model, team): what `record_request` updates.
+    TTFT and cost are created on first use, as `labels()` would (a route that never
+    streams or never costs shows no such series)."""
+
+    __slots__ = ("labels", "team", "latency", "overhead", "tokens", "_ttft", "_cost", "_requests")
+
+    def __init__(self, labels: tuple[str, str, str], team: str) -> None:
+        self.labels, self.team = labels, team
+        self.latency = LATENCY.labels(*labels)
+        self.overhead = OVERHEAD.labels(*labels)
+        self.tokens = tuple(TOKENS.labels(*labels, team, kind) for kind in ("input", "output", "cache_read", "cache_write"))
+        self._ttft = self._cost = None
+        self._requests: dict[tuple[str, str, bool], object] = {}
+
+    def requests(self, status: str, error_kind: str, stream: bool):
+        key = (status, error_kind, stream)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._requests[key] = REQUESTS.labels(*self.labels, self.team, status, error_kind,
+                                                          "true" if stream else "false")
+        return found
+
+    @property
+    def ttft(self):
+        if self._ttft is None:
+            self._ttft = TTFT.labels(*self.labels)
+        return self._ttft
+
+    @property
+    def cost(self):
+        if self._cost is None:
+            self._cost = COST.labels(*self.labels, self.team)
+        return self._cost
+
+
+_series: dict[tuple[str, str, str, str], RequestSeries] = {}
+
+
+def request_series(route: str, provider: str, model: str, team: str) -> RequestSeries:
+    key = (route, provider, model, team)
+    found = _series.get(key)
+    if found is None:
+        if len(_series) >= _MAX_SERIES:
+            _series.clear()
+        found = _series[key] = RequestSeries((route, provider, model), team)
+    return found
+
+
+def reset_series() -> None:
+    """Forget the cached children (after a registry's metrics were cleared)."""
+    _series.clear()
+
+
 # --- read at scrape time ------------------------------------------------------------------
 # gateway_breaker_state values (the issue's contract: 0 closed, 1 half-open, 2 open).
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}

@@ -284,20 +284,20 @@ def _observe(entry: UsageEntry, call: Call) -> None:
     Total latency runs from prepare() (or the engine run, for callers that skip it) to
     now; the overhead is that minus the time spent waiting on providers
     (engine.Run.upstream_s). In-memory increments only: no I/O on the hot path."""
-    labels = (entry.route_name, entry.provider_name, entry.model_name)
-    team = entry.team_name
-    metrics.REQUESTS.labels(*labels, team, entry.status, entry.error_kind, "true" if entry.stream else "false").inc()
+    series = metrics.request_series(entry.route_name, entry.provider_name, entry.model_name, entry.team_name)
+    series.requests(entry.status, entry.error_kind, entry.stream).inc()
     total = time.monotonic() - (call.received or call.run.started)
-    metrics.LATENCY.labels(*labels).observe(total)
-    metrics.OVERHEAD.labels(*labels).observe(max(0.0, total - call.run.upstream_s))
+    series.latency.observe(total)
+    series.overhead.observe(max(0.0, total - call.run.upstream_s))
     if call.ttft is not None:
-        metrics.TTFT.labels(*labels).observe(call.ttft)
-    metrics.TOKENS.labels(*labels, team, "input").inc(entry.prompt_tokens)
-    metrics.TOKENS.labels(*labels, team, "output").inc(entry.completion_tokens)
-    metrics.TOKENS.labels(*labels, team, "cache_read").inc(entry.cache_read_tokens)
-    metrics.TOKENS.labels(*labels, team, "cache_write").inc(entry.cache_write_tokens)
+        series.ttft.observe(call.ttft)
+    tokens_in, tokens_out, cache_read, cache_write = series.tokens
+    tokens_in.inc(entry.prompt_tokens)
+    tokens_out.inc(entry.completion_tokens)
+    cache_read.inc(entry.cache_read_tokens)
+    cache_write.inc(entry.cache_write_tokens)
     if entry.cost_usd:
-        metrics.COST.labels(*labels, team).inc(float(entry.cost_usd))
+        series.cost.inc(float(entry.cost_usd))
 
 
 # --- prepare: who, what, where to ----------------------------------------------------
