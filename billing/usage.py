@@ -154,7 +154,10 @@ class _Insert:
     datetimes), passed through otherwise.
     """
 
-    PASS_THROUGH = (models.CharField, models.IntegerField, models.BooleanField, models.ForeignKey)
+    # A decimal passes through too: it is quantized to its places and checked first
+    # (`_decimal`, `_check`), after which the field's own conversion returns it as it is
+    # on every backend (BaseDatabaseOperations.adapt_decimalfield_value) at ~2 µs a value.
+    PASS_THROUGH = (models.CharField, models.IntegerField, models.BooleanField, models.ForeignKey, models.DecimalField)
 
     def __init__(self, connection) -> None:
         meta = UsageRecord._meta
@@ -166,7 +169,7 @@ class _Insert:
         self.tail = f" ON CONFLICT ({quote(meta.get_field('request_id').column)}) DO NOTHING"
         self._sql: dict[int, str] = {}
         entry_names = set(UsageEntry.__dataclass_fields__)
-        # (entry attribute or None, field, checker or None, converter or None, decimal places or None)
+        # (entry attribute or None, field, checker or None, converter or None, decimal quantum or None)
         self.plan = []
         for f in fields:
             name = f.attname if f.attname in entry_names else f.name if f.name in entry_names else None
@@ -174,8 +177,8 @@ class _Insert:
             if not isinstance(f, self.PASS_THROUGH):
                 convert = (lambda f: lambda value: f.get_db_prep_save(value, connection))(f)
             # Every money column (costs, prices, savings) is rounded to its places the same way.
-            places = f.decimal_places if isinstance(f, models.DecimalField) else None
-            self.plan.append((name, f, _check(f) if name is not None else None, convert, places))
+            quantum = Decimal(1).scaleb(-f.decimal_places) if isinstance(f, models.DecimalField) else None
+            self.plan.append((name, f, _check(f) if name is not None else None, convert, quantum))
         self.connection = connection
 
     def sql(self, rows: int) -> str:
@@ -190,13 +193,13 @@ class _Insert:
     def row(self, entry: UsageEntry, created_at) -> list:
         """The row's values; RowRefused if one does not fit its column."""
         values = []
-        for name, f, check, convert, places in self.plan:
+        for name, f, check, convert, quantum in self.plan:
             if name is None:
                 value = created_at if f.name == "created_at" else f.get_default()
             else:
                 value = getattr(entry, name)
-                if places is not None:
-                    value = _decimal(value, name, places)
+                if quantum is not None:
+                    value = _decimal(value, name, quantum)
                 if check is not None:
                     check(value)
             try:
@@ -206,9 +209,9 @@ class _Insert:
         return values
 
 
-def _decimal(value, name: str, places: int) -> Decimal:
+def _decimal(value, name: str, quantum: Decimal) -> Decimal:
     try:
-        return Decimal(value).quantize(Decimal(1).scaleb(-places))
+        return Decimal(value).quantize(quantum)
     except (TypeError, ValueError, ArithmeticError):
         raise RowRefused(f"{name} is not a finite number") from None
 
