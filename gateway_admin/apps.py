@@ -9,3 +9,11 @@ class GatewayAdminAppConfig(AppConfig):
 
     name = "gateway_admin"
     verbose_name = "LLM Gateway admin"
+
+    def ready(self) -> None:
+        # The audit trail (issue 16; docs/security/audit.md): the hooks that record every
+        # change of the audited models, and the trail's read-only admin.
+        from . import audit_admin, audit_hooks
+
+        audit_hooks.install()
+        audit_admin.register()
