@@ -22,6 +22,8 @@ DEFAULT_SCHEDULE: dict[str, tuple[str, int]] = {
     "replay-usage-dead-letters": ("billing.tasks.replay_usage_dead_letters", 60),
     # The worker heartbeat (routing.heartbeat): the admin status page calls it stale after 3 intervals.
     "worker-heartbeat": ("routing.tasks.worker_heartbeat", settings.GATEWAY_HEARTBEAT_INTERVAL_S),
+    # The audit trail's retention (GATEWAY_AUDIT_RETENTION_DAYS; gateway_admin.audit_chain.prune).
+    "prune-audit-trail": ("gateway_admin.tasks.prune_audit_trail", 24 * 3600),
 }
 
 

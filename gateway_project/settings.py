@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 # hop. The gateway records its own per-route/model/provider series (routing.metrics).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "streaming.csp.CSPMiddleware",  # Content-Security-Policy (django-csp; issue 16)
+    "gateway_admin.middleware_audit.AuditContextMiddleware",  # the audit trail's "who" and "from where" (issue 16)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -267,6 +269,41 @@ GATEWAY_READY_CHECKS: list[str] = ["billing.ledger_health.readiness"] + (
 # OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, OTEL_BSP_*) apply as documented there.
 OTEL_EXPORTER_OTLP_ENDPOINT: str = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 # --- end tracing ---
+# --- keys and failed authentication (issue 16; billing/keys_pepper.py, billing/auth_throttle.py,
+# docs/security/keys.md) ---
+# The pepper virtual keys are hashed with (HMAC-SHA256): a random value of 32+ characters,
+# kept apart from the database. Unset: derived from SECRET_KEY (`check --deploy` warns).
+# Earlier peppers (comma-separated) stay accepted; their keys move to the current one on use.
+GATEWAY_KEY_PEPPER: str = env.str("GATEWAY_KEY_PEPPER", default="")
+GATEWAY_KEY_PEPPER_PREVIOUS: list[str] = env.list("GATEWAY_KEY_PEPPER_PREVIOUS", default=[])
+# A key found under a legacy or earlier-pepper hash is moved to the current pepper on use.
+# false during a rolling upgrade from the release before the pepper (its processes cannot
+# verify moved keys); then `manage.py rehash_keys` once every process runs this release.
+GATEWAY_KEY_UPGRADE_ON_USE: bool = env.bool("GATEWAY_KEY_UPGRADE_ON_USE", default=True)
+# Failed authentication on /v1, per client address (IPv6: its /64) and per key prefix: after
+# this many failures in the window, each further failure is answered 429
+# (too_many_failed_attempts) no sooner than the interval after the previous one (one answer
+# waits at most MAX_WAIT_S: below uvicorn's 25 s graceful shutdown). A valid key is never
+# slowed. Shared through REDIS_URL when set.
+GATEWAY_AUTH_THROTTLE: bool = env.bool("GATEWAY_AUTH_THROTTLE", default=True)
+GATEWAY_AUTH_THROTTLE_FAILURES: int = env.int("GATEWAY_AUTH_THROTTLE_FAILURES", default=20)
+GATEWAY_AUTH_THROTTLE_WINDOW_S: float = env.float("GATEWAY_AUTH_THROTTLE_WINDOW_S", default=60.0)
+GATEWAY_AUTH_THROTTLE_INTERVAL_S: float = env.float("GATEWAY_AUTH_THROTTLE_INTERVAL_S", default=0.5)
+GATEWAY_AUTH_THROTTLE_MAX_WAIT_S: float = env.float("GATEWAY_AUTH_THROTTLE_MAX_WAIT_S", default=20.0)
+if not (0 <= GATEWAY_AUTH_THROTTLE_FAILURES <= 1_000_000 and 1 <= GATEWAY_AUTH_THROTTLE_WINDOW_S <= 86400
+        and 0 <= GATEWAY_AUTH_THROTTLE_INTERVAL_S <= 60 and 0 <= GATEWAY_AUTH_THROTTLE_MAX_WAIT_S <= 600):
+    raise environ.ImproperlyConfigured(
+        "GATEWAY_AUTH_THROTTLE_*: FAILURES 0-1000000, WINDOW_S 1-86400, INTERVAL_S 0-60, MAX_WAIT_S 0-600"
+    )
+# --- end keys and failed authentication ---
+# --- audit trail (issue 16; gateway_admin/audit.py, docs/security/audit.md) ---
+# Days of audit entries kept (0 = forever; default 400, over a year). Older entries are
+# deleted daily by the prune-audit-trail beat task or `manage.py prune_audit`; the chain
+# keeps verifying (its anchor moves to the last entry deleted).
+GATEWAY_AUDIT_RETENTION_DAYS: int = env.int("GATEWAY_AUDIT_RETENTION_DAYS", default=400)
+if GATEWAY_AUDIT_RETENTION_DAYS < 0:
+    raise environ.ImproperlyConfigured("GATEWAY_AUDIT_RETENTION_DAYS must be 0 (keep forever) or more days")
+# --- end audit trail ---
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 if not SECRET_KEY:
@@ -279,6 +316,22 @@ if not SECRET_KEY:
 CRYPTOGRAPHY_KEY: str | None = env.str("CRYPTOGRAPHY_KEY", default=None)
 if CRYPTOGRAPHY_KEY is None:
     del CRYPTOGRAPHY_KEY
+
+# --- provider secrets (issue 16; providers/secret_keys.py, providers/secret_refs.py,
+# providers/secret_backends.py, docs/security/secrets.md) ---
+# With CRYPTOGRAPHY_KEY set, stored secrets are written with it alone (SECRET_KEY can then
+# be rotated freely); the values it replaced stay readable with the previous keys listed
+# here (comma-separated) until `manage.py reencrypt_secrets` has rewritten them.
+CRYPTOGRAPHY_KEY_PREVIOUS: list[str] = env.list("CRYPTOGRAPHY_KEY_PREVIOUS", default=[])
+# Secret stores for `<scheme>:<reference>` keys: scheme=dotted.path.Class, comma-separated,
+# e.g. vault=providers.secret_backends.VaultKV2Backend (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE).
+GATEWAY_SECRET_BACKENDS: dict = env.dict("GATEWAY_SECRET_BACKENDS", default={})
+# How long a value read from a secret store is reused before it is read again (seconds).
+GATEWAY_SECRET_TTL_S: float = env.float("GATEWAY_SECRET_TTL_S", default=300.0)
+# Django's own: earlier SECRET_KEYs still accepted (sessions, signing, and stored secrets
+# written before CRYPTOGRAPHY_KEY was set) while SECRET_KEY is rotated (comma-separated).
+SECRET_KEY_FALLBACKS: list[str] = env.list("SECRET_KEY_FALLBACKS", default=[])
+# --- end provider secrets ---
 
 # --- email (budget alerts) -------------------------------------------------------
 # EMAIL_URL: smtp://user:password@host:587 (django-environ); default prints to the log.
@@ -349,3 +402,126 @@ LOGGING["filters"]["request_context"] = {"()": "gateway_project.logs.RequestCont
 LOGGING["handlers"]["console"].update(formatter=LOG_FORMAT, filters=["request_context", "scrub_secrets"])
 LOGGING_CONFIG = "gateway_project.logs.configure"  # dictConfig, then the server's own handlers adopted
 # --- end structured logs ---
+# --- transport and browser (issue 16; routing/cors.py, streaming/origin.py, docs/security/transport.md) ---
+# CORS for /v1 (browser clients): off while no origin is listed (no CORS header; a
+# preflight is refused). Origins: exact (https://app.example.com[:port]), a wildcard
+# first label (https://*.example.com) or *. Headers: names, a trailing * is a prefix.
+GATEWAY_CORS_ALLOWED_ORIGINS: list[str] = env.list("GATEWAY_CORS_ALLOWED_ORIGINS", default=[])
+GATEWAY_CORS_ALLOWED_HEADERS: list[str] = env.list("GATEWAY_CORS_ALLOWED_HEADERS", default=[
+    "authorization", "content-type", "x-api-key", "anthropic-version", "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access", "openai-organization", "openai-project", "x-stainless-*",
+    "x-gateway-cache", "x-gateway-task", "x-request-id", "traceparent", "tracestate",
+])
+GATEWAY_CORS_EXPOSE_HEADERS: list[str] = env.list(
+    "GATEWAY_CORS_EXPOSE_HEADERS", default=["x-request-id", "x-gateway-*", "retry-after", "x-ratelimit-*"]
+)
+GATEWAY_CORS_MAX_AGE: int = env.int("GATEWAY_CORS_MAX_AGE", default=600)  # seconds a preflight is cached
+# /v1 authenticates with headers, never cookies: credentials stay off (never with *).
+GATEWAY_CORS_ALLOW_CREDENTIALS: bool = env.bool("GATEWAY_CORS_ALLOW_CREDENTIALS", default=False)
+# Websockets (the playground) accept the page's own origin (Origin = the Host asked for,
+# which ALLOWED_HOSTS admits), CSRF_TRUSTED_ORIGINS, and these; no Origin: refused.
+GATEWAY_WS_ALLOWED_ORIGINS: list[str] = env.list("GATEWAY_WS_ALLOWED_ORIGINS", default=[])
+# Production mode (DEBUG off, not the embedded SQLite): secure cookies and HSTS by
+# default; each setting below can still be set from the environment.
+GATEWAY_PRODUCTION: bool = not DEBUG and _db["ENGINE"] != "django.db.backends.sqlite3"
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=GATEWAY_PRODUCTION)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=GATEWAY_PRODUCTION)
+SESSION_COOKIE_HTTPONLY: bool = env.bool("SESSION_COOKIE_HTTPONLY", default=True)
+SESSION_COOKIE_SAMESITE: str = env.str("SESSION_COOKIE_SAMESITE", default="Lax")
+CSRF_COOKIE_SAMESITE: str = env.str("CSRF_COOKIE_SAMESITE", default="Lax")
+# HSTS: one year in production; subdomains and preload are the domain owner's choice.
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=31536000 if GATEWAY_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: uvicorn takes the scheme from X-Forwarded-Proto (proxies
+# in FORWARDED_ALLOW_IPS); otherwise name the header: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+if env.str("SECURE_PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER: tuple[str, str] = tuple(v.strip() for v in env.str("SECURE_PROXY_SSL_HEADER").split(",", 1))
+    if len(SECURE_PROXY_SSL_HEADER) != 2 or not SECURE_PROXY_SSL_HEADER[0].startswith("HTTP_"):
+        raise environ.ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HTTP_<HEADER>,<value>, e.g. HTTP_X_FORWARDED_PROTO,https")
+# Off by default: health probes and in-cluster calls speak plain HTTP; the proxy redirects.
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT: list[str] = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_CONTENT_TYPE_NOSNIFF: bool = env.bool("SECURE_CONTENT_TYPE_NOSNIFF", default=True)
+SECURE_REFERRER_POLICY: str = env.str("SECURE_REFERRER_POLICY", default="same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY: str = env.str("SECURE_CROSS_ORIGIN_OPENER_POLICY", default="same-origin")
+X_FRAME_OPTIONS: str = env.str("X_FRAME_OPTIONS", default="DENY")
+# Content-Security-Policy of every Django page (django-csp; streaming/csp.py adds the
+# page's own ws:/wss: origin to connect-src). Scripts only from the site's static files
+# (or carrying the response's nonce); styles may be inline (Django's admin uses some).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402  (plain constants, no app)
+
+# Where the site's forms may submit (and, in Chromium, redirect after submitting): add an
+# identity provider's origin if its logout or login is a form post redirected there.
+GATEWAY_CSP_FORM_ACTION: list[str] = env.list("GATEWAY_CSP_FORM_ACTION", default=[SELF])
+CONTENT_SECURITY_POLICY: dict = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],  # Redoc (/api/redoc/) parses the schema in a worker
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": GATEWAY_CSP_FORM_ACTION,
+        "frame-ancestors": [NONE],
+    },
+}
+# --- end transport and browser ---
+# --- single sign-on (issue 16; gateway_admin/oidc.py, docs/security/sso.md) ---
+# OpenID Connect sign-in to the admin besides local accounts. Off unless a client id and an
+# issuer (or a discovery URL) are set; the discovery document is read at the first sign-in.
+OIDC_RP_CLIENT_ID: str = env.str("OIDC_RP_CLIENT_ID", default="")
+# The client secret itself, env:VARNAME or file:/path (a mounted secret); empty for a public
+# client (PKCE alone). Scrubbed from the logs once read.
+OIDC_RP_CLIENT_SECRET: str = env.str("OIDC_RP_CLIENT_SECRET", default="")
+# The provider's issuer (discovery at <issuer>/.well-known/openid-configuration), or the
+# discovery document's URL; with both, the document's issuer must be OIDC_OP_ISSUER.
+OIDC_OP_ISSUER: str = env.str("OIDC_OP_ISSUER", default="")
+OIDC_OP_DISCOVERY_URL: str = env.str("OIDC_OP_DISCOVERY_URL", default="")
+OIDC_RP_SCOPES: str = env.str("OIDC_RP_SCOPES", default="openid email profile")
+# The claim listing the user's IdP groups (a dotted path walks into objects: realm_access.roles)
+# and the role(s) each group grants: "idp-group=Role;Role,other-group=Role" or a JSON object.
+# A user none of whose groups is mapped (nor a superuser group) is not signed in.
+GATEWAY_OIDC_GROUPS_CLAIM: str = env.str("GATEWAY_OIDC_GROUPS_CLAIM", default="groups")
+GATEWAY_OIDC_ROLE_MAP: str = env.str("GATEWAY_OIDC_ROLE_MAP", default="")
+GATEWAY_OIDC_SUPERUSER_GROUPS: list[str] = env.list("GATEWAY_OIDC_SUPERUSER_GROUPS", default=[])
+# Off: an SSO user gets an account of its own (oidc+<sub>) even when a local account has the
+# same e-mail. On: a verified e-mail signs in as the one local account with that address.
+GATEWAY_OIDC_LINK_BY_EMAIL: bool = env.bool("GATEWAY_OIDC_LINK_BY_EMAIL", default=False)
+# ID token signature algorithms accepted (asymmetric only) and clock leeway on exp/iat.
+GATEWAY_OIDC_ALGORITHMS: list[str] = env.list("GATEWAY_OIDC_ALGORITHMS", default=["RS256", "ES256"])
+GATEWAY_OIDC_LEEWAY_S: int = env.int("GATEWAY_OIDC_LEEWAY_S", default=60)
+GATEWAY_OIDC_TIMEOUT_S: float = env.float("GATEWAY_OIDC_TIMEOUT_S", default=5.0)  # each call to the provider
+# The callback URL registered at the provider (https://gw.example.com/oidc/callback/);
+# empty: built from the request's scheme and host.
+GATEWAY_OIDC_REDIRECT_URI: str = env.str("GATEWAY_OIDC_REDIRECT_URI", default="")
+GATEWAY_OIDC_TOKEN_AUTH: str = env.str("GATEWAY_OIDC_TOKEN_AUTH", default="auto")  # or client_secret_basic / _post
+# Logout also at the provider (its end_session_endpoint, when it has one), then back here.
+GATEWAY_OIDC_IDP_LOGOUT: bool = env.bool("GATEWAY_OIDC_IDP_LOGOUT", default=True)
+GATEWAY_OIDC_POST_LOGOUT_REDIRECT_URI: str = env.str("GATEWAY_OIDC_POST_LOGOUT_REDIRECT_URI", default="")
+# An SSO session lasts this long (seconds), so a group removed at the provider ends the
+# role by the next sign-in at the latest.
+GATEWAY_OIDC_SESSION_S: int = env.int("GATEWAY_OIDC_SESSION_S", default=8 * 3600)
+GATEWAY_OIDC_ALLOW_HTTP: bool = env.bool("GATEWAY_OIDC_ALLOW_HTTP", default=False)  # loopback is always allowed
+GATEWAY_OIDC_CA_BUNDLE: str = env.str("GATEWAY_OIDC_CA_BUNDLE", default="")  # a private CA's PEM file
+GATEWAY_OIDC_METADATA_TTL_S: float = env.float("GATEWAY_OIDC_METADATA_TTL_S", default=3600.0)
+if OIDC_RP_CLIENT_ID and not (OIDC_OP_ISSUER or OIDC_OP_DISCOVERY_URL):
+    raise environ.ImproperlyConfigured("OIDC_RP_CLIENT_ID is set: set OIDC_OP_ISSUER or OIDC_OP_DISCOVERY_URL too")
+if not 0 <= GATEWAY_OIDC_LEEWAY_S <= 300:
+    raise environ.ImproperlyConfigured("GATEWAY_OIDC_LEEWAY_S must be between 0 and 300 seconds")
+if GATEWAY_OIDC_SESSION_S < 60:
+    raise environ.ImproperlyConfigured("GATEWAY_OIDC_SESSION_S must be at least 60 seconds")
+if GATEWAY_OIDC_TOKEN_AUTH not in ("auto", "client_secret_basic", "client_secret_post"):
+    raise environ.ImproperlyConfigured("GATEWAY_OIDC_TOKEN_AUTH must be auto, client_secret_basic or client_secret_post")
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "gateway_admin.oidc.GatewayOIDCBackend"]
+    # The logout form's redirect to the provider's end_session_endpoint is a form action.
+    from urllib.parse import urlsplit as _urlsplit  # noqa: E402
+
+    _idp = _urlsplit(OIDC_OP_ISSUER or OIDC_OP_DISCOVERY_URL)
+    if "GATEWAY_CSP_FORM_ACTION" in vars() and "GATEWAY_CSP_FORM_ACTION" not in os.environ and _idp.netloc:
+        GATEWAY_CSP_FORM_ACTION.append(f"{_idp.scheme}://{_idp.netloc}")
+# --- end single sign-on ---

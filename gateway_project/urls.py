@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from gateway_admin.oidc_views import logout as oidc_logout
 from gateway_admin.views import favicon
 from streaming.views import playground
 
@@ -15,6 +16,9 @@ urlpatterns = [
     path("api/", include("billing.api.urls")),
     path("reports/", include("billing.reports.urls")),
     path("playground/", playground, name="playground"),
+    # The admin's logout, then the identity provider's for single sign-on users (gateway_admin/oidc_views.py).
+    path("admin/logout/", oidc_logout, name="gateway_admin_logout"),
     path("admin/", admin.site.urls),
+    path("oidc/", include("gateway_admin.oidc_urls")),  # single sign-on (issue 16; docs/security/sso.md)
     path("favicon.ico", favicon, name="favicon"),
 ]
