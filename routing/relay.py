@@ -146,6 +146,13 @@ def _stream_verdict(call: Call, error_kind: str):
     target = call.run.target
     if target is None or not call.run.calls or error_kind == "internal":
         return None
+    if not error_kind and not call.run.probe:
+        # A finished stream that was no probe: its success only resets counters, so it
+        # goes with the answer's latency in one store step at settlement (as a JSON
+        # answer's does: Call.report_after_answer), not as a round trip of its own
+        # before the last event.
+        call.run.success_unreported = True
+        return None
     kind = ErrorKind(error_kind) if error_kind in ErrorKind._value2member_map_ else None
     return engine.report(call.run, target, kind, call.run.probe)
 
