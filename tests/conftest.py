@@ -158,6 +158,16 @@ def redis_sends(monkeypatch) -> list:
         return await original(self, command, check_health)
 
     monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counting)
+    # The limit store's scripts go over its own pipelined connection (billing/limits/redis_mux.py).
+    from billing.limits import redis_mux
+
+    mux_send = redis_mux._Protocol.send
+
+    def mux_counting(self, data):
+        sends.append(data)
+        return mux_send(self, data)
+
+    monkeypatch.setattr(redis_mux._Protocol, "send", mux_counting)
     return sends
 
 

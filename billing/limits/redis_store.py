@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from . import redis_scripts
+from .redis_mux import Mux, Script
 from .base import (
     DEFAULT_LEASE_S,
     WINDOW_S,
@@ -41,9 +42,14 @@ RATE_TTL_S = 2 * WINDOW_S  # a window outlives its last hit by one more window
 POOL_TIMEOUT_S = 10.0  # waiting longer than this for a connection means Redis is in trouble
 
 
+SCRIPT_NAMES = ("hit", "adjust", "reserve", "settle", "seed", "admit", "settle_all", "usage", "renew")
+_SCRIPTS = {name: Script(getattr(redis_scripts, name.upper())) for name in SCRIPT_NAMES}
+
+
 @dataclass(slots=True)
 class _Conn:
-    """A loop's client (its own connection pool) and its scripts."""
+    """A loop's client (its own connection pool) and its scripts; the scripts run on
+    `mux`, the loop's one pipelined connection (redis_mux.py), when the URL allows."""
 
     client: aioredis.Redis
     hit: AsyncScript
@@ -55,6 +61,13 @@ class _Conn:
     settle_all: AsyncScript
     usage: AsyncScript
     renew: AsyncScript
+    mux: Mux | None = None
+
+    async def run(self, name: str, keys: list, args: list):
+        """Script `name` (one of SCRIPT_NAMES) with `keys` and `args`: one round trip."""
+        if self.mux is not None:
+            return await self.mux.evalsha(_SCRIPTS[name], keys, args)
+        return await getattr(self, name)(keys, args)
 
 
 def _opt(value: int | None) -> int | str:
@@ -109,16 +122,17 @@ class RedisLimitStore(LimitStore):
                 self.url, decode_responses=True, max_connections=self.max_connections, timeout=POOL_TIMEOUT_S
             )
             client = aioredis.Redis.from_pool(pool)
-            sources = (redis_scripts.HIT, redis_scripts.ADJUST, redis_scripts.RESERVE, redis_scripts.SETTLE,
-                       redis_scripts.SEED, redis_scripts.ADMIT, redis_scripts.SETTLE_ALL, redis_scripts.USAGE,
-                       redis_scripts.RENEW)
-            conn = self._conns[loop] = _Conn(client, *(client.register_script(s) for s in sources))
+            mux = Mux(self.url) if Mux.supports(self.url) else None
+            conn = self._conns[loop] = _Conn(client, *(client.register_script(_SCRIPTS[n].source) for n in SCRIPT_NAMES),
+                                             mux=mux)
         return conn
 
     async def aclose(self) -> None:
         """Close the running loop's connection pool (tests, shutdown)."""
         conn = self._conns.pop(asyncio.get_running_loop(), None)
         if conn is not None:
+            if conn.mux is not None:
+                await conn.mux.aclose()
             await conn.client.aclose()
 
     # --- rate limits -------------------------------------------------------------
@@ -127,14 +141,14 @@ class RedisLimitStore(LimitStore):
         args: list = [repr(float(self.time_offset_s)), tokens, RATE_TTL_S]
         for limit in limits:
             args += [_opt(limit.requests_per_minute), _opt(limit.tokens_per_minute)]
-        current, now, rows = await self._conn().hit([RATE_PREFIX + limit.scope for limit in limits], args)
+        current, now, rows = await self._conn().run("hit", [RATE_PREFIX + limit.scope for limit in limits], args)
         return decide(limits, [_view(row) for row in rows], tokens, int(current), float(now))
 
     async def adjust_tokens(self, limits: list[RateLimit], bucket: int, delta: int) -> None:
         if not limits or not delta:
             return
         args = [repr(float(self.time_offset_s)), int(bucket), int(delta), RATE_TTL_S]
-        await self._conn().adjust([RATE_PREFIX + limit.scope for limit in limits], args)
+        await self._conn().run("adjust", [RATE_PREFIX + limit.scope for limit in limits], args)
 
     # --- budgets -----------------------------------------------------------------
     async def ensure_seeded(self, slots: list[BudgetSlot], load_spent: Callable[[str], Awaitable[int]]) -> None:
@@ -153,7 +167,7 @@ class RedisLimitStore(LimitStore):
         args: list = []
         for slot in missing:
             args += [clamp_units("spent", await load_spent(slot.key)), _opt(slot.ttl_s)]
-        await conn.seed([BUDGET_PREFIX + slot.key for slot in missing], args)
+        await conn.run("seed", [BUDGET_PREFIX + slot.key for slot in missing], args)
 
     async def reserve(self, slots: list[BudgetSlot], amount: int, lease_s: float = DEFAULT_LEASE_S) -> Reservation:
         check_units("amount", amount)
@@ -161,7 +175,7 @@ class RedisLimitStore(LimitStore):
         args: list = [repr(float(self.time_offset_s)), amount, lease or "", repr(check_lease(lease_s))]
         for slot in slots:
             args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
-        ok, index = await self._conn().reserve(_slot_keys(slots), args)
+        ok, index = await self._conn().run("reserve", _slot_keys(slots), args)
         if ok:
             return Reservation(ok=True, refused=None, amount=amount, lease=lease)
         return Reservation(ok=False, refused=slots[int(index) - 1].key, amount=0)
@@ -186,7 +200,7 @@ class RedisLimitStore(LimitStore):
         for slot in slots:
             args += [slot.limit, "1" if slot.blocking else "0", _opt(slot.ttl_s)]
         for _ in range(5):
-            status, *rest = await conn.admit(keys, args)
+            status, *rest = await conn.run("admit", keys, args)
             if int(status) != -1:
                 break
             await self._seed(conn, [slots[int(i) - 1] for i in rest[0]], load_spent)
@@ -205,7 +219,7 @@ class RedisLimitStore(LimitStore):
         if not slots:
             return {}
         args = [repr(float(self.time_offset_s)), lease or "", actual, *(_opt(slot.ttl_s) for slot in slots)]
-        rows = await self._conn().settle(_slot_keys(slots), args)
+        rows = await self._conn().run("settle", _slot_keys(slots), args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def settle_all(
@@ -221,7 +235,7 @@ class RedisLimitStore(LimitStore):
         keys = [RATE_PREFIX + limit.scope for limit in limits] + _slot_keys(slots)
         args = [repr(float(self.time_offset_s)), "" if bucket is None else int(bucket), int(token_delta),
                 RATE_TTL_S, len(limits), lease or "", actual, *(_opt(slot.ttl_s) for slot in slots)]
-        rows = await self._conn().settle_all(keys, args)
+        rows = await self._conn().run("settle_all", keys, args)
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def renew(self, slots: list[BudgetSlot], lease: str, lease_s: float) -> bool:
@@ -229,12 +243,12 @@ class RedisLimitStore(LimitStore):
         args = [repr(float(self.time_offset_s)), lease, repr(check_lease(lease_s)), *(_opt(s.ttl_s) for s in slots)]
         if not slots or not lease:
             return False
-        return bool(int(await self._conn().renew(_slot_keys(slots), args)))
+        return bool(int(await self._conn().run("renew", _slot_keys(slots), args)))
 
     async def usage(self, slots: list[BudgetSlot]) -> dict[str, SlotUsage]:
         if not slots:
             return {}
-        rows = await self._conn().usage(_slot_keys(slots), [repr(float(self.time_offset_s))])
+        rows = await self._conn().run("usage", _slot_keys(slots), [repr(float(self.time_offset_s))])
         return {slot.key: _usage(row) for slot, row in zip(slots, rows, strict=True)}
 
     async def reset_slot(self, key: str) -> None:
