@@ -27,7 +27,7 @@ def staff(role: str | None, name: str | None = None, **kw) -> User:
     """An active staff user holding `role` (None or NO_ROLE: none)."""
     name = name or ("norole" if role in (None, NO_ROLE) else role.lower().replace(" ", "-"))
     kw.setdefault("is_staff", True)
-    user = User.objects.create_user(name, password=f"pw-{name}-1234", **kw)
+    user = User.objects.create_user(name, password=None, **kw)  # force_login: no password hashing (slow)
     if role not in (None, NO_ROLE):
         user.groups.add(Group.objects.get(name=role))
     return user
@@ -68,7 +68,7 @@ def objects() -> dict[str, object]:
     violation = Violation.objects.create(guardrail=guardrail, guardrail_name="pii-default", stage="input",
                                          action="redact", outcome="redacted", request_id="req-1", entities={"email": 1})
     heartbeat = WorkerHeartbeat.objects.create(hostname="celery@worker-1", beat_at=timezone.now())
-    someone = User.objects.create_user("someone", password="pw-someone-1234")
+    someone = User.objects.create_user("someone", password=None)
     Token.objects.create(user=someone)
     interval = IntervalSchedule.objects.create(every=10, period="seconds")
     rows = {
