@@ -505,6 +505,7 @@ def test_the_whole_flow_over_http_with_a_browser_like_client(sso, idp, gateway):
     """The live gateway (uvicorn) and the provider, a cookie-keeping client following
     every redirect as a browser does: admin -> login page -> button -> provider -> callback
     -> admin; then logout at the gateway and at the provider, back on the login page."""
+    sso.SESSION_COOKIE_SECURE = sso.CSRF_COOKIE_SECURE = False  # plain http here (production mode sets them)
     idp.redirect_uris.append(f"{gateway}/oidc/callback/")
     idp.user["groups"] = ["gw-finance"]
     try:
