@@ -69,7 +69,7 @@ def test_discover_page_lists_and_adds_models_in_a_browser(gateway, fake_anthropi
         page.select_option("#id_provider", str(provider.pk))
         page.fill("#id_name", "haiku")
         page.fill("#id_upstream_id", "claude-haiku-4-5-20251001")
-        page.wait_for_function("document.getElementById('catalogue-hint').textContent.includes('checked')")
+        page.wait_for_function("() => document.getElementById('catalogue-hint').textContent.includes('checked')")
         assert "$1.00 in / $5.00 out per 1M" in page.locator("#catalogue-hint").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "admin-model-add.png"), full_page=True)
 

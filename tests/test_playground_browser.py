@@ -69,7 +69,7 @@ def test_a_prompt_streams_stops_and_compares(gateway, build, fake_openai, fake_o
     try:
         with chromium() as browser:
             page = sign_in(browser, gateway, "tester", "tester-pass-123")
-            page.wait_for_function("document.querySelectorAll('#route-a option').length === 2", timeout=10000)  # the routes frame
+            page.wait_for_function("() => document.querySelectorAll('#route-a option').length === 2", timeout=10000)  # the routes frame
             assert page.locator("#route-a option").count() == 2
             page.select_option("#route-a", "chat-default")
             page.fill("#system", "You are terse.")
@@ -84,7 +84,7 @@ def test_a_prompt_streams_stops_and_compares(gateway, build, fake_openai, fake_o
 
             page.fill("#prompt", "Now write a lot")
             page.click("#send")
-            page.wait_for_function("document.querySelectorAll('.msg.assistant .text')[1].textContent.length > 10")
+            page.wait_for_function("() => document.querySelectorAll('.msg.assistant .text')[1].textContent.length > 10")
             page.click("#stop")
             page.wait_for_selector("text=STOPPED")
             stopped_at = len(page.locator(".msg.assistant .text").nth(1).inner_text())
@@ -97,7 +97,7 @@ def test_a_prompt_streams_stops_and_compares(gateway, build, fake_openai, fake_o
             page.select_option("#route-b", "chat-b")
             page.fill("#prompt", "Hello both")
             page.click("#send")
-            page.wait_for_function("document.querySelectorAll('.figures').length >= 2")
+            page.wait_for_function("() => document.querySelectorAll('.figures').length >= 2")
             assert "left pane answer" in page.locator("#pane-a").inner_text()
             assert "right pane answer" in page.locator("#pane-b").inner_text()
             shot(page, "compare")
@@ -119,7 +119,7 @@ def test_test_this_route_streams_live_from_the_admin(gateway, build, fake_openai
             page.goto(f"{gateway}/admin/routing/route/{route.pk}/test/")
             page.fill("#id_prompt", "Say things")
             page.click("#stream-live")
-            page.wait_for_function("document.getElementById('live-figures').textContent.includes('TTFT')")
+            page.wait_for_function("() => document.getElementById('live-figures').textContent.includes('TTFT')")
             assert page.locator("#live-text").inner_text().startswith("live0 live1")
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / "playground-admin-test-live.png"), full_page=True)
@@ -127,7 +127,7 @@ def test_test_this_route_streams_live_from_the_admin(gateway, build, fake_openai
             page.goto(f"{gateway}/admin/routing/route/{route.pk}/change/")
             page.fill("#draft-prompt", "Try the draft")
             page.click("#draft-go")
-            page.wait_for_function("document.getElementById('draft-figures').textContent.includes('TTFT')")
+            page.wait_for_function("() => document.getElementById('draft-figures').textContent.includes('TTFT')")
             assert page.locator("#draft-text").inner_text() == "draft answer"
             page.locator("#draft-test").screenshot(path=str(SHOTS / "playground-admin-draft.png"))
     finally:
