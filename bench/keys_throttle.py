@@ -8,7 +8,7 @@ Starts its own gateway (one uvicorn worker on 127.0.0.1, a scratch SQLite databa
 with --postgres a scratch PostgreSQL database; --redis: REDIS_URL=redis://127.0.0.1:6379/8,
 flushed first), imports one route to the built-in mock provider and issues one key. Then:
 
-1. baseline: the valid key alone, one request at a time, 30 requests (latency p50/p95);
+1. baseline: the valid key alone, one request every 250 ms for 10 s (latency p50/p95);
 2. attack: `--connections` concurrent connections (aiohttp, one keep-alive connection
    each) send POST /v1/chat/completions with a fresh random wrong key per request for
    `--seconds`; counted: answers per status per second. Meanwhile a second client from
@@ -101,14 +101,11 @@ async def attacker(http: aiohttp.ClientSession, url: str, stop: asyncio.Event, c
 
 async def run(url: str, key: str, seconds: float, connections: int) -> dict:
     baseline: list = []
-    stop = asyncio.Event()
-    stop.set()  # valid_client runs one request per loop turn: 30 turns
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
-        for _ in range(30):
-            t0 = time.perf_counter()
-            async with http.post(url, json=BODY) as resp:
-                await resp.read()
-                baseline.append((resp.status, time.perf_counter() - t0))
+    quiet = asyncio.Event()  # the valid key alone, at the cadence it keeps during the attack
+    alone = asyncio.create_task(valid_client(url, key, quiet, 0.25, baseline))
+    await asyncio.sleep(min(10.0, seconds / 2))
+    quiet.set()
+    await alone
 
     counts: dict = {}
     during: list = []

@@ -14,9 +14,10 @@ Retry-After and `x-should-retry: false`), scheduled no sooner than
 GATEWAY_AUTH_THROTTLE_INTERVAL_S after the previous throttled answer to that source:
 a per-source "next slot" time. The wait of one answer is capped at
 GATEWAY_AUTH_THROTTLE_MAX_WAIT_S (a held answer costs a sleeping coroutine and an open
-connection). So one source gets at most max(1 / interval, connections / max_wait)
-wrong-key answers per second however many connections it opens: 2 per second with the
-defaults (0.5 s, 30 s) for up to 60 concurrent connections.
+connection; the default, 20 s, ends before uvicorn's 25 s graceful shutdown). So one
+source gets at most max(1 / interval, connections / max_wait) wrong-key answers per
+second: 2 per second with the defaults (0.5 s, 20 s) for up to 40 concurrent connections,
+connections / 20 beyond (a proxy's per-client connection limit bounds that).
 
 State: with REDIS_URL, one Lua script per failure (atomic across every gateway
 process, Redis's clock); otherwise in process. If Redis cannot be reached, the

@@ -37,7 +37,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -441,22 +441,26 @@ async def _fallback(sha: bytes, digest: str) -> tuple[KeyInfo, str] | None:
     candidates = _candidates(sha, schemes)
     if not candidates:
         return None
-    found = await run_db(_upgrade, candidates, digest, peppers().current.scheme)
+    upgrade = getattr(settings, "GATEWAY_KEY_UPGRADE_ON_USE", True)
+    found = await run_db(_upgrade, candidates, digest, peppers().current.scheme, upgrade)
     if found is None:
         if len(_fallback_misses) >= _FALLBACK_MAX:
             _fallback_misses.clear()
         _fallback_misses[digest] = time.monotonic()
         return None
     info, stored = found
-    if stored == digest:
-        key_cache.put(digest, info)
+    # Cached under the current hash either way; a row left as it was (upgrades off) is
+    # looked for again once the entry is older than the TTL.
+    key_cache.put(digest, info if stored == digest else replace(info, key_hash=digest))
     return info, stored
 
 
-def _upgrade(candidates: dict[str, str], digest: str, scheme: str) -> tuple[KeyInfo, str] | None:
+def _upgrade(candidates: dict[str, str], digest: str, scheme: str, upgrade: bool = True
+             ) -> tuple[KeyInfo, str] | None:
     """Find the row by any candidate hash (or by `digest`: another process upgraded it
-    meanwhile) and move it to `digest`/`scheme`. If the write fails, the row is still
-    served under the hash it holds (and upgraded on a later use)."""
+    meanwhile) and move it to `digest`/`scheme` (unless `upgrade` is off: then it is
+    served as stored). If the write fails, the row is still served under the hash it
+    holds (and upgraded on a later use)."""
     rows = VirtualKey.objects.filter(key_hash__in=[digest, *candidates]).values_list("pk", "key_hash", "hash_scheme")
     for pk, stored, row_scheme in rows:
         if stored == digest:
@@ -464,6 +468,9 @@ def _upgrade(candidates: dict[str, str], digest: str, scheme: str) -> tuple[KeyI
             return (info, digest) if info is not None else None
         if candidates.get(stored) != row_scheme:
             continue  # the same hex under another scheme: not this secret's
+        if not upgrade:
+            info = load_key(stored)
+            return (info, stored) if info is not None else None
         try:
             with transaction.atomic():
                 moved = VirtualKey.objects.filter(pk=pk, key_hash=stored).update(key_hash=digest, hash_scheme=scheme)

@@ -76,7 +76,7 @@ def counted(monkeypatch):
     scheme snapshot's queries and of HMAC."""
     calls = {"load": 0, "upgrade": 0, "schemes": 0, "hmac": 0}
     real_load, real_upgrade, real_schemes = key_cache._loader, keys._upgrade, keys.old_schemes._loader
-    real_digest = keys_pepper.hmac.digest
+    real_hash = keys_pepper.Pepper.hash
 
     def count(name, fn):
         def wrapper(*args, **kw):
@@ -87,7 +87,7 @@ def counted(monkeypatch):
     monkeypatch.setattr(key_cache, "_loader", count("load", real_load))
     monkeypatch.setattr(keys, "_upgrade", count("upgrade", real_upgrade))
     monkeypatch.setattr(keys.old_schemes, "_loader", count("schemes", real_schemes))
-    monkeypatch.setattr(keys_pepper.hmac, "digest", count("hmac", real_digest))
+    monkeypatch.setattr(keys_pepper.Pepper, "hash", count("hmac", real_hash))
     return calls
 
 
@@ -173,6 +173,22 @@ def test_a_legacy_key_works_and_is_upgraded_on_first_use(pepper_a, counted):
     assert counted["upgrade"] == 1 and counted["load"] == 1
     key_cache.clear()  # another process, or after the TTL: a plain hit by the new hash
     assert auth(secret).id == key.pk and counted["upgrade"] == 1
+
+
+def test_with_upgrades_off_a_legacy_key_works_and_its_row_stays_readable_by_the_previous_release(
+        settings, pepper_a, counted):
+    settings.GATEWAY_KEY_UPGRADE_ON_USE = False  # during a rolling upgrade (docs/security/keys.md)
+    key, secret = legacy_key()
+    for _ in range(3):
+        assert auth(secret).id == key.pk
+    key.refresh_from_db()
+    assert key.hash_scheme == LEGACY_SCHEME and key.key_hash == legacy_hash(secret)
+    assert counted["upgrade"] == 1  # then served from the cache, under the peppered hash
+    settings.GATEWAY_KEY_UPGRADE_ON_USE = True
+    call_command("rehash_keys", stdout=io.StringIO())  # once every process runs this release
+    assert auth(secret).id == key.pk
+    key.refresh_from_db()
+    assert key.key_hash == expected(PEPPER_A, secret)
 
 
 def test_revoked_and_expired_legacy_keys_keep_their_codes(pepper_a):
@@ -302,3 +318,10 @@ def test_check_deploy_warns_without_a_pepper_or_with_a_short_one(settings):
     assert not {"billing.W001", "billing.W002", "billing.W003"} & deploy_ids()
     messages = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
     assert all(PEPPER_A not in str(m) for m in messages)
+
+
+@pytest.mark.parametrize("length", [1, 32, 63, 64, 65, 200])
+def test_the_precomputed_hmac_is_rfc_2104_for_every_pepper_length(length):
+    pepper = bytes(range(256))[:length] if length <= 256 else b"p" * length
+    for message in (b"", hashlib.sha256(b"sk-gw-x").digest()):
+        assert Pepper.of(pepper, "t").hash(message) == hmac.new(pepper, message, hashlib.sha256).hexdigest()
