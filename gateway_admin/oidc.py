@@ -49,7 +49,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -676,6 +676,14 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
                 "GATEWAY_OIDC_ROLE_MAP or GATEWAY_OIDC_SUPERUSER_GROUPS"
                 + (" (the provider sent a groups overage reference instead of the groups)" if overage else ""),
             )
+        try:
+            user = self._save_user(cfg, claims, roles, superuser)
+        except IntegrityError:  # the same person's first sign-in in two tabs at once: the other won
+            user = self._save_user(cfg, claims, roles, superuser)
+        logger.info("single sign-on: user %s signed in with roles: %s", user.pk, ", ".join(roles) or "(superuser only)")
+        return user
+
+    def _save_user(self, cfg: Config, claims: dict, roles: list[str], superuser: bool):
         with transaction.atomic():
             user = self.find_user(cfg, claims)
             if user is None:
@@ -687,7 +695,6 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
             user.is_staff, user.is_superuser = bool(roles) or superuser, superuser
             user.save()
             sync_roles(user, roles, superuser)
-        logger.info("single sign-on: user %s signed in with roles: %s", user.pk, ", ".join(roles) or "(superuser only)")
         return user
 
     def get_user(self, user_id):

@@ -187,6 +187,24 @@ def test_one_account_per_subject_and_profile_updated(sso, idp, client):
     assert (user.email, user.first_name) == ("ada.lovelace@example.com", "Augusta")
 
 
+def test_two_first_sign_ins_at_once_make_one_account(sso, idp, client, monkeypatch):
+    """The other tab created the account between this sign-in's lookup and its insert."""
+    sign_in(client)
+    client.logout()
+    real, raced = oidc.GatewayOIDCBackend.find_user, []
+
+    def find_user(self, cfg, claims):
+        if not raced:
+            raced.append(True)
+            return None  # as it was a moment before the other tab's insert
+        return real(self, cfg, claims)
+
+    monkeypatch.setattr(oidc.GatewayOIDCBackend, "find_user", find_user)
+    sign_in(client)
+    assert raced and signed_in_user(client) is not None
+    assert User.objects.filter(username__startswith="oidc+").count() == 1
+
+
 def test_a_sub_django_would_refuse_as_a_username_is_hashed(sso, idp, client):
     idp.user["sub"] = "CN=Ada Lovelace/OU=People"
     sign_in(client)
