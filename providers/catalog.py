@@ -2,12 +2,19 @@
 
 Built from the database in one pass (see `load_models`) and cached in process by the
 routing catalog; adapters receive a `ModelInfo` and never touch the ORM.
+
+Secrets are resolved here, as the snapshot is built (in a worker thread, at each
+catalogue refresh), never per request: a provider's key and its secret headers may be
+references (env:, file:, a registered backend: providers.secret_refs). A reference that
+cannot be read, or a stored key no configured encryption key decrypts, leaves the
+provider without that secret and says why in `api_key_error`: its requests fail as a
+provider failure (the route's next target is tried), the rest of the catalogue loads.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,9 +22,11 @@ from typing import Any
 from django.db import DatabaseError
 
 from .kinds import KINDS, KindSpec
-from .models import ENV_REF, Model, Provider
+from .models import Model, Provider
 from .prices import apply_due_prices
-from .secrets import remember
+from .secret_keys import UndecryptableSecret
+from .secret_refs import Resolved, is_reference, resolve_safely
+from .secrets import is_secret_header, remember
 from .types import Price
 
 log = logging.getLogger("gateway.catalog")
@@ -31,14 +40,18 @@ class ProviderInfo:
     spec: KindSpec
     base_url: str
     api_key: str | None  # resolved secret; repr-hidden below
-    api_key_ref: str | None  # "env:VAR" when the key comes from the environment
+    api_key_ref: str | None  # the reference ("env:VAR", "file:/path", "vault:...") when the key is one
     timeout_s: float
-    options: dict[str, Any]
+    options: dict[str, Any]  # secret header references resolved
+    api_key_error: str | None = None  # why there is no key although one is configured (never a secret)
 
     def __post_init__(self) -> None:
         # Every key this process holds is scrubbed by value from upstream error texts
         # and log records (providers/secrets.py): registered as it is loaded.
         remember(self.api_key)
+        for name, value in (self.options.get("headers") or {}).items():
+            if is_secret_header(name) and isinstance(value, str):
+                remember(value)
 
     def __repr__(self) -> str:  # never print the secret
         return f"ProviderInfo({self.name!r}, kind={self.kind!r})"
@@ -67,34 +80,83 @@ class ModelInfo:
 
 
 def resolve_api_key(stored: str) -> tuple[str | None, str | None]:
-    """Return (secret, env reference) for a stored key value."""
-    if not stored:
-        return None, None
-    match = ENV_REF.match(stored)
-    if match:
-        return os.environ.get(match.group(1)) or None, stored
-    return stored, None
+    """Return (secret, reference) for a stored key value (None when it cannot be read)."""
+    resolved = resolve_safely(stored)
+    return resolved.value, resolved.ref
+
+
+def _resolve_stored_key(stored: str) -> Resolved:
+    if isinstance(stored, UndecryptableSecret):
+        return Resolved(None, None, f"the stored key cannot be decrypted: {stored.reason} (docs/security/secrets.md)")
+    return resolve_safely(stored)
+
+
+def _resolve_headers(options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Options with header values that are references resolved; the problems. A header
+    whose reference cannot be read is left out."""
+    headers = options.get("headers")
+    if not isinstance(headers, dict) or not any(isinstance(v, str) and is_reference(v) for v in headers.values()):
+        return options, []
+    out, problems = {}, []
+    for name, value in headers.items():
+        if isinstance(value, str) and is_reference(value):
+            resolved = resolve_safely(value)
+            if resolved.value is None:
+                problems.append(f"header {name}: {resolved.error}")
+                continue
+            value = resolved.value
+        out[name] = value
+    return {**options, "headers": out}, problems
+
+
+_reported: dict[int, str] = {}
+_reported_lock = threading.Lock()
+
+
+def _report(provider: Provider, problem: str | None) -> None:
+    """Log a provider's secret problem once (not at every refresh), and its recovery."""
+    with _reported_lock:
+        before = _reported.get(provider.id)
+        if before == problem:
+            return
+        if problem is None:
+            _reported.pop(provider.id, None)
+        else:
+            _reported[provider.id] = problem
+    if problem is not None:
+        log.error("provider %s: %s; its requests fail until this is fixed", provider.name, problem)
+    elif before is not None:
+        log.info("provider %s: its secrets are readable again", provider.name)
 
 
 def provider_info(provider: Provider) -> ProviderInfo:
-    """The adapter's view of a provider (model lists: discovery in the admin)."""
+    """The adapter's view of a provider (model lists: discovery in the admin).
+    Resolves its secrets: call off the event loop."""
     spec = KINDS[provider.kind]
-    secret, ref = resolve_api_key(provider.api_key)
+    key = _resolve_stored_key(provider.api_key)
+    options, problems = _resolve_headers(dict(provider.options or {}))
+    error = "; ".join(filter(None, [key.error, *problems])) or None
+    _report(provider, error)
     return ProviderInfo(
         id=provider.id,
         name=provider.name,
         kind=provider.kind,
         spec=spec,
         base_url=provider.effective_base_url,
-        api_key=secret,
-        api_key_ref=ref,
+        api_key=key.value,
+        api_key_ref=key.ref,
         timeout_s=float(provider.timeout_s),
-        options=dict(provider.options or {}),
+        options=options,
+        api_key_error=error,
     )
 
 
-def model_info(model: Model) -> ModelInfo:
-    pinfo = provider_info(model.provider)
+def model_info(model: Model, providers: dict[int, ProviderInfo] | None = None) -> ModelInfo:
+    """`providers`: ProviderInfos already built in this load (secrets resolved once per provider)."""
+    if providers is None:
+        pinfo = provider_info(model.provider)
+    elif (pinfo := providers.get(model.provider_id)) is None:
+        pinfo = providers[model.provider_id] = provider_info(model.provider)
     spec = pinfo.spec
     price = Price(model.input_price_per_mtok, model.output_price_per_mtok,
                   model.cache_read_price_per_mtok, model.cache_write_price_per_mtok)
@@ -124,7 +186,8 @@ def load_models() -> dict[int, ModelInfo]:
     except DatabaseError:
         log.warning("scheduled prices not applied (database error); retried at the next reload", exc_info=True)
     qs = Model.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
-    models = {m.id: model_info(m) for m in qs if m.provider.kind in KINDS}
+    providers: dict[int, ProviderInfo] = {}
+    models = {m.id: model_info(m, providers) for m in qs if m.provider.kind in KINDS}
     from .adapters import ADAPTERS  # the adapters import this module
 
     for wire in {info.provider.spec.wire for info in models.values()}:

@@ -9,11 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
-from django_cryptography.fields import encrypt
 
 from .kinds import KINDS, kind_choices
-
-ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+from .secret_keys import RotatingEncryptedTextField, UndecryptableSecret
+from .secret_refs import ENV_REF, is_reference  # noqa: F401 - ENV_REF re-exported (providers.admin)
+from .secret_refs import check as check_secret_reference
+from .secrets import MASK, is_secret_header
 # The highest price a model may have, per million tokens (today's dearest models cost
 # a few hundred). With the token bound of providers.types.MAX_REPORTED_TOKENS it keeps
 # every ledger cost inside its column: 2 x 10^9 tokens x $10,000 / 10^6 = $2 x 10^7,
@@ -67,14 +68,15 @@ class Provider(Timestamped):
         help_text="Leave blank for the kind's public endpoint. For OpenAI-compatible servers, "
         "include the version path, e.g. http://127.0.0.1:8000/v1.",
     )
-    # Encrypted at rest; either the secret itself or a reference `env:VARNAME`.
-    api_key = encrypt(
-        models.TextField(
-            blank=True,
-            default="",
-            help_text="The provider's API key (stored encrypted), or env:VARNAME to read it "
-            "from the gateway's environment. Leave blank to keep the current key.",
-        )
+    # Encrypted at rest (providers.secret_keys: rotatable key); either the secret itself
+    # or a reference: env:VARNAME, file:/path, <backend>:<path> (providers.secret_refs).
+    # Its migration state is django-cryptography's encrypt(TextField): the help text
+    # there stays as it was (help text is not schema).
+    api_key = RotatingEncryptedTextField(
+        blank=True,
+        default="",
+        help_text="The provider's API key (stored encrypted), or env:VARNAME to read it "
+        "from the gateway's environment. Leave blank to keep the current key.",
     )
     timeout_s = models.DecimalField(
         "request timeout (s)",
@@ -104,19 +106,45 @@ class Provider(Timestamped):
 
     @property
     def api_key_display(self) -> str:
-        """What may be shown back: the env reference, or a masked tail of the secret."""
+        """What may be shown back: the reference, or a masked tail of the secret."""
+        if isinstance(self.api_key, UndecryptableSecret):
+            return "(cannot be decrypted: see docs/security/secrets.md)"
         if not self.api_key:
             return "(none)"
-        if ENV_REF.match(self.api_key):
+        if is_reference(self.api_key):
             return self.api_key
         return f"…{self.api_key[-4:]}" if len(self.api_key) >= 12 else "••••"
+
+    def _secret_errors(self) -> dict[str, str]:
+        """The key and secret headers: decryptable, not a mask placeholder, and a
+        reference that can be read (file:, backends; env: only its form)."""
+        errors: dict[str, str] = {}
+        key = self.api_key
+        if isinstance(key, UndecryptableSecret):
+            errors["api_key"] = (f"The stored key cannot be decrypted ({key.reason}). Configure the encryption key "
+                                 "that wrote it (CRYPTOGRAPHY_KEY_PREVIOUS), or type a new key.")
+        elif key == MASK:
+            errors["api_key"] = f"{MASK} is the placeholder of a masked export, not a key: type the key or a reference."
+        elif problem := check_secret_reference(key):
+            errors["api_key"] = f"{problem[:1].upper()}{problem[1:]}." if problem.startswith("an ") else f"{problem}."
+        headers = self.options.get("headers") if isinstance(self.options, dict) else None
+        if isinstance(headers, dict):
+            for name, value in headers.items():
+                if not isinstance(value, str):
+                    continue
+                if value == MASK and is_secret_header(name):
+                    errors["options"] = (f'"headers.{name}" is {MASK}, the placeholder of a masked export: '
+                                         "give the value or a reference.")
+                elif is_reference(value) and (problem := check_secret_reference(value)):
+                    errors["options"] = f'"headers.{name}": {problem}.'
+        return errors
 
     def clean(self) -> None:
         spec = KINDS.get(self.kind)
         if spec is None:
             raise ValidationError({"kind": f"Unknown provider kind '{self.kind}'. Choose one of: {', '.join(KINDS)}."})
-        if self.api_key.startswith("env:") and not ENV_REF.match(self.api_key):
-            raise ValidationError({"api_key": "An environment reference looks like env:VARNAME."})
+        if secret_errors := self._secret_errors():
+            raise ValidationError(secret_errors)
         if not isinstance(self.options, dict):
             raise ValidationError({"options": "Options must be a JSON object."})
         headers = self.options.get("headers", {})

@@ -7,12 +7,13 @@ from typing import Any
 from django.db import models as djm
 
 from billing.models import Team
-from providers.models import ENV_REF, Provider
+from providers.models import Provider
 from routing.models import Route, RouteTarget
 
 from billing.budgets import primary_budget
 
 from .guardrails_section import export_guardrails
+from .secret_masking import export_key, export_options
 from .schema import (
     MODEL_FIELDS,
     PROVIDER_FIELDS,
@@ -39,13 +40,16 @@ def _export(
             continue
         attr = spec.attr or key
         value = getattr(obj, attr)
+        if spec.secret:  # masked unless include_secrets; references as they are
+            if (value := export_key(obj, value, include_secrets)) is None:
+                continue
+            out[key] = value
+            continue
         if spec.omit_empty and value in ("", None):
             continue
         default = type(obj)._meta.get_field(attr).get_default()
         if spec.omit_default and value == default and not (spec.used_by and spec.used_by == strategy):
             continue
-        if spec.secret and not (ENV_REF.match(value) or include_secrets):
-            continue  # a literal secret: omitted = "keep the current key" on import
         out[key] = spec.export(value)
     return out
 
@@ -62,11 +66,14 @@ def _export_team(team: Team) -> dict:
 
 def export_config(*, include_secrets: bool = False) -> dict:
     """The whole configuration as plain data, deterministically ordered. Provider keys
-    appear only as `env:` references unless include_secrets. Virtual keys are not
+    and secret headers appear as references or `[masked]` unless include_secrets
+    (secret_masking.py). Virtual keys are not
     configuration (their secrets exist only at issue time) and are not exported."""
     providers = []
     for provider in Provider.objects.prefetch_related("models").order_by("name"):
         item = _export(provider, PROVIDER_FIELDS, include_secrets=include_secrets)
+        if "options" in item:
+            item["options"] = export_options(item["options"], include_secrets)
         item["models"] = [_export(m, MODEL_FIELDS) for m in sorted(provider.models.all(), key=lambda m: m.name)]
         providers.append(item)
     routes = []

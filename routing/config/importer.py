@@ -21,6 +21,7 @@ from routing.validation import TargetSpec, check_route_targets
 from .guardrails_section import import_guardrails, prune_guardrails
 from .parse import ConfigSpec, Entry, parse_config
 from .report import Action, ImportReport
+from .secret_masking import unmask_provider
 from .schema import (
     MODEL_FIELDS,
     PROVIDER_FIELDS,
@@ -43,7 +44,8 @@ def import_config(data: Any, *, prune: bool = False, dry_run: bool = False) -> I
 
     All or nothing: on any problem ConfigError is raised and nothing is saved.
     Provider model lists upsert (unlisted models are left alone); a route's target list
-    replaces its targets; `api_key` absent keeps the stored key. With `prune`, items
+    replaces its targets; `api_key` absent or `[masked]` keeps the stored key (and a
+    `[masked]` secret header the stored header). With `prune`, items
     absent from the sections present in the document are deleted, or disabled where
     keys, usage history or targets still refer to them. `dry_run` validates and
     reports, then rolls back.
@@ -116,6 +118,9 @@ class _Importer:
         existing = {p.name: p for p in Provider.objects.all()}
         for entry in self.spec.providers:
             provider = existing.get(entry.name) or Provider(name=entry.name)
+            if not unmask_provider(entry, provider, self.errors):  # [masked] = the stored secret
+                self.failed_providers.add(entry.name)
+                continue
             was_enabled = provider.pk is not None and provider.enabled
             changed = self._prepare(provider, entry, PROVIDER_FIELDS)
             if changed is None:

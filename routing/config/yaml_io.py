@@ -71,7 +71,8 @@ _Dumper.add_representer(list, _list_representer)
 HEADER = (
     "# LLM gateway configuration (schema: docs/config.md).\n"
     "# Apply with: python manage.py gateway_import FILE.yaml\n"
-    "# Providers without api_key keep their stored key on import.\n"
+    "# Secrets show as [masked] (unless exported with --include-secrets); on import, [masked]\n"
+    "# or an absent api_key keeps the stored secret.\n"
 )
 
 

@@ -12,8 +12,8 @@ from routing.config import dump_config, export_config
 class Command(BaseCommand):
     help = (
         "Print providers, models, routes and teams as YAML that gateway_import accepts. Provider keys "
-        "are exported only as env:VARNAME references; literal secrets are left out (import keeps the "
-        "stored key) unless --include-secrets."
+        "and secret headers are exported as their references (env:, file:, vault:...) or [masked] "
+        "(import keeps the stored secret) unless --include-secrets."
     )
 
     def add_arguments(self, parser) -> None:
@@ -21,7 +21,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--include-secrets",
             action="store_true",
-            help="Also export literal provider API keys, in clear text. Handle the output as a secret.",
+            help="Also export literal provider API keys and secret headers, in clear text. Handle the output "
+            "as a secret.",
         )
 
     def handle(self, *args, output: str | None, include_secrets: bool, **options) -> None:
