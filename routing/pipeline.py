@@ -359,14 +359,16 @@ def _retrieved(task: asyncio.Future) -> None:
 
 
 def _drop_pending(call: Call) -> None:
-    """A request that ends before the engine: the concurrent read is not needed."""
+    """A request that ends before the engine (a cache hit, a refusal): the concurrent
+    read is not needed. It is left to finish, not cancelled: its command is already on
+    the wire, and redis-py drops a connection whose command was cancelled, so the next
+    request would pay for a new connection (seen as HELLO on ~5-8% of cache hits). It
+    is marked retrieved when it ends (plan's done callback), whatever it raised."""
     pending = call.pending_signals
     if pending is not None:
         call.pending_signals = None
         if pending.done():
             pending.exception()  # retrieved: no "never retrieved" warning
-        else:
-            pending.cancel()
 
 
 # --- the stages ------------------------------------------------------------------------
