@@ -323,6 +323,9 @@ if CRYPTOGRAPHY_KEY is None:
 # be rotated freely); the values it replaced stay readable with the previous keys listed
 # here (comma-separated) until `manage.py reencrypt_secrets` has rewritten them.
 CRYPTOGRAPHY_KEY_PREVIOUS: list[str] = env.list("CRYPTOGRAPHY_KEY_PREVIOUS", default=[])
+# During a rolling upgrade from a release before this setting: write stored secrets in
+# django-cryptography's own format (HMAC keyed with SECRET_KEY), which older releases read.
+GATEWAY_SECRETS_LEGACY_FORMAT: bool = env.bool("GATEWAY_SECRETS_LEGACY_FORMAT", default=False)
 # Secret stores for `<scheme>:<reference>` keys: scheme=dotted.path.Class, comma-separated,
 # e.g. vault=providers.secret_backends.VaultKV2Backend (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE).
 GATEWAY_SECRET_BACKENDS: dict = env.dict("GATEWAY_SECRET_BACKENDS", default={})
