@@ -30,15 +30,22 @@ batch that failed.
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import orjson
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, models, router, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
+
+try:  # the PostgreSQL driver's JSON wrapper, as Django's JSONField adapts values for it
+    from psycopg.types.json import Jsonb
+except ImportError:  # pragma: no cover - SQLite-only installs
+    Jsonb = ()
 
 from gateway_project import logs
 
@@ -180,6 +187,42 @@ class _Insert:
             quantum = Decimal(1).scaleb(-f.decimal_places) if isinstance(f, models.DecimalField) else None
             self.plan.append((name, f, _check(f) if name is not None else None, convert, quantum))
         self.connection = connection
+        self.recordset = None
+        if connection.vendor == "postgresql":
+            # PostgreSQL: the batch as one JSON parameter expanded by jsonb_to_recordset,
+            # one short statement whatever the rows: the driver caches its parsing and
+            # quotes one string, where a multi-row VALUES list made it split a new query
+            # and quote ~37 values a row in Python (~100 us a row on this machine).
+            names = [f.column for f in fields]
+            record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+            self.recordset = (f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} "
+                              f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}){self.tail}")
+            kinds = [f.get_internal_type() for f in fields]
+            self._json_at = [i for i, k in enumerate(kinds) if k == "JSONField"]
+            self._decimal_at = [i for i, k in enumerate(kinds) if k == "DecimalField"]
+            self._names = names
+
+    def recordset_params(self, rows: list[list]) -> list | None:
+        """The one parameter of `recordset` for these rows (values from `row`), or None
+        when a value has no exact JSON form here (the VALUES statement is used then, so
+        whatever the database says about such a row is what it said before)."""
+        json_at, decimal_at, names = self._json_at, self._decimal_at, self._names
+        records = []
+        try:
+            for row in rows:
+                values = list(row)
+                for i in json_at:
+                    wrapped = values[i]
+                    if not isinstance(wrapped, Jsonb) or wrapped.obj is None:
+                        return None  # JSON null (not SQL NULL) or an unforeseen adapter: as before
+                    values[i] = orjson.Fragment((wrapped.dumps or json.dumps)(wrapped.obj))
+                for i in decimal_at:
+                    if values[i] is not None:
+                        values[i] = format(values[i], "f")  # exact, as numeric reads it
+                records.append(dict(zip(names, values)))
+            return [orjson.dumps(records).decode()]
+        except (TypeError, ValueError, orjson.JSONEncodeError):
+            return None
 
     def sql(self, rows: int) -> str:
         """One statement for `rows` rows (one round trip, atomic on its own)."""
@@ -241,7 +284,11 @@ def _execute(alias: str, rows: list[list]) -> int:
         # One multi-row statement is atomic by itself: no BEGIN/COMMIT round trips.
         with transaction.atomic(using=alias) if len(chunks) > 1 else nullcontext(), connection.cursor() as cursor:
             for chunk in chunks:
-                cursor.execute(statement.sql(len(chunk)), [value for row in chunk for value in row])
+                params = statement.recordset_params(chunk) if statement.recordset is not None else None
+                if params is not None:
+                    cursor.execute(statement.recordset, params)
+                else:
+                    cursor.execute(statement.sql(len(chunk)), [value for row in chunk for value in row])
                 inserted += max(cursor.rowcount, 0)
         gate.note_commit()
     return inserted
