@@ -145,9 +145,13 @@ def test_a_key_with_a_budget_also_needs_permission_to_add_budgets(rows):
     assert Budget.objects.filter(key__name="b", amount_usd=Decimal("5")).exists()
 
 
-def test_a_method_the_endpoint_refuses_is_still_403_without_permission_and_405_with_it(rows):
+def test_a_method_the_endpoint_refuses_is_403_without_permission_and_405_with_it(rows):
     assert token_client(staff(AUD)).put(f"/api/teams/{rows['team']}/", {}, format="json").status_code == 403
     assert token_client(staff(KM)).put(f"/api/teams/{rows['team']}/", {}, format="json").status_code == 405
+    # A method the endpoint has no action for: 405 to those who may read it.
+    assert token_client(staff(FIN)).post("/api/usage/", {}, format="json").status_code == 405
+    assert token_client(staff(KM, name="km2")).post("/api/usage/", {}, format="json").status_code == 403
+    assert token_client(staff(RE)).delete("/api/teams/", format="json").status_code == 403
 
 
 # --- every endpoint declares its permission ------------------------------------------------------
@@ -172,7 +176,7 @@ def test_every_endpoint_declares_existing_permissions():
     seen = 0
     for viewset, action, method in endpoint_actions():
         view = viewset()
-        view.action = action
+        view.action, view.action_map = action, {method.lower(): action}
         needed = required_permissions(FakeRequest(method), view)
         assert needed, f"{viewset.__name__}.{action} declares no permission"
         for perm in needed:
@@ -187,6 +191,7 @@ def test_a_call_without_a_declared_permission_is_refused_even_for_superusers():
 
     class Undeclared:
         action = "export_everything"
+        action_map = {"post": "export_everything"}
         queryset = Team.objects.all()
 
     class Req:

@@ -33,7 +33,7 @@ CRUD_ACTIONS = {
     "list": "view", "retrieve": "view", "metadata": "view",
     "create": "add", "update": "change", "partial_update": "change", "destroy": "delete",
 }
-# A request no viewset action handles (a method the view refuses: it then answers 405).
+# A plain APIView's methods (a model-backed view that is not a viewset).
 METHOD_ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
                   "PATCH": "change", "DELETE": "delete"}
 # (model label, action) -> the permissions it needs instead of CRUD_ACTIONS' (actions
@@ -70,13 +70,18 @@ def required_permissions(request, view) -> tuple[str, ...] | None:
         return None
     opts = model._meta
     label = f"{opts.app_label}.{opts.model_name}"
-    action = getattr(view, "action", None) or ""
-    if (label, action) in ACTION_PERMISSIONS:
-        perms = ACTION_PERMISSIONS[(label, action)]
-    elif action in CRUD_ACTIONS:
-        perms = (f"{CRUD_ACTIONS[action]}_{opts.model_name}",)
-    elif not action and request.method in METHOD_ACTIONS:
+    if not hasattr(view, "action_map"):  # not a viewset: by method
+        if request.method not in METHOD_ACTIONS:
+            return None
         perms = (f"{METHOD_ACTIONS[request.method]}_{opts.model_name}",)
+    elif not view.action:
+        # A method this viewset has no action for: those who may read it learn it
+        # is not allowed (405), others get 403.
+        perms = (f"view_{opts.model_name}",)
+    elif (label, view.action) in ACTION_PERMISSIONS:
+        perms = ACTION_PERMISSIONS[(label, view.action)]
+    elif view.action in CRUD_ACTIONS:
+        perms = (f"{CRUD_ACTIONS[view.action]}_{opts.model_name}",)
     else:
         return None
     return tuple(p if "." in p else f"{opts.app_label}.{p}" for p in perms)
