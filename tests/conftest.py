@@ -175,6 +175,7 @@ def redis_sends(monkeypatch) -> list:
 def _fresh_config_caches():
     """Each test starts from what is in the database, not a previous test's cache."""
     from billing.admission import budgets
+    from billing.auth_throttle import reset_auth_throttle_for_tests
     from billing.keys import key_cache
     from billing.limits import reset_limit_store_for_tests
     from guardrails.policy import guardrail_table
@@ -194,6 +195,7 @@ def _fresh_config_caches():
         reset_limit_store_for_tests()
         reset_breaker_store_for_tests()
         reset_cache_store_for_tests()
+        reset_auth_throttle_for_tests()
 
     fresh()
     yield

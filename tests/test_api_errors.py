@@ -49,11 +49,13 @@ def test_missing_unknown_revoked_and_expired_keys_are_401(route, build, gateway,
     assert UsageRecord.objects.count() == 0
 
 
-def test_route_not_allowed_is_403_and_unknown_route_404(route, build, fake_openai, openai_client):
+def test_route_not_allowed_answers_like_an_unknown_route(route, build, fake_openai, openai_client):
+    """No enumeration: a route the key may not use is "not found", as OpenAI answers."""
     other = build.route("other", route.targets.first().model)
     client = openai_client(build.key(routes=[other]))
-    with pytest.raises(openai.PermissionDeniedError) as denied:
+    with pytest.raises(openai.NotFoundError) as denied:
         client.chat.completions.create(model="chat-default", messages=MESSAGES)
+    assert _error(denied.value)["code"] == "model_not_found"
     assert _error(denied.value)["param"] == "model"
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="no-such-route", messages=MESSAGES)

@@ -55,9 +55,9 @@ def test_sdk_error_classes(fake_anthropic, claude_model, build, claude):
     assert missing.value.body["error"]["type"] == "not_found_error"
 
     other = build.route("other", claude_model)
-    with pytest.raises(anthropic.PermissionDeniedError) as denied:
+    with pytest.raises(anthropic.NotFoundError) as denied:  # no enumeration: like a missing route
         claude(build.key("narrow", routes=[other])).messages.create(**BASE)
-    assert denied.value.body["error"]["type"] == "permission_error"
+    assert denied.value.body["error"]["type"] == "not_found_error"
 
     with pytest.raises(anthropic.RateLimitError) as limited:
         claude(build.key("slow", rpm_limit=0)).messages.create(**BASE)

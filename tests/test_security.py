@@ -10,6 +10,7 @@ import openai
 import pytest
 from django.db import connection
 
+from billing.keys import hash_key
 from billing.models import UsageRecord, VirtualKey
 from providers.catalog import load_models
 from providers.models import Provider
@@ -42,7 +43,7 @@ def test_env_reference_is_resolved_at_call_time_not_stored(build, monkeypatch):
 def test_virtual_key_is_stored_as_hash_and_prefix_only(build):
     secret = build.key("k")
     key = VirtualKey.objects.get(name="k")
-    assert key.key_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert key.key_hash == hash_key(secret) != hashlib.sha256(secret.encode()).hexdigest()  # peppered HMAC
     assert secret.startswith(key.prefix) and len(key.prefix) < len(secret) / 3
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM billing_virtualkey")

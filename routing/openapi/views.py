@@ -43,11 +43,11 @@ def _errors(*statuses: int) -> dict:
 WHEN = {
     400: "Malformed JSON or an invalid parameter (`param` names it); the provider refused the request itself.",
     401: "Missing, unknown, revoked or expired key.",
-    403: "The key may not use this route.",
-    404: "Unknown or disabled route.",
+    404: "Unknown or disabled route, or a route the key may not use (the same answer: routes are not enumerable).",
     405: "Wrong method.",
     413: "Body over GATEWAY_MAX_BODY_BYTES.",
-    429: "A rate limit or budget of the key or its team.",
+    429: "A rate limit or budget of the key or its team; or too many failed authentications from this address "
+         "or for this key prefix (`too_many_failed_attempts`, with Retry-After).",
     502: "Every attempt failed, the last with a bad answer, an auth failure or an unknown model upstream.",
     503: "Every attempt failed, the last unavailable or rate limited; or no enabled target.",
     504: "Every attempt failed, the last by timeout.",
@@ -82,7 +82,7 @@ class ChatCompletions(_DocOnly):
                 description="`stream` true: server-sent events, each `data: <a ChatCompletionChunk>`, then "
                             "`data: [DONE]`.",
             ),
-            **_errors(400, 401, 403, 404, 405, 413, 429, 502, 503, 504),
+            **_errors(400, 401, 404, 405, 413, 429, 502, 503, 504),
         },
     )
     def post(self, request: Request) -> Response:
@@ -91,7 +91,7 @@ class ChatCompletions(_DocOnly):
 
 class Models(_DocOnly):
     @extend_schema(operation_id="listModels", tags=["v1"], summary="List the routes the key may use",
-                   responses={200: s.ModelList, **_errors(401)})
+                   responses={200: s.ModelList, **_errors(401, 429)})
     def get(self, request: Request) -> Response:
         return self._not_here()
 
@@ -99,6 +99,6 @@ class Models(_DocOnly):
 class ModelDetail(_DocOnly):
     @extend_schema(operation_id="retrieveModel", tags=["v1"], summary="One route the key may use",
                    parameters=[OpenApiParameter("model", str, OpenApiParameter.PATH, description="A route name.")],
-                   responses={200: s.Model, **_errors(401, 403, 404)})
+                   responses={200: s.Model, **_errors(401, 404, 429)})
     def get(self, request: Request, model: str) -> Response:
         return self._not_here()
