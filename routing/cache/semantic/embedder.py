@@ -85,7 +85,19 @@ class Embedder:
     def embed(self, text: str) -> np.ndarray:
         return self.forward(self.ids(text))
 
+    def read(self, text: str) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """(vector, word pieces, their ids, their last-layer states [n, DIM]) from ONE forward
+        pass: the alignment check (reader_align.py) reads the token states the vector pools."""
+        with self._tok_lock:
+            enc = self._tok.encode(text)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        vector, states = self.forward_tokens(ids)
+        return vector, list(enc.tokens), ids, states
+
     def forward(self, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward_tokens(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 
@@ -100,7 +112,11 @@ class OnnxEmbedder(Embedder):
         self._session, self.model_path = load_session(folder, precision, cache)
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {"input_ids": ids})[0]
+        return self._session.run(["embedding"], {"input_ids": ids})[0]
+
+    def forward_tokens(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vector, states = self._session.run(["embedding", "tokens"], {"input_ids": ids})
+        return vector, states
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -146,6 +162,9 @@ class NumpyEmbedder(Embedder):
                 w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
+        return self.forward_tokens(ids)[0]
+
+    def forward_tokens(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(ids)
         x = _layer_norm(self._words[ids] + self._positions[:n] + self._type0, *self._norm)
         for qkv_w, qkv_b, o_w, o_b, g1, b1, i_w, i_b, o2_w, o2_b, g2, b2 in self._layers:
@@ -160,7 +179,7 @@ class NumpyEmbedder(Embedder):
             h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))
             x = _layer_norm(h @ o2_w + o2_b + x, g2, b2)
         pooled = x.mean(0)
-        return (pooled / np.linalg.norm(pooled)).astype(np.float32)
+        return (pooled / np.linalg.norm(pooled)).astype(np.float32), x.astype(np.float32)
 
 
 def make_embedder(folder: Path, kind: str, cache: Path | None = None) -> Embedder:

@@ -31,6 +31,9 @@ move. The guard reads those words and vetoes a match when they disagree:
                 is not "brown rice", "passport renewal" is not "urgent passport renewal")
     version     both read by the same version of the reader (READER_VERSION)
 
+and then, when both questions were read with the model's token states, the alignment check
+(reader_align.py): no rare word that only one question has, no modifier added to a shared noun.
+
 The modules: guard_tokens (the tokenizer and the stem), guard_quantities (numbers and units),
 guard_reader (a text -> its Features), guard_features (Features, the hashed words and the
 stored JSON form), vocabulary (the word lists); this one compares two Features (`agree`).
@@ -42,6 +45,7 @@ from __future__ import annotations
 from . import vocabulary as V
 from .guard_features import Features, word_hash
 from .guard_reader import features
+from .reader_align import aligned_veto
 
 __all__ = ["Features", "ONE_SWAP_SIMILARITY", "agree", "features", "word_hash"]
 
@@ -95,6 +99,8 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "one swap"
     if _narrower(a, b) or _narrower(b, a):
         return "narrower"
+    if a.alignment is not None and b.alignment is not None:
+        return aligned_veto(a.alignment, b.alignment, similarity)
     return None
 
 

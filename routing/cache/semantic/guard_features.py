@@ -13,12 +13,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from .reader_align import Alignment
+
 _HASH_KEY = b"gateway-semantic-guard-v1"
 # Bumped when the reader reads a text differently: features stored by another version are
 # never matched (agree: "version"), since the two readings would not be comparable; they
 # age out with their TTL. Version 1 (no "v" in the JSON) is the reader before relations,
 # signed numbers and command words.
-READER_VERSION = 3  # 3: "non-"/"un-"/"anti-" negate, adjectives before a noun are modifiers
+# 3: "non-"/"un-"/"anti-" negate, adjectives before a noun are modifiers; 4: bare units have a side
+# of "to"/"from" (relations), and the alignment check's words (reader_align.py) are stored too
+READER_VERSION = 4
 
 
 def word_hash(word: str) -> int:
@@ -50,6 +54,9 @@ class Features:
     reversed_order: bool = False  # "descending", "in reverse"
     modifiers: frozenset[int] = frozenset()  # of the qualifiers, adjectives before a noun ("urgent", "dental")
     version: int = READER_VERSION
+    # the content words as the model read them (reader_align.py); None when the text was read
+    # without the model's token states (then the alignment check abstains)
+    alignment: Alignment | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +67,7 @@ class Features:
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
             "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
             "md": sorted(self.modifiers), "ro": self.reversed_order, "v": self.version,
+            "al": self.alignment.to_json() if self.alignment is not None else None,
         }
 
     @classmethod
@@ -75,4 +83,5 @@ class Features:
             qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
             modifiers=frozenset(data.get("md", ())),
             version=int(data.get("v", 1)),
+            alignment=Alignment.from_json(data["al"]) if data.get("al") else None,
         )

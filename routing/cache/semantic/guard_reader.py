@@ -63,6 +63,7 @@ class _Reader:
         self.content: set[int] = set()
         self.order: list[int] = []  # content words in the order they first appear
         self.content_at: list[tuple[int, int]] = []  # (token index, hash) of each content word read
+        self.units_at: list[tuple[int, int]] = []  # (token index, hash) of each bare unit ("kilometers to miles")
         self.reversed_order = False
         self.negative_next = False  # "minus" / "negative" was just read before a number
         self.consumed: set[int] = set()  # token indexes already read as part of something else
@@ -87,7 +88,8 @@ class _Reader:
             dates=frozenset(self.dates), frequency=frozenset(self.frequency), anchors=frozenset(anchors(self.toks)),
             names=frozenset(self.names), identifiers=frozenset(self.identifiers), words=frozenset(self.words),
             content=frozenset(self.content), order=tuple(self.order),
-            relations=frozenset(relations(self.toks, self.content_at)),
+            # units have sides too: "convert kilometers to miles" is not "miles to kilometers"
+            relations=frozenset(relations(self.toks, sorted(self.content_at + self.units_at))),
             qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
             modifiers=frozenset(modifiers(self.toks, self.content_at)),
         )
@@ -242,6 +244,7 @@ class _Reader:
         if (unit := unit_at(self.toks, i, after_number=False)) is not None:
             if not (unit[0] in {"day", "week", "month", "year", "night"} and self._relative_date(i)):
                 self.units.add(unit[0])  # compared as a unit, not as a content word
+                self.units_at.append((i, word_hash(f"unit:{unit[0]}")))
                 self.consumed.update(range(i, i + unit[1]))
                 return i + unit[1]
         if self._date(i, text, low):

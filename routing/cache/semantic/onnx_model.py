@@ -31,7 +31,7 @@ import numpy as np
 
 log = logging.getLogger("gateway.cache")
 
-RECIPE = "minilm-onnx-1"  # bump when build_graph or the quantisation settings change
+RECIPE = "minilm-onnx-2"  # bump when build_graph or the quantisation settings change (2: the token states out too)
 PRECISIONS = ("int8", "fp32")
 _DIM, _HEADS, _HEAD_DIM, _LAYERS, _OPSET = 384, 12, 32, 6, 17
 
@@ -42,8 +42,9 @@ def onnx_available() -> bool:
 
 
 def build_graph(w: dict[str, np.ndarray]) -> Any:
-    """The BERT encoder + mean pooling + L2 norm; input `input_ids` int64 [n], output
-    `embedding` float32 [384]."""
+    """The BERT encoder + mean pooling + L2 norm; input `input_ids` int64 [n], outputs
+    `embedding` float32 [384] and `tokens` float32 [n, 384], the last layer's token states
+    that the mean pools (the alignment check, reader_align.py, reads them: no second pass)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -98,9 +99,11 @@ def build_graph(w: dict[str, np.ndarray]) -> Any:
         x = layer_norm(op("Add", [dense(h, f"{p}output.dense", w[p + "output.dense.weight"],
                                         w[p + "output.dense.bias"]), x]), p + "output.LayerNorm")
     op("LpNormalization", [op("ReduceMean", [x], axes=[0], keepdims=0)], "embedding", axis=-1, p=2)
+    op("Identity", [x], "tokens")
     graph = helper.make_graph(nodes, "all-MiniLM-L6-v2",
                               [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["n"])],
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [_DIM])], inits)
+                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [_DIM]),
+                               helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["n", _DIM])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=8,
                               producer_name="gateway routing.cache.semantic")
     onnx.checker.check_model(model)
