@@ -288,11 +288,6 @@ def markdown_matrix(apps=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def role_names(user) -> list[str]:
-    """The roles `user` holds (for pages that say why something is refused)."""
-    return list(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
-
-
 def grant(user, *roles: str) -> None:
     """Put `user` in the given role groups (creating them if needed: sync_roles)."""
     from django.contrib.auth.models import Group

@@ -126,7 +126,7 @@ def test_the_migration_creates_the_permissions_and_grants_them_itself():
     assert "gateway_admin.view_auditentry" not in held(AUDITORS)
 
 
-def test_the_migration_depends_on_the_latest_migration_it_reads_of_each_app():
+def test_the_migration_depends_on_every_app_whose_permissions_it_grants():
     migration = importlib.import_module("gateway_admin.migrations.0001_roles").Migration
     apps_read = {"auth", "contenttypes", "providers", "billing", "guardrails", "routing", "streaming"}
     assert {app for app, _ in migration.dependencies} == apps_read
