@@ -54,6 +54,9 @@ def test_the_admin_usage_pages_show_every_row(admin_client, extreme_rows):
 
 def test_the_management_api_lists_every_row(extreme_rows):
     user = User.objects.create_user("api", password="x", is_staff=True)
+    from gateway_admin.roles import FINANCE, grant
+
+    grant(user, FINANCE)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     response = client.get("/api/usage/")

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from billing.keys import authenticate, hash_key, issue_key, key_cache
 from billing.models import Budget, UsageRecord, VirtualKey
+from gateway_admin.roles import FINANCE, KEY_MANAGERS, grant
 from gateway_project.errors import AuthenticationFailed
 from tests.factories import RouteFactory, TeamFactory
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def token_client(*, staff: bool = True) -> APIClient:
     user = User.objects.create_user(f"user-{User.objects.count()}", password="x", is_staff=staff)
+    grant(user, KEY_MANAGERS, FINANCE)  # the roles the API's calls here need (docs/security/roles.md)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

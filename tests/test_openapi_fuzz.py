@@ -27,7 +27,10 @@ def staff_token() -> str:
     from django.contrib.auth.models import User
     from rest_framework.authtoken.models import Token
 
+    from gateway_admin.roles import FINANCE, KEY_MANAGERS, grant
+
     user = User.objects.create_user("fuzz-staff", password="x", is_staff=True)
+    grant(user, KEY_MANAGERS, FINANCE)
     return Token.objects.create(user=user).key
 
 

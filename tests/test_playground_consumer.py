@@ -23,7 +23,11 @@ Status = UsageRecord.Status
 
 
 def staff(name="tester", **kw):
-    return get_user_model().objects.create_user(name, password="pw-" + name, is_staff=True, **kw)
+    from gateway_admin.roles import PLAYGROUND_USERS, grant
+
+    user = get_user_model().objects.create_user(name, password="pw-" + name, is_staff=True, **kw)
+    grant(user, PLAYGROUND_USERS)
+    return user
 
 
 async def connect(user):
