@@ -202,7 +202,9 @@ def current_actor() -> Actor:
 # --- the chain --------------------------------------------------------------------------
 
 
-def _at_text(value: dt.datetime) -> str:
+def _at_text(value: dt.datetime | str) -> str:
+    if isinstance(value, str):  # already text (an exported entry)
+        return value
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -387,13 +389,13 @@ def _record_change(spec, instance, action, before, after, using) -> None:
         merged = _merge(prev, action, before, after)
         if merged is not None:
             m_action, m_before, m_after = merged
-            shown_b, shown_a = af.render(spec, m_before, m_after)
+            shown_b, shown_a = af.render(spec, m_before, m_after, instance)
             prev.raw_before, prev.raw_after = m_before, m_after
             _amend(using, state, prev, _text(shown_b), _text(shown_a), m_action)
             return
     if action == "update" and (before is None or after is None or not af.changed(before, after)):
         return
-    shown_b, shown_a = af.render(spec, before, after)
+    shown_b, shown_a = af.render(spec, before, after, instance)
     values = _base_values(current_actor(), action, key[0], key[1], af.describe(spec, instance))
     values.update(before=_text(shown_b), after=_text(shown_a))
     _write(using, values, written=_Written(0, 0, "", key, action, spec, before, after, _context.get(),

@@ -337,8 +337,10 @@ def _url_pair(before: Any, after: Any, *, whole: bool) -> tuple[Any, Any]:
     return b, a
 
 
-def shown_pair(spec: Audited, name: str, before: Any, after: Any) -> tuple[Any, Any]:
-    """One field's before/after as written in the entry (masked)."""
+def shown_pair(spec: Audited, name: str, before: Any, after: Any, instance: models.Model | None = None
+               ) -> tuple[Any, Any]:
+    """One field's before/after as written in the entry (masked). `instance`: its
+    cached related objects name a foreign key without a query."""
     assert spec.model is not None
     if name in spec.secrets:
         return _secret_pair(before, after)
@@ -355,13 +357,18 @@ def shown_pair(spec: Audited, name: str, before: Any, after: Any) -> tuple[Any, 
     if isinstance(f, models.JSONField):
         return _mask_json(before, after)
     if isinstance(f, models.ForeignKey | models.OneToOneField):
-        labels = _related_labels(f.remote_field.model, {before, after})
+        labels = {}
+        if instance is not None and f.is_cached(instance) and (related := getattr(instance, f.name)) is not None:
+            rel_spec = spec_for(type(related))
+            labels[related.pk] = describe(rel_spec, related) if rel_spec is not None else str(related)[:200]
+        labels.update(_related_labels(f.remote_field.model, {i for i in (before, after) if i not in labels}))
         conv = (lambda i: None if i is None else _ref(i, labels.get(i)))  # noqa: E731
         return conv(before), conv(after)
     return before, after
 
 
-def render(spec: Audited, before: dict | None, after: dict | None) -> tuple[dict | None, dict | None]:
+def render(spec: Audited, before: dict | None, after: dict | None, instance: models.Model | None = None
+           ) -> tuple[dict | None, dict | None]:
     """Raw snapshots -> the entry's shown before/after: on a change only the fields that
     differ; on a create (before None) or delete (after None) every field."""
     if before is not None and after is not None:
@@ -372,7 +379,7 @@ def render(spec: Audited, before: dict | None, after: dict | None) -> tuple[dict
     out_b: dict | None = None if before is None else {}
     out_a: dict | None = None if after is None else {}
     for name in sorted(names):
-        b, a = shown_pair(spec, name, (before or {}).get(name), (after or {}).get(name))
+        b, a = shown_pair(spec, name, (before or {}).get(name), (after or {}).get(name), instance)
         if out_b is not None:
             out_b[name] = b
         if out_a is not None:

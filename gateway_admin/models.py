@@ -35,8 +35,7 @@ class AuditEntry(models.Model):
     seq = models.BigIntegerField(unique=True, help_text="Position in the chain: 1, 2, 3, ... without gaps.")
     at = models.DateTimeField(db_index=True)
     actor_type = models.CharField("who (kind)", max_length=12, choices=ActorType.choices)
-    actor = models.CharField("who", max_length=200, db_index=True,
-                             help_text="User name, token prefix, command or task name.")
+    actor = models.CharField("who", max_length=200, help_text="User name, token prefix, command or task name.")
     user_id = models.BigIntegerField(null=True, blank=True, help_text="The user's id when a user acted (copied, not linked).")
     username = models.CharField(max_length=150, blank=True)
     via = models.CharField(max_length=20, help_text="admin, api, web, command, task or system.")
@@ -59,6 +58,7 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit trail"
         indexes = [
             models.Index(fields=["object_type", "object_id", "seq"], name="audit_object"),
+            models.Index(fields=["actor", "seq"], name="audit_actor"),
             models.Index(fields=["actor_type", "seq"], name="audit_actor_type"),
             models.Index(fields=["action", "seq"], name="audit_action"),
             models.Index(fields=["username", "seq"], name="audit_username"),

@@ -537,3 +537,42 @@ def test_models_and_targets_are_recorded_when_a_provider_cascades():
     assert sorted((e.action, e.object_type) for e in mark.entries()) == [
         ("delete", "providers.model"), ("delete", "providers.model"), ("delete", "providers.provider")]
     assert not Model.objects.exists() and not RouteTarget.objects.exists() and not Route.objects.exists()
+
+
+# --- who, from where ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_request_is_the_actor_under_asgi_too(admin_user):
+    """The middleware runs as async middleware under ASGI (no thread hop of its own)."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    token = await sync_to_async(Token.objects.create)(user=admin_user)
+    client = AsyncClient()
+    mark = await sync_to_async(Since)()
+    response = await client.post("/api/teams/", {"name": "async-team"}, content_type="application/json",
+                                 headers={"Authorization": f"Token {token.key}"})
+    assert response.status_code == 201, response.content
+    entry = (await sync_to_async(mark.entries)(object_type="billing.team"))[0]
+    assert (entry.actor_type, entry.username, entry.via) == ("token", "admin", "api")
+    assert entry.remote_addr == "127.0.0.1"
+
+
+def test_who_is_read_from_the_request():
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/oidc/callback/", REMOTE_ADDR="2001:0db8:0000::0001")
+    request.user = AnonymousUser()
+    actor = audit.actor_from_request(request)
+    assert (actor.type, actor.name, actor.via, actor.remote_addr, actor.source) == (
+        "anonymous", "anonymous", "web", "2001:db8::1", "POST /oidc/callback/")
+    request = RequestFactory().get("/admin/", REMOTE_ADDR="not an address", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    request.user = User(username="carol", pk=7)
+    actor = audit.actor_from_request(request)
+    assert (actor.type, actor.name, actor.user_id, actor.remote_addr) == ("user", "carol", 7, "")
+    # X-Forwarded-For is the server's business (uvicorn, FORWARDED_ALLOW_IPS): never read here.
+    request = RequestFactory().get("/admin/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    request.user = User(username="carol", pk=7)
+    assert audit.actor_from_request(request).remote_addr == "10.0.0.5"
