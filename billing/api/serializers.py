@@ -22,6 +22,7 @@ from billing.keys import (
     validate_rate_limits,
 )
 from billing.models import Budget, Team, UsageRecord, VirtualKey
+from providers.secrets import mask_url
 
 class NameRelatedField(serializers.SlugRelatedField):
     """A related object by name. Refuses a NUL character before the lookup: PostgreSQL
@@ -244,7 +245,17 @@ class BudgetSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
+    def to_representation(self, instance) -> dict:
+        """A webhook URL may carry its credential in the path or query (Slack, Teams):
+        shown as scheme and host only. Sending that masked form back keeps the stored URL."""
+        data = super().to_representation(instance)
+        data["webhook_url"] = mask_url(instance.webhook_url)
+        return data
+
     def validate(self, attrs: dict) -> dict:
+        stored = self.instance.webhook_url if self.instance is not None else ""
+        if stored and attrs.get("webhook_url") == mask_url(stored):
+            attrs["webhook_url"] = stored  # the masked form echoed back: unchanged
         budget = copy.copy(self.instance) if self.instance is not None else Budget()  # checked, not saved
         for field, value in attrs.items():
             setattr(budget, field, value)

@@ -416,8 +416,10 @@ def provider_headers(provider: ProviderInfo, scheme: str = "bearer", prefix: str
     headers.update(provider.options.get("headers", {}))
     key = provider.api_key
     if provider.spec.needs_api_key and not key:
-        missing = provider.api_key_ref or "an API key"
-        raise ProviderError(ErrorKind.AUTH, f"{provider.name}: no API key configured ({missing} is not set)")
+        # The reference itself (an env name, a file path, a vault path) is for the gateway's
+        # log (catalogue load), not for clients' error messages.
+        why = " (its key reference could not be read; the gateway's log says why)" if provider.api_key_ref else ""
+        raise ProviderError(ErrorKind.AUTH, f"{provider.name}: no API key configured{why}")
     if key:
         if scheme == "bearer":
             headers["authorization"] = f"Bearer {key}"
