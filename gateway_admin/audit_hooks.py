@@ -107,8 +107,16 @@ def _guarded(receiver):
 _MISSING = object()
 
 
-def _audited_names(spec: af.Audited) -> set[str]:
-    return {f.name for f in spec.fields()} | {f.attname for f in spec.fields()}
+_names: dict[str, frozenset[str]] = {}
+
+
+def _audited_names(spec: af.Audited) -> frozenset[str]:
+    """The recorded fields' names and attnames (cached: checked on every update() of an
+    audited model, e.g. a key's rehash on first use, which touches none of them)."""
+    names = _names.get(spec.label)
+    if names is None:
+        names = _names[spec.label] = frozenset({f.name for f in spec.fields()} | {f.attname for f in spec.fields()})
+    return names
 
 
 def _stored(spec: af.Audited, model: type[models.Model], pk: Any, using: str) -> models.Model | None:
@@ -120,7 +128,7 @@ def _pre_save(sender, instance, raw=False, using=None, update_fields=None, **kwa
     spec = af.spec_for(sender)
     if spec is None or audit.is_suppressed():
         return
-    if update_fields is not None and not set(update_fields) & _audited_names(spec):
+    if update_fields is not None and _audited_names(spec).isdisjoint(update_fields):
         instance.__dict__["_audit_before"] = _MISSING
         return
     before = None
@@ -143,6 +151,9 @@ def _post_save(sender, instance, created=False, update_fields=None, raw=False, u
         after = af.snapshot(spec, instance)
     if created or before is None:
         if spec.when is None or spec.when(after):
+            # A new object has no many-to-many links yet: its entry says so, and the
+            # links set next in the same operation amend it (gateway_admin.audit).
+            after.update({name: [] for name in spec.m2m})
             audit.record_change(spec, instance, "create", None, after, using=using)
         return
     if update_fields is not None:  # fields outside update_fields were not written
@@ -260,7 +271,7 @@ def _wrap_update(update):
     @functools.wraps(update)
     def audited_update(self, **kwargs):
         spec = af.spec_for(self.model)
-        if spec is None or audit.is_suppressed() or not set(kwargs) & _audited_names(spec):
+        if spec is None or audit.is_suppressed() or _audited_names(spec).isdisjoint(kwargs):
             return update(self, **kwargs)
         using = self.db
         base = self.model._base_manager.using(using)

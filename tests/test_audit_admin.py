@@ -52,7 +52,7 @@ def test_the_list_filters_by_object_who_action_channel_and_date(admin_client):
     assert admin_client.get(url, {"action": "update"}).context["cl"].result_list[0].action == "update"
     assert admin_client.get(url, {"actor": "system"}).status_code == 200
     assert admin_client.get(url, {"via": "system"}).status_code == 200
-    assert admin_client.get(url, {"at__gte": "2000-01-01"}).status_code == 200
+    assert admin_client.get(url, {"at__gte": "2000-01-01 00:00:00+00:00"}).status_code == 200
     assert admin_client.get(url, {"q": "listed"}).context["cl"].result_count >= 1
 
 
@@ -150,10 +150,13 @@ def test_the_list_stays_fast_with_100k_entries(admin_client, capsys):
     fill_trail(100_000)
     filled = time.perf_counter() - started
     assert AuditEntry.objects.count() >= 100_000
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # what autovacuum does after a bulk load
+            cursor.execute(f"ANALYZE {AuditEntry._meta.db_table}")
     timings = {}
     for label, params in (("newest page", {}), ("one object", {"object_type": "billing.team", "object_id": "77"}),
                           ("by action", {"action": "update"}), ("by who", {"actor": "alice"}),
-                          ("last 7 days", {"at__gte": "2000-01-01"}), ("search", {"q": "team-9999"})):
+                          ("last 7 days", {"at__gte": "2000-01-01 00:00:00+00:00"}), ("search", {"q": "team-9999"})):
         admin_client.get(reverse(LIST), params)  # warm
         t0, cpu0 = time.perf_counter(), time.process_time()
         with CaptureQueriesContext(connection) as queries:

@@ -576,3 +576,32 @@ def test_who_is_read_from_the_request():
     request = RequestFactory().get("/admin/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="6.6.6.6")
     request.user = User(username="carol", pk=7)
     assert audit.actor_from_request(request).remote_addr == "10.0.0.5"
+
+
+def test_a_guardrail_with_its_scope_from_gateway_import_is_one_entry(tmp_path):
+    route = RouteFactory(name="chat-default")
+    team = TeamFactory(name="research")
+    mark = Since()
+    _import(tmp_path, """
+guardrails:
+  - name: pii-default
+    kind: pii
+    stage: both
+    action: redact
+    scope: {routes: [chat-default], teams: [research]}
+""")
+    entry = mark.one()
+    assert (entry.action, entry.object_type, entry.object_repr) == ("create", "guardrails.guardrail", "pii-default")
+    assert after(entry)["routes"] == [{"id": route.pk, "name": "chat-default"}]
+    assert after(entry)["teams"] == [{"id": team.pk, "name": "research"}] and after(entry)["keys"] == []
+    mark = Since()
+    _import(tmp_path, """
+guardrails:
+  - name: pii-default
+    kind: pii
+    stage: both
+    action: block
+""")
+    entry = mark.one()  # the action and the scope, one change
+    assert before(entry)["action"] == "redact" and after(entry)["action"] == "block"
+    assert after(entry)["routes"] == [] and after(entry)["teams"] == []
