@@ -24,7 +24,7 @@ from billing.keys import issue_key, revoke_key, rotate_key
 from billing.models import Budget, Team, VirtualKey
 from gateway_admin import audit
 from gateway_admin.models import AuditEntry
-from providers.models import Model, ModelPrice, Provider
+from providers.models import HealthCheck, Model, ModelPrice, Provider
 from providers.prices import apply_due_prices, schedule_price
 from routing.models import Route, RouteTarget
 from tests.admin_helpers import errors_text, untouched_form
@@ -605,3 +605,28 @@ guardrails:
     entry = mark.one()  # the action and the scope, one change
     assert before(entry)["action"] == "redact" and after(entry)["action"] == "block"
     assert after(entry)["routes"] == [] and after(entry)["teams"] == []
+
+
+def test_the_public_hook_records_a_write_no_signal_sees():
+    team = TeamFactory(name="raw", rpm_limit=1)
+    mark = Since()
+    with transaction.atomic():
+        Team.objects.raw("SELECT 1")  # stands for raw SQL the hooks cannot see
+        audit.record(team, "update", before={"rpm_limit": 1}, after={"rpm_limit": 2})
+    entry = mark.one()
+    assert (entry.action, before(entry), after(entry)) == ("update", {"rpm_limit": 1}, {"rpm_limit": 2})
+    with pytest.raises(ValueError, match="not an audited model"):
+        audit.record(HealthCheck(ok=True), "create")
+
+
+def test_clearing_a_role_from_the_group_side_records_each_member():
+    group = Group.objects.create(name="Finance-test")
+    members = [User.objects.create_user(f"m{i}") for i in range(2)]
+    group.user_set.add(*members)
+    TeamFactory()
+    mark = Since()
+    group.user_set.clear()
+    entries = mark.entries()
+    assert sorted(e.object_repr for e in entries) == ["m0", "m1"]
+    assert all(before(e) == {"groups": [{"id": group.pk, "name": "Finance-test"}]} and after(e) == {"groups": []}
+               for e in entries)
