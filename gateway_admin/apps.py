@@ -17,3 +17,9 @@ class GatewayAdminAppConfig(AppConfig):
 
         audit_hooks.install()
         audit_admin.register()
+
+        # The role groups get the permissions of models added by later migrations
+        # after every migrate (and test-database flush): gateway_admin.roles.
+        from .roles import connect_post_migrate
+
+        connect_post_migrate()

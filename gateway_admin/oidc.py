@@ -660,6 +660,20 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
         return user
 
     def sign_in_user(self, cfg: Config, claims: dict):
+        """The account and roles the IdP's claims say, recorded in the audit trail as done
+        by the single sign-on of that subject (nobody is signed in yet at the callback)."""
+        from . import audit
+
+        request = getattr(self, "request", None)
+        actor = audit.Actor(
+            "system", f"single sign-on of {username_for(claims['sub'])}"[:200], username=username_for(claims["sub"])[:150],
+            via="oidc", remote_addr=audit.client_address(request) if request is not None else "",
+            source=f"OpenID Connect issuer {cfg.issuer}"[:300] if getattr(cfg, "issuer", "") else "OpenID Connect",
+        )
+        with audit.acting_as(actor):
+            return self._sign_in_user(cfg, claims)
+
+    def _sign_in_user(self, cfg: Config, claims: dict):
         groups = claim_values(claims, cfg.groups_claim)
         roles, superuser = roles_for(groups, cfg)
         if not roles and not superuser:

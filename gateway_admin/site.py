@@ -76,8 +76,8 @@ GROUPS: list[Group] = [
     ),
     Group(
         "access", "People & access", "Who may sign in to this admin, and the management API's tokens.",
-        [("auth", "User"), ("auth", "Group"), ("authtoken", "TokenProxy")],
-        names={"TokenProxy": "Management API tokens"},
+        [("auth", "User"), ("auth", "Group"), ("authtoken", "TokenProxy"), ("gateway_admin", "AuditEntry")],
+        names={"TokenProxy": "Management API tokens", "AuditEntry": "Audit trail"},
     ),
     Group(
         "scheduler", "Scheduled jobs (Celery beat)", "Internals: when health checks, rollups and clean-ups run.",

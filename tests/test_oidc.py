@@ -149,6 +149,19 @@ def test_es256_tokens_are_accepted(sso, idp, client):
     assert role_names(signed_in_user(client)) == {ROUTE_EDITORS}
 
 
+def test_the_audit_trail_names_the_single_sign_on_that_made_the_account(sso, idp, client):
+    from gateway_admin.models import AuditEntry
+
+    idp.user["groups"] = ["gw-finance"]
+    sign_in(client)
+    user = signed_in_user(client)
+    entries = AuditEntry.objects.filter(object_type="auth.user", object_id=str(user.pk))
+    assert entries.exists()
+    for entry in entries:
+        assert entry.actor == f"single sign-on of {user.username}" and entry.via == "oidc", entry.actor
+        assert entry.username == user.username and entry.remote_addr == "127.0.0.1"
+
+
 def test_roles_follow_the_idp_at_every_sign_in(sso, idp, client):
     idp.user["groups"] = ["gw-routes", "gw-keys"]
     sign_in(client)
