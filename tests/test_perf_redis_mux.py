@@ -120,3 +120,53 @@ def test_only_plain_urls_take_the_mux():
     assert not Mux.supports("rediss://127.0.0.1:6379/0")
     assert not Mux.supports("unix:///tmp/redis.sock")
     assert not Mux.supports("redis://127.0.0.1:6379/0?socket_timeout=1")
+
+
+async def test_a_redis_restart_fails_the_commands_in_flight_quietly_and_is_survived(caplog):
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return proc
+            except redis.ConnectionError:
+                import time
+
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    server = start()
+    mux = Mux(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert await mux.execute("ECHO", "up") == "up"
+        async def client(i: int) -> list:
+            out = []
+            for k in range(20):  # each reply is followed by the next command, as admission by settlement
+                out.append(await mux.execute("ECHO", f"{i}:{k}"))
+            return out
+
+        asyncio.get_running_loop().call_later(0.002, server.kill)
+        results = await asyncio.gather(*(client(i) for i in range(200)), return_exceptions=True)
+        server.wait()
+        failed = [r for r in results if isinstance(r, Exception)]
+        assert failed and all(isinstance(r, rx.ConnectionError) for r in failed)
+        assert all(r == [f"{i}:{k}" for k in range(20)] for i, r in enumerate(results) if not isinstance(r, Exception))
+        server = start()
+        assert await mux.execute("ECHO", "back") == "back"  # reconnected to the restarted server
+        assert not [r for r in caplog.records if "socket.send() raised exception" in r.getMessage()]
+    finally:
+        await mux.aclose()
+        server.kill()
+        server.wait()

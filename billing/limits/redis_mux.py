@@ -115,7 +115,9 @@ class _Protocol(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        if self.closed:
+        if not self.closed and self.transport.is_closing():  # lost, its connection_lost still to come
+            self.fail(rx.ConnectionError("Redis connection lost."))
+        if self.closed:  # nothing more is written to it (asyncio would warn of every write)
             future.set_exception(self.error or rx.ConnectionError("Redis connection closed."))
             return future
         self.waiting.append((future, time.monotonic()))
