@@ -227,7 +227,8 @@ class Perf:
     def measure(self, name: str, kind: str, n: int, round_no: int = 0) -> dict:
         gateway, url = self.gateways[name]
         pids = tree(gateway.pid)
-        asyncio.run(self._send_many(url, kind, max(50, n // 5), 8, f"warm-{kind}"))
+        c = self.args.concurrency
+        asyncio.run(self._send_many(url, kind, max(50, n // 5), c, f"warm-{kind}"))
         time.sleep(0.5)
         prof = None
         if self.args.profile:
@@ -240,7 +241,7 @@ class Perf:
             time.sleep(1.0)
         r0, x0, c0 = self.redis_stats(), self.pg_xacts(), cpu_seconds(pids)
         t0 = time.perf_counter()
-        outcomes = asyncio.run(self._send_many(url, kind, n, 8, f"run-{kind}-{round_no}"))
+        outcomes = asyncio.run(self._send_many(url, kind, n, c, f"run-{kind}-{round_no}"))
         wall = time.perf_counter() - t0
         c1 = cpu_seconds(pids)
         time.sleep(1.0)  # the ledger's last batch, background settlement
@@ -314,6 +315,7 @@ def main() -> None:
                    help="--config load: the fake provider's tokens per second (1000: every chunk its own write)")
     p.add_argument("--no-tracing", action="store_true", help="--config load without the OTLP endpoint")
     p.add_argument("-n", type=int, default=2000)
+    p.add_argument("-c", "--concurrency", type=int, default=8, help="clients at once (the load test: 100)")
     p.add_argument("--kinds", default="json,stream")
     p.add_argument("--rounds", type=int, default=1, help="measure each tree and kind this many times, interleaved")
     p.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
