@@ -139,7 +139,7 @@ async def admit(
         return adm
 
     async def load(slot_key: str) -> int:
-        return to_units(await run_db(money.spent_in_period, adm.slot_budgets[slot_key], now))
+        return await _spent_units(adm.slot_budgets[slot_key], slot_key, now)
 
     admitted = await get_limit_store().admit(
         adm.limits, estimated_tokens, adm.slots, to_units(max(estimated_cost, money.ZERO)), load, lease_s
@@ -152,6 +152,31 @@ async def admit(
     adm.reserved = admitted.reservation.amount
     adm.lease = admitted.reservation.lease
     return adm
+
+
+# The ledger reads seeding a slot, in flight, by (event loop, slot key): the requests
+# that find the same slot unseeded at once (a process's first burst, every request in
+# flight after a Redis restart) share one read of its spend instead of each summing the
+# ledger (100 concurrent requests made 100 aggregate queries). The store keeps the
+# first seed whatever (SETNX), and one slot key is one budget in one period, so the
+# shared read is the one each would have made.
+_seeding: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future] = {}
+
+
+async def _spent_units(budget: BudgetInfo, slot_key: str, now: datetime) -> int:
+    key = (asyncio.get_running_loop(), slot_key)
+    reading = _seeding.get(key)
+    if reading is None:
+        reading = _seeding[key] = asyncio.ensure_future(run_db(money.spent_in_period, budget, now))
+        reading.add_done_callback(lambda done, key=key: _seeded(key, done))
+    return to_units(await asyncio.shield(reading))
+
+
+def _seeded(key: tuple[asyncio.AbstractEventLoop, str], done: asyncio.Future) -> None:
+    if _seeding.get(key) is done:
+        del _seeding[key]
+    if not done.cancelled():
+        done.exception()  # retrieved: every waiter may have gone (cancelled) before it ended
 
 
 async def renew(adm: Admission, lease_s: float) -> bool:
