@@ -224,6 +224,22 @@ class Perf:
                                f"WHERE datname = '{self.gw.pg_db}'")
         return int(rows[0][0])
 
+    def pg_tables(self) -> dict[str, int]:
+        """Index and sequential scans per table of the scratch database (which tables the
+        requests read), and rows inserted."""
+        if not self.args.postgres:
+            return {}
+        import psycopg
+
+        with psycopg.connect(self.gw.db_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            rows = conn.execute("SELECT relname, COALESCE(idx_scan, 0) + COALESCE(seq_scan, 0), n_tup_ins "
+                                "FROM pg_stat_user_tables").fetchall()
+        out = {}
+        for table, scans, inserted in rows:
+            out[f"{table} scans"] = int(scans)
+            out[f"{table} inserts"] = int(inserted)
+        return out
+
     def measure(self, name: str, kind: str, n: int, round_no: int = 0) -> dict:
         gateway, url = self.gateways[name]
         pids = tree(gateway.pid)
@@ -239,6 +255,8 @@ class Perf:
                                      "-r", "250", "--nonblocking", "--gil", *(["--native"] if self.args.native else [])], env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             time.sleep(1.0)
+        time.sleep(0.6)  # pg_stat_* are flushed by the backends at most every 0.5 s
+        t_0 = self.pg_tables()
         r0, x0, c0 = self.redis_stats(), self.pg_xacts(), cpu_seconds(pids)
         t0 = time.perf_counter()
         outcomes = asyncio.run(self._send_many(url, kind, n, c, f"run-{kind}-{round_no}"))
@@ -246,6 +264,7 @@ class Perf:
         c1 = cpu_seconds(pids)
         time.sleep(1.0)  # the ledger's last batch, background settlement
         c2, r1, x1 = cpu_seconds(pids), self.redis_stats(), self.pg_xacts()
+        t_1 = self.pg_tables()
         if prof is not None:
             prof.send_signal(2)
             prof.wait(60)
@@ -257,10 +276,12 @@ class Perf:
             "redis_per_request": round(sum(redis_calls.values()) / n, 3),
             "redis_by_command": {k: round(v / n, 3) for k, v in sorted(redis_calls.items())},
             "pg_xacts_per_request": None if x0 is None else round((x1 - x0 - 2) / n, 3),  # -2: our own two reads
+            "pg_tables_per_request": {k: round((v - t_0.get(k, 0)) / n, 3) for k, v in sorted(t_1.items())
+                                      if v - t_0.get(k, 0) > 0},
         }
         log(f"{name} {kind}: {result['cpu_ms_per_request']} ms CPU/request ({result['cpu_ms_per_request_incl_tail']} "
             f"with the tail), redis {result['redis_per_request']}/request {result['redis_by_command']}, "
-            f"pg xacts {result['pg_xacts_per_request']}/request, {dict(outcomes)}")
+            f"pg xacts {result['pg_xacts_per_request']}/request {result['pg_tables_per_request']}, {dict(outcomes)}")
         if prof is not None:
             result["profile"] = summarize(Path(self.args.profile) / f"{name}-{kind}-{round_no}.collapsed", self.args.top)
         return result
