@@ -33,6 +33,7 @@ class Snapshot(Generic[T]):
         self._loaded_at = 0.0
         self._generation = 0
         self._inflight: asyncio.Task | None = None
+        self._inflight_generation = 0
 
     def invalidate(self) -> None:
         """Force a re-read on next use (post-save signals in the editing process)."""
@@ -59,7 +60,10 @@ class Snapshot(Generic[T]):
     def _refresh_task(self) -> asyncio.Task:
         loop = asyncio.get_running_loop()
         task = self._inflight
-        if task is None or task.done() or task.get_loop() is not loop:
+        # A refresh started before the last invalidate() reads what was there before it:
+        # it must not serve the requests that come after (a new one is started for them).
+        if task is None or task.done() or task.get_loop() is not loop or self._inflight_generation != self._generation:
+            self._inflight_generation = self._generation
             task = self._inflight = loop.create_task(self._refresh(), context=logs.detached())  # serves every request
             task.add_done_callback(_log_failure)
         return task
