@@ -84,16 +84,25 @@ def _log_failure(task: asyncio.Task) -> None:
 
 class KeyedCache(Generic[T]):
     """Per-key values (e.g. virtual keys by hash): an entry older than `ttl` is
-    re-read before use; if that read fails, the last good entry is served."""
+    re-read before use; if that read fails, the last good entry is served.
+
+    Reads are single-flight per key: the requests that find the same key missing or
+    expired at once share one read (at 64 clients of one key, every request used to
+    re-read it when it expired). A read started before `clear()` is never shared with
+    the requests after it (it may hold what the clear was for)."""
 
     def __init__(self, loader: Callable[[str], T], ttl: Callable[[], float], max_entries: int = 100_000) -> None:
         self._loader = loader
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[str, tuple[float, T]] = {}
+        self._inflight: dict[str, tuple[int, asyncio.Task]] = {}
+        self._generation = 0
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
+        self._inflight.clear()
 
     async def get(self, key: str) -> T:
         now = time.monotonic()
@@ -101,13 +110,42 @@ class KeyedCache(Generic[T]):
         if hit is not None and now - hit[0] < self._ttl():
             return hit[1]
         try:
-            value = await run_db(self._loader, key)
+            value = await asyncio.shield(self._read(key))  # a cancelled request leaves the read to the others
         except Exception:
             if hit is None:
                 raise
             log.warning("serving stale entry: refresh failed", exc_info=True)
             return hit[1]
-        if len(self._entries) >= self._max:
-            self._entries.clear()  # crude but bounded: a flood of unknown keys cannot grow memory
-        self._entries[key] = (now, value)
         return value
+
+    def _read(self, key: str) -> asyncio.Task:
+        loop = asyncio.get_running_loop()
+        shared = self._inflight.get(key)
+        if shared is not None:
+            generation, task = shared
+            if generation == self._generation and not task.done() and task.get_loop() is loop:
+                return task
+        task = loop.create_task(self._load(key, self._generation))
+        task.add_done_callback(_retrieved)
+        self._inflight[key] = (self._generation, task)
+        return task
+
+    async def _load(self, key: str, generation: int) -> T:
+        started = time.monotonic()
+        try:
+            value = await run_db(self._loader, key)
+        finally:
+            shared = self._inflight.get(key)
+            if shared is not None and shared[1] is asyncio.current_task():
+                del self._inflight[key]
+        if generation == self._generation:
+            if len(self._entries) >= self._max:
+                self._entries.clear()  # crude but bounded: a flood of unknown keys cannot grow memory
+            self._entries[key] = (started, value)
+        return value
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """A shared read whose every waiter was cancelled: its outcome is nobody's to log."""
+    if not task.cancelled():
+        task.exception()
