@@ -114,6 +114,7 @@ class Usage:
     estimated: bool = False
     cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # of prompt_tokens: written to it
+    reasoning_tokens: int = 0  # of completion_tokens: the model's reasoning (thinking), billed as output
 
     @property
     def total_tokens(self) -> int:

@@ -53,7 +53,8 @@ TTFT = Histogram(
 TOKENS = Counter(
     "gateway_tokens_total",
     "Tokens by type: input (all prompt tokens), output, cache_read and cache_write (the parts of input "
-    "read from or written to the provider's prompt cache)",
+    "read from or written to the provider's prompt cache), reasoning (the part of output the model spent "
+    "reasoning, where the provider reports it)",
     (*LABELS, "team", "type"),
 )
 COST = Counter("gateway_cost_usd_total", "Spend in USD", (*LABELS, "team"))
@@ -86,14 +87,14 @@ class RequestSeries:
     TTFT and cost are created on first use, as `labels()` would (a route that never
     streams or never costs shows no such series)."""
 
-    __slots__ = ("labels", "team", "latency", "overhead", "tokens", "_ttft", "_cost", "_requests")
+    __slots__ = ("labels", "team", "latency", "overhead", "tokens", "_ttft", "_cost", "_reasoning", "_requests")
 
     def __init__(self, labels: tuple[str, str, str], team: str) -> None:
         self.labels, self.team = labels, team
         self.latency = LATENCY.labels(*labels)
         self.overhead = OVERHEAD.labels(*labels)
         self.tokens = tuple(TOKENS.labels(*labels, team, kind) for kind in ("input", "output", "cache_read", "cache_write"))
-        self._ttft = self._cost = None
+        self._ttft = self._cost = self._reasoning = None
         self._requests: dict[tuple[str, str, bool], object] = {}
 
     def requests(self, status: str, error_kind: str, stream: bool):
@@ -109,6 +110,12 @@ class RequestSeries:
         if self._ttft is None:
             self._ttft = TTFT.labels(*self.labels)
         return self._ttft
+
+    @property
+    def reasoning(self):
+        if self._reasoning is None:
+            self._reasoning = TOKENS.labels(*self.labels, self.team, "reasoning")
+        return self._reasoning
 
     @property
     def cost(self):

@@ -296,6 +296,8 @@ def _observe(entry: UsageEntry, call: Call) -> None:
     tokens_out.inc(entry.completion_tokens)
     cache_read.inc(entry.cache_read_tokens)
     cache_write.inc(entry.cache_write_tokens)
+    if call.usage is not None and call.usage.reasoning_tokens:
+        series.reasoning.inc(call.usage.reasoning_tokens)
     if entry.cost_usd:
         series.cost.inc(float(entry.cost_usd))
 

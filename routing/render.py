@@ -64,6 +64,8 @@ def _usage_json(usage) -> dict:
     }
     if usage.cache_read_tokens:  # as OpenAI reports prompt-cache reads, whichever provider served them
         body["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+    if usage.reasoning_tokens:  # as OpenAI reports reasoning models' thinking, whichever provider served them
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return body
 
 

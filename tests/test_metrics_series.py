@@ -136,3 +136,26 @@ def test_metrics_refuse_addresses_outside_the_allowlist(gateway, settings):
     assert scrape(gateway)
     settings.GATEWAY_METRICS_ALLOW = []  # empty: any address
     assert scrape(gateway)
+
+
+def test_reasoning_tokens_are_a_token_type_of_their_own(fake_openai, build, openai_client, gateway):
+    """Reasoning models report the thinking part of their output (OpenAI's
+    completion_tokens_details.reasoning_tokens): counted as output and as reasoning,
+    and passed on to the client in the same field."""
+    _, model = build.openai_route(fake_openai, provider_name="m-reasoning")
+
+    def reasoning(body):
+        if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+            body["usage"]["completion_tokens"] = 40
+            body["usage"]["total_tokens"] = body["usage"]["prompt_tokens"] + 40
+            body["usage"]["completion_tokens_details"] = {"reasoning_tokens": 32, "audio_tokens": 0}
+        return body
+
+    fake_openai.mangle(reasoning)
+    reply = ask(openai_client(build.key()))
+    assert reply.usage.completion_tokens == 40
+    assert reply.usage.completion_tokens_details.reasoning_tokens == 32
+    samples = scrape(gateway)
+    labels = {"provider": "m-reasoning", "model": f"m-reasoning/{model.name}"}
+    assert value(samples, "gateway_tokens_total", **labels, type="output") == 40
+    assert value(samples, "gateway_tokens_total", **labels, type="reasoning") == 32

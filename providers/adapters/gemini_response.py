@@ -79,6 +79,7 @@ def usage_of(meta: Any, provider: str) -> Usage | None:
     usage = Usage.reported(provider, count("promptTokenCount") + count("toolUsePromptTokenCount"),
                            count("candidatesTokenCount") + count("thoughtsTokenCount"))
     usage.cache_read_tokens = min(cached, usage.prompt_tokens)
+    usage.reasoning_tokens = min(count("thoughtsTokenCount"), usage.completion_tokens)
     return usage
 
 

@@ -37,6 +37,10 @@ def _usage(data: Any, provider: str) -> Usage | None:
     elif "prompt_cache_hit_tokens" in data:  # DeepSeek's name for the same
         cached = reported_tokens(data["prompt_cache_hit_tokens"], provider, "prompt_cache_hit_tokens", optional=True)
         usage.cache_read_tokens = min(cached, usage.prompt_tokens)
+    out = data.get("completion_tokens_details")
+    if isinstance(out, dict):  # o-series and other reasoning models: part of completion_tokens
+        reasoning = reported_tokens(out.get("reasoning_tokens"), provider, "reasoning_tokens", optional=True)
+        usage.reasoning_tokens = min(reasoning, usage.completion_tokens)
     return usage
 
 
