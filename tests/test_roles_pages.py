@@ -5,7 +5,6 @@ opens neither."""
 
 from __future__ import annotations
 
-import asyncio
 
 import orjson
 import pytest
@@ -81,16 +80,7 @@ def test_the_playground_page_needs_a_staff_sign_in(client):
 # --- the playground websocket -------------------------------------------------------------------
 
 
-def run(coro):
-    from providers.http import close_session
-
-    async def wrapped():
-        try:
-            return await coro
-        finally:
-            await close_session()
-
-    return asyncio.run(wrapped())
+from tests.test_playground_consumer import run  # noqa: E402  (asyncio.run closing the loop's HTTP session)
 
 
 async def open_socket(user):
