@@ -106,6 +106,8 @@ class _Checkpointer:
         self.path = path
         self.pid = os.getpid()
         self.commits = 0
+        self.busy_restarts = 0  # RESTART checkpoints a reader (or another process) was in the way of
+        self.warned_at_frames = 0
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.run, name="ledger-wal-checkpoint", daemon=True)
@@ -151,4 +153,14 @@ class _Checkpointer:
         _, log_frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if log_frames > RESTART_FRAMES:
             with self:
-                connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                busy, log_frames, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            if busy:
+                self.busy_restarts += 1
+                # A connection with an open read snapshot pins the log: say so once per
+                # doubling, with the size, so an operator can find the long reader.
+                if log_frames >= 2 * max(self.warned_at_frames, RESTART_FRAMES * 4):
+                    self.warned_at_frames = log_frames
+                    log.warning("the ledger database's write-ahead log holds %d frames and cannot restart: "
+                                "a long-running reader or another process keeps an old snapshot open", log_frames)
+            else:
+                self.warned_at_frames = 0

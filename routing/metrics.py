@@ -148,8 +148,9 @@ BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 async def breaker_families() -> list[Metric]:
-    """gateway_breaker_state{route,provider,model} and gateway_breaker_opens_total (the
-    transitions into open: closed -> open and a failed half-open probe), for every
+    """gateway_breaker_state{route,provider,model}, gateway_breaker_opens_total (the
+    transitions into open: closed -> open and a failed half-open probe) and
+    gateway_breaker_transitions_total{...,to} (open, half_open, closed), for every
     target of every enabled route, from the breaker store: one statuses() call (one
     Redis round trip) per route. With Redis the figures are the shared ones, the
     same whichever process is scraped. An unreachable store leaves both out."""
@@ -160,6 +161,10 @@ async def breaker_families() -> list[Metric]:
                               labels=list(LABELS))
     opens = CounterMetricFamily("gateway_breaker_opens", "Times the breaker opened (closed -> open, and a failed "
                                 "half-open probe), as the breaker store counts them", labels=list(LABELS))
+    transitions = CounterMetricFamily(
+        "gateway_breaker_transitions", "Breaker state changes by the state entered: open (tripped or a failed "
+        "probe), half_open (a probe let through after the cooldown), closed (a probe succeeded or an operator "
+        "reset it)", labels=[*LABELS, "to"])
     try:
         table = await routing_table.get()
         store = get_breaker_store()
@@ -172,10 +177,13 @@ async def breaker_families() -> list[Metric]:
                 labels = [route.name, t.model.provider.name, t.model.label]
                 state.add_metric(labels, BREAKER_STATE_VALUES[status.state.value])
                 opens.add_metric(labels, status.opens)
+                transitions.add_metric([*labels, "open"], status.opens)
+                transitions.add_metric([*labels, "half_open"], status.half_opens)
+                transitions.add_metric([*labels, "closed"], status.closes)
     except Exception:  # noqa: BLE001 - a scrape must not fail because one source is down
         log.warning("metrics: breaker states could not be read", exc_info=True)
         return []
-    return [state, opens]
+    return [state, opens, transitions]
 
 
 def budget_families() -> list[Metric]:

@@ -62,7 +62,8 @@ def _ollama_server():
 
 
 def _fresh(fake):
-    saved = {k: getattr(fake, k) for k in ("reply_text", "prompt_tokens", "completion_tokens", "chunk_delay")}
+    saved = {k: getattr(fake, k) for k in ("reply_text", "prompt_tokens", "completion_tokens", "chunk_delay",
+                                          "api_key")}  # a test that changes the upstream key gets it back
     fake.reset()
     yield fake
     fake.reset()

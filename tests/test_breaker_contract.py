@@ -225,6 +225,31 @@ async def test_late_non_probe_results_do_not_change_open_or_half_open(env):
     assert (status.state, status.opens, status.probe_in_flight) == (State.HALF_OPEN, 1, True)
 
 
+async def test_every_transition_is_counted_and_the_counts_outlive_closing(env):
+    """open (tripped, failed probe), half_open (a probe after the cooldown; a probe
+    re-granted after a timeout is not a new transition), closed (a probe succeeded, an
+    operator reset an open breaker; resetting a closed one is no transition)."""
+    def counts(status):
+        return status.opens, status.half_opens, status.closes
+
+    await env.open_then_probe()
+    assert counts(await env.store.status(T, FAST)) == (1, 1, 0)
+    await env.advance(FAST.probe_timeout_s)  # the probe timed out: the next caller probes, still half-open
+    assert await env.store.admit(T, FAST) == Permit.PROBE
+    assert counts(await env.store.status(T, FAST)) == (1, 1, 0)
+    assert await env.store.record(T, FAST, success=False, probe=True) == State.OPEN
+    await env.advance(FAST.cooldown_s)
+    assert await env.store.admit(T, FAST) == Permit.PROBE
+    assert await env.store.record(T, FAST, success=True, probe=True) == State.CLOSED
+    assert counts(await env.store.status(T, FAST)) == (2, 2, 1)
+    await env.store.reset(T)  # already closed: nothing to count
+    assert counts(await env.store.status(T, FAST)) == (2, 2, 1)
+    await env.fail(FAST, 3)
+    await env.store.reset(T)  # an operator closes an open breaker
+    status = await env.store.status(T, FAST)
+    assert (status.state, *counts(status)) == (State.CLOSED, 3, 2, 2)
+
+
 # --- admin, batches --------------------------------------------------------------
 async def test_reset_closes_and_clears_but_keeps_opens(env):
     await env.fail(FAST, 3)
@@ -328,8 +353,8 @@ async def test_redis_keys_are_namespaced_and_expire(redis_store):
     assert all(0 < sync.ttl(key) <= 86_400 for key in sync.keys("*"))
     for _ in range(2):  # the third failure opens it
         await redis_store.record(T, FAST, success=False)
-    await redis_store.reset(T)  # `opens` survives the reset, still with a TTL
-    assert sync.hgetall(f"gw:brk:{T}") == {"op": "1"}
+    await redis_store.reset(T)  # the transition counters survive the reset, still with a TTL
+    assert sync.hgetall(f"gw:brk:{T}") == {"op": "1", "cl": "1"}
     assert 0 < sync.ttl(f"gw:brk:{T}") <= 86_400
 
 

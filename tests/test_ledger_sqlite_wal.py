@@ -45,7 +45,27 @@ def test_continuous_writes_keep_the_log_bounded(monkeypatch):
     assert UsageRecord.objects.count() == 2001
     # Without the checkpointer the log would hold every frame (~100 MB); with it the
     # log restarts from the beginning each time it passes RESTART_FRAMES.
-    assert size < 20 * 1024 * 1024, f"WAL grew to {size / 1e6:.1f} MB"
+    assert size < 20 * 1024 * 1024, f"WAL grew to {size / 1e6:.1f} MB; {_who_pins_the_log()}"
+
+
+def _who_pins_the_log() -> str:
+    """What keeps the log from restarting: the checkpointer's busy rounds and every open
+    SQLite connection of this process that is inside a transaction, with the threads."""
+    import gc
+    import sqlite3
+    import threading
+
+    checkpointer = sqlite_wal._checkpointers.get(str(connection.settings_dict["NAME"]))
+    open_txn = [c for c in gc.get_objects() if isinstance(c, sqlite3.Connection) and c.in_transaction]
+    cursors = sum(1 for c in gc.get_objects() if isinstance(c, sqlite3.Cursor))
+    probe = sqlite3.connect(str(connection.settings_dict["NAME"]), timeout=0, isolation_level=None)
+    try:
+        result = probe.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    finally:
+        probe.close()
+    return (f"busy restarts {getattr(checkpointer, 'busy_restarts', None)}, restart now {result}, "
+            f"connections in a transaction {len(open_txn)}, live cursors {cursors}, "
+            f"threads {sorted(t.name for t in threading.enumerate())}")
 
 
 def test_a_batch_is_one_statement_and_idempotent():

@@ -107,6 +107,27 @@ def test_breaker_state_and_opens_are_read_from_the_breaker_store(fake_openai, bu
     samples = scrape(gateway)
     assert value(samples, "gateway_breaker_state", **labels) == 2
     assert value(samples, "gateway_breaker_opens_total", **labels) == 1
+    assert [value(samples, "gateway_breaker_transitions_total", **labels, to=to)
+            for to in ("open", "half_open", "closed")] == [1, 0, 0]
+
+
+def test_breaker_transitions_count_half_open_and_closed(fake_openai, build, openai_client, gateway):
+    import time
+
+    import openai
+
+    _, model = build.openai_route(fake_openai, provider_name="m-cycle", breaker_failure_threshold=1,
+                                  breaker_cooldown_s=0.2)
+    labels = {"route": "chat-default", "provider": model.provider.name, "model": f"{model.provider.name}/{model.name}"}
+    fake_openai.fail(500)
+    with pytest.raises(openai.APIStatusError):
+        ask(openai_client(build.key()))
+    time.sleep(0.3)  # past the cooldown: the next request is the probe, and it succeeds
+    ask(openai_client(build.key()))
+    samples = scrape(gateway)
+    assert value(samples, "gateway_breaker_state", **labels) == 0
+    assert [value(samples, "gateway_breaker_transitions_total", **labels, to=to)
+            for to in ("open", "half_open", "closed")] == [1, 1, 1]
 
 
 def test_budget_remaining_is_the_limit_minus_the_ledger_spend_per_team(fake_openai, build, openai_client, gateway):

@@ -86,6 +86,8 @@ class BreakerStatus:
     retry_in_s: float | None  # seconds until half-open when open (0 = the next admit probes), else None
     opens: int  # times this breaker has opened (lifetime counter, for metrics/tests)
     probe_in_flight: bool
+    half_opens: int = 0  # times it went from open to half-open (a probe was let through after the cooldown)
+    closes: int = 0  # times it closed again: a probe succeeded, or an operator reset it
 
 
 @dataclass(frozen=True, slots=True)

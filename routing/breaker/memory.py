@@ -34,6 +34,8 @@ class _Breaker:
     opened_at: float | None = None
     probe_at: float | None = None
     opens: int = 0
+    half_opens: int = 0
+    closes: int = 0
     # one [index, requests, failures] per slot; index -1 marks an empty slot
     buckets: list[list[int]] = field(default_factory=lambda: [[-1, 0, 0] for _ in range(WINDOW_BUCKETS)])
 
@@ -53,6 +55,10 @@ class _Breaker:
     def open(self, now: float) -> None:
         self.state, self.opened_at, self.probe_at = State.OPEN, now, None
         self.opens += 1
+
+    def closed(self) -> "_Breaker":
+        """A fresh closed breaker that keeps the lifetime transition counters."""
+        return _Breaker(opens=self.opens, half_opens=self.half_opens, closes=self.closes + 1)
 
 
 @dataclass(slots=True)
@@ -86,6 +92,8 @@ class InProcessBreakerStore(BreakerStore):
                     return Permit.REJECTED
             elif breaker.probe_at is not None and now - breaker.probe_at < policy.probe_timeout_s:
                 return Permit.REJECTED  # half-open, a live probe is in flight
+            if breaker.state == State.OPEN:
+                breaker.half_opens += 1
             breaker.state, breaker.probe_at = State.HALF_OPEN, now
             return Permit.PROBE
 
@@ -106,7 +114,7 @@ class InProcessBreakerStore(BreakerStore):
                     breaker.open(now)
             elif breaker.state == State.HALF_OPEN and probe:
                 if success:
-                    self._breakers[target] = _Breaker(opens=breaker.opens)
+                    self._breakers[target] = breaker.closed()
                 else:
                     breaker.open(now)
             # otherwise a late result (or a stale probe while open): ignored
@@ -134,6 +142,8 @@ class InProcessBreakerStore(BreakerStore):
             opened_at=breaker.opened_at,
             retry_in_s=retry_in,
             opens=breaker.opens,
+            half_opens=breaker.half_opens,
+            closes=breaker.closes,
             probe_in_flight=(
                 breaker.state == State.HALF_OPEN
                 and breaker.probe_at is not None
@@ -145,7 +155,9 @@ class InProcessBreakerStore(BreakerStore):
         with self._lock:
             old = self._breakers.get(target)
             if old is not None:
-                self._breakers[target] = _Breaker(opens=old.opens)
+                # an operator's reset closes an open breaker (counted) or clears a closed one's window
+                self._breakers[target] = old.closed() if old.state != State.CLOSED else \
+                    _Breaker(opens=old.opens, half_opens=old.half_opens, closes=old.closes)
 
     async def record_latency(
         self, target: str, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2

@@ -6,7 +6,9 @@ the processes do not matter. The scripts mirror base.py and memory.py line for l
 
 Keys (hashes; each write refreshes a TTL so idle targets expire):
   gw:brk:<breaker key>  st (absent = closed), cf consecutive failures, oa opened_at,
-                        pa probe granted at, op opens, i<k>/r<k>/f<k> window slot k
+                        pa probe granted at, op opens, ho half-opens, cl closes (the
+                        lifetime transition counters, kept when it closes),
+                        i<k>/r<k>/f<k> window slot k
                         (bucket index, requests, failures) for k in 0..5
   gw:lat:<stats key>    t total EWMA, f ttft EWMA, n samples
 Floats are stored with "%.17g" so they round-trip exactly.
@@ -45,6 +47,16 @@ local function now_s()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local function f(x) return string.format('%.17g', x) end
+-- closed again: the window and state go, the lifetime transition counters stay
+local function close(key, counted)
+  local c = redis.call('HMGET', key, 'op', 'ho', 'cl')
+  redis.call('DEL', key)
+  if counted then c[3] = tonumber(c[3] or '0') + 1 end
+  local names = {{'op', 'ho', 'cl'}}
+  for i = 1, 3 do
+    if c[i] then redis.call('HSET', key, names[i], c[i]) end
+  end
+end
 local function load(key)
   local flat = redis.call('HGETALL', key)
   local h = {{}}
@@ -77,6 +89,7 @@ if v[1] == 'open' then
 elseif v[3] and now - tonumber(v[3]) < tonumber(ARGV[2]) then
   return 'rejected'  -- half-open, a live probe is in flight
 end
+if v[1] == 'open' then redis.call('HINCRBY', key, 'ho', 1) end
 redis.call('HSET', key, 'st', 'half_open', 'pa', f(now))
 redis.call('EXPIRE', key, ARGV[3])
 return 'probe'
@@ -114,9 +127,7 @@ local function record(key, A)
     end
   elseif st == 'half_open' and probe then
     if success then
-      local opens = h.op
-      redis.call('DEL', key)
-      if opens then redis.call('HSET', key, 'op', opens) end
+      close(key, true)
       st = 'closed'
     else
       st = open()
@@ -146,7 +157,8 @@ for i, key in ipairs(KEYS) do
   if st == 'open' then retry = f(math.max(0, tonumber(h.oa) + cooldown - now)) end
   local probing = 0
   if st == 'half_open' and h.pa and now - tonumber(h.pa) < probe_timeout then probing = 1 end
-  out[i] = {st, tonumber(h.cf or '0'), req, fail, h.oa or '', retry, tonumber(h.op or '0'), probing}
+  out[i] = {st, tonumber(h.cf or '0'), req, fail, h.oa or '', retry, tonumber(h.op or '0'), probing,
+            tonumber(h.ho or '0'), tonumber(h.cl or '0')}
 end
 return out
 """
@@ -156,14 +168,11 @@ _RELEASE = """
 if redis.call('HGET', KEYS[1], 'st') == 'half_open' then redis.call('HDEL', KEYS[1], 'pa') end
 """
 
-# KEYS[1] breaker; ARGV ttl
-_RESET = """
-local opens = redis.call('HGET', KEYS[1], 'op')
-redis.call('DEL', KEYS[1])
-if opens then
-  redis.call('HSET', KEYS[1], 'op', opens)
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
+# KEYS[1] breaker; ARGV ttl: an operator's reset (an open or half-open breaker's close counts)
+_RESET = _PRELUDE + """
+local st = redis.call('HGET', KEYS[1], 'st')
+close(KEYS[1], st == 'open' or st == 'half_open')
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 """
 
 _LATENCY_FN = """
@@ -322,7 +331,7 @@ class RedisBreakerStore(BreakerStore):
 
 
 def _status_from_row(row: list) -> BreakerStatus:
-    state, consecutive, requests, failures, opened_at, retry_in, opens, probing = row
+    state, consecutive, requests, failures, opened_at, retry_in, opens, probing, half_opens, closes = row
     return BreakerStatus(
         state=State(state),
         consecutive_failures=int(consecutive),
@@ -332,4 +341,6 @@ def _status_from_row(row: list) -> BreakerStatus:
         retry_in_s=float(retry_in) if retry_in != "" else None,
         opens=int(opens),
         probe_in_flight=bool(probing),
+        half_opens=int(half_opens),
+        closes=int(closes),
     )
