@@ -63,7 +63,7 @@ def test_bare_units_have_sides_of_to() -> None:
                  0.99) == "word order"
     assert agree(features("How do I convert pounds to kilograms?"),
                  features("What's the way to convert pounds into kilograms?"), 0.99) is None
-    assert READER_VERSION == 4
+    assert READER_VERSION >= 4
 
 
 def test_a_question_keeps_hashes_rarity_and_int8_vectors_of_its_content_words() -> None:

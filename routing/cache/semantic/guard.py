@@ -29,6 +29,10 @@ move. The guard reads those words and vetoes a match when they disagree:
     narrower    one text is not the other plus a condition, a kind or an adjective before a noun
                 ("how much caffeine is safe per day" is not "... per day during pregnancy", "rice"
                 is not "brown rice", "passport renewal" is not "urgent passport renewal")
+    function    the same senses of the small words (guard_function.py): what is asked (how / why /
+                when / where / who / how many / yes-no), modality (can / should / must / will), scope
+                (all / some / only / most), time relation (before / after / during), format (a list /
+                a table / in one sentence)
     version     both read by the same version of the reader (READER_VERSION)
 
 and then, when both questions were read with the model's token states, the alignment check
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 from . import vocabulary as V
 from .guard_features import Features, word_hash
+from .guard_function import differ as function_words_differ
 from .guard_reader import features
 from .reader_align import aligned_veto
 
@@ -68,6 +73,8 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "units"
     if a.negated != b.negated:
         return "negation"
+    if reason := function_words_differ(a.function, b.function):
+        return reason  # "can" / "should", "how" / "why", "all" / "some", "before" / "after", "list" / "table"
     if _opposed(a.opposites, b.opposites) or _particles_opposed(a.particles, b.particles):
         return "opposites"
     if a.reversed_order != b.reversed_order:
@@ -161,15 +168,23 @@ _BY = word_hash("by")
 
 
 def _roles_swapped(a: Features, b: Features) -> bool:
-    """The same content words in the same order but two, which trade places across a word between
-    them ("landlord evict tenant" / "tenant evict landlord", "dog eat cat food" / "cat eat dog
-    food"). Neighbours trading places ("rent or buy" / "buy or rent") ask the same, and so does a
-    passive in one text only ("Shakespeare wrote Hamlet" / "Hamlet was written by Shakespeare")."""
+    """The same content words in the same order but two, which trade places across something
+    between them ("landlord evict tenant" / "tenant evict landlord", "dog eat cat food" / "cat eat
+    dog food", "in Tokyo when it's noon in London", "can my employer sue me" / "can I sue my
+    employer": the asker counts as a word). Neighbours trade places in a rewording ("rent or buy" /
+    "buy or rent", "Japan's currency" / "the currency used in Japan") unless a clause stands between
+    them in both texts; a passive in one text only asks the same ("Shakespeare wrote Hamlet" /
+    "Hamlet was written by Shakespeare")."""
     if a.content != b.content or len(a.order) != len(b.order) or (_BY in a.words) != (_BY in b.words):
         return False
     moved = [k for k, (x, y) in enumerate(zip(a.order, b.order)) if x != y]
-    return (len(moved) == 2 and moved[1] - moved[0] >= 2
-            and a.order[moved[0]] == b.order[moved[1]] and a.order[moved[1]] == b.order[moved[0]])
+    if not (len(moved) == 2 and a.order[moved[0]] == b.order[moved[1]] and a.order[moved[1]] == b.order[moved[0]]):
+        return False
+    if moved[1] - moved[0] >= 2:
+        return True
+    x, y = a.order[moved[0]], a.order[moved[1]]
+    pair = (min(x, y), max(x, y))
+    return pair in a.apart and pair in b.apart
 
 
 def _narrower(a: Features, b: Features) -> bool:

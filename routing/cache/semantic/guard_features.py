@@ -22,7 +22,8 @@ _HASH_KEY = b"gateway-semantic-guard-v1"
 # signed numbers and command words.
 # 3: "non-"/"un-"/"anti-" negate, adjectives before a noun are modifiers; 4: bare units have a side
 # of "to"/"from" (relations), and the alignment check's words (reader_align.py) are stored too
-READER_VERSION = 4
+# 5: the function words' senses (guard_function.py: what is asked, modality, scope, time relation, format)
+READER_VERSION = 5
 
 
 def word_hash(word: str) -> int:
@@ -48,11 +49,13 @@ class Features:
     identifiers: frozenset[int] = frozenset()
     words: frozenset[int] = frozenset()  # every word, lower case (names must be among the other's)
     content: frozenset[int] = frozenset()  # content words: stemmed, synonyms folded
-    order: tuple[int, ...] = ()  # the same, in the order they first appear
+    order: tuple[int, ...] = ()  # the same, in the order they first appear (and where "I" / "me" stands)
     relations: frozenset[tuple[str, str, int]] = frozenset()  # ("to", "L", hash("integer")): a side of "to"
     qualifiers: frozenset[int] = frozenset()  # content words that narrow it ("during pregnancy", "brown")
     reversed_order: bool = False  # "descending", "in reverse"
     modifiers: frozenset[int] = frozenset()  # of the qualifiers, adjectives before a noun ("urgent", "dental")
+    function: frozenset[str] = frozenset()  # "ask:reason", "modal:should", "scope:all" (guard_function.py)
+    apart: frozenset[tuple[int, int]] = frozenset()  # neighbouring content words with a clause between them
     version: int = READER_VERSION
     # the content words as the model read them (reader_align.py); None when the text was read
     # without the model's token states (then the alignment check abstains)
@@ -66,7 +69,7 @@ class Features:
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
             "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
-            "md": sorted(self.modifiers), "ro": self.reversed_order, "v": self.version,
+            "md": sorted(self.modifiers), "fn": sorted(self.function), "ap": sorted([x, y] for x, y in self.apart), "ro": self.reversed_order, "v": self.version,
             "al": self.alignment.to_json() if self.alignment is not None else None,
         }
 
@@ -81,7 +84,8 @@ class Features:
             identifiers=frozenset(data["id"]), words=frozenset(data["w"]), content=frozenset(data["ct"]),
             order=tuple(data.get("or", ())), relations=frozenset((k, side, h) for k, side, h in data.get("r", ())),
             qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
-            modifiers=frozenset(data.get("md", ())),
+            modifiers=frozenset(data.get("md", ())), function=frozenset(data.get("fn", ())),
+            apart=frozenset((x, y) for x, y in data.get("ap", ())),
             version=int(data.get("v", 1)),
             alignment=Alignment.from_json(data["al"]) if data.get("al") else None,
         )

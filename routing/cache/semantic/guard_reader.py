@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from . import vocabulary as V
 from .guard_features import Features, word_hash
+from .guard_function import senses
 from .guard_quantities import canonical_number, number_words, unit_at
 from .guard_structure import anchors, modifiers, qualifiers, relations
 from .guard_tokens import glued, normalize, sentence_of, sentence_start, stem, tokens, word_at
@@ -24,6 +25,8 @@ _IRREGULAR_COMPARISON = {"better", "best", "worse", "worst", "elder", "eldest", 
 PARTICLES = frozenset(p for pair in V.PARTICLE_OPPOSITES for p in pair)  # "on", "off", "in" ...
 _PERIODS = frozenset({"hour", "day", "night", "week", "month", "year"})
 _MINUS = frozenset({"-", "\u2212"})
+_SELF_WORDS = frozenset({"i", "me", "we", "us", "myself", "ourselves"})
+_SELF = word_hash("<the asker>")
 
 
 def features(text: str) -> Features:
@@ -91,8 +94,19 @@ class _Reader:
             # units have sides too: "convert kilometers to miles" is not "miles to kilometers"
             relations=frozenset(relations(self.toks, sorted(self.content_at + self.units_at))),
             qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
-            modifiers=frozenset(modifiers(self.toks, self.content_at)),
+            modifiers=frozenset(modifiers(self.toks, self.content_at)), function=senses(self.toks),
+            apart=frozenset(self._apart()),
         )
+
+    def _apart(self) -> set[tuple[int, int]]:
+        """Neighbouring content words with a clause between them ("in *Tokyo* when it's noon in
+        *London*"): two such trading places ask another question, while neighbours side by side
+        trade places in a rewording ("Japan's currency" / "the currency used in Japan")."""
+        found = set()
+        for (i, x), (j, y) in zip(self.content_at, self.content_at[1:]):
+            if j - i >= 4 and x != y:
+                found.add((min(x, y), max(x, y)))
+        return found
 
     def _number(self, i: int, value: str, span: int) -> int:
         """A number spanning tokens i..i+span-1: read the unit after it, if any."""
@@ -186,6 +200,8 @@ class _Reader:
     def _word(self, i: int) -> int:
         tok = self.toks[i]
         low = tok.low
+        if low in _SELF_WORDS and _SELF not in self.order:
+            self.order.append(_SELF)  # where the asker stands: "can my employer sue me" / "can I sue my employer"
         if low.endswith("'s"):
             low = low[:-2]
         self.words.add(word_hash(low))

@@ -61,7 +61,8 @@ def relations(toks: list[Tok], content: Content) -> set[tuple[str, str, int]]:
 
 def qualifiers(toks: list[Tok], content: Content) -> set[int]:
     """Content words that narrow a question: those of a condition opened after the question was
-    asked ("... per day *during pregnancy*"), to the end of its sentence, and kind words
+    asked ("... per day *during pregnancy*", "... for *trucks*", "at high *altitude*"), to the end
+    of its sentence, a participle that carries one ("purchases *made* during"), and kind words
     ("*brown* rice"). A condition that opens the sentence asks the question ("If I work
     overtime, ...")."""
     found: set[int] = set()
@@ -70,9 +71,11 @@ def qualifiers(toks: list[Tok], content: Content) -> set[int]:
     for i, tok in enumerate(toks):
         if tok.kind == "stop":
             opened = False
-        elif (tok.kind == "word" and tok.low in V.CONDITION_OPENERS
+        elif (tok.kind == "word" and tok.low in V.CONDITION_OPENERS | V.PREPOSITION_OPENERS
               and any(k in with_content for k in sentence_of(toks, i) if k < i)):
             opened = True
+            if i > 0 and toks[i - 1].low in V.CONDITION_PARTICIPLES:
+                found.update(h for k, h in content if k == i - 1)
         elif opened:
             found.update(h for k, h in content if k == i)
     found.update(h for k, h in content if toks[k].low in V.KIND_WORDS)

@@ -362,6 +362,13 @@ MANNER_NOUNS = frozenset({"way", "ways", "method", "methods", "approach", "pract
 # Words that open a condition narrowing a question once it has been asked ("how much caffeine is
 # safe *during* pregnancy", "how much notice do I give *if* I quit *during* my probation"); at the
 # start of a sentence they ask it ("When is ...", "If I ..."), so only after a content word.
+# Prepositions that open a condition too when they come after the question's content words and
+# bring content of their own ("the speed limit on autobahns *for trucks*", "bake cookies *at high
+# altitude*"): a text that is the other plus such a phrase asks a narrower question.
+PREPOSITION_OPENERS = frozenset({"for", "at", "on", "in", "with", "without", "under", "near", "inside", "outside"})
+# Participles that carry a condition on ("purchases *made* during the holidays").
+CONDITION_PARTICIPLES = frozenset({"made", "bought", "sold", "done", "taken", "given", "built", "written", "sent",
+                                   "paid", "held", "kept", "left", "found", "seen", "used", "placed", "booked"})
 CONDITION_OPENERS = frozenset({"during", "while", "when", "whenever", "if", "unless", "until", "except",
                                "before", "after", "once"})
 # Adjectives that name a kind of the thing they qualify: said in one question only, it asks about

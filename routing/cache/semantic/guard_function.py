@@ -1,0 +1,425 @@
+"""The function-word reader of the look-alike guard: what is asked of a subject, read from the
+small words the other readers leave out as stop words.
+
+Two questions about the same subject, in the same content words, can still ask different things:
+"*can* I take ibuprofen with coffee" / "*should* I ...", "*how* does a vaccine work" / "*why*
+does ...", "do *all* cats purr" / "do *some* ...", "what to eat *before* a run" / "... *after*
+...", "the planets *as a table*" / "... *as a list*". The content-word readers (guard.py's word
+rules, reader_align.py) see the same words in each pair; this reader reads the senses:
+
+    ask       the kind of answer asked for: method (how to, what are the steps), reason (why,
+              what causes), time (when, what year), place (where, which country), person (who),
+              measure (how many / much / long / far / old, how + adjective, what is the price),
+              frequency (how often), yes/no (a question opening with a verb), or a generic
+              what/which. Two questions that both say disagree when no kind of one is compatible
+              with a kind of the other (measure ~ frequency: "how often" / "how many times a
+              week"; a generic "what" ~ time, place, person, measure; nothing ~ a request)
+    modality  can (ability, permission, possibility), should (advice), must (obligation, need),
+              will (prediction): both say one, and not the same
+    scope     all, some (any), most, only, none, both, either: both say one, and not the same; an
+              added "only", "some", "most" or "few" narrows a question said without one
+    time      before, after, during, since, until (pre-/post-): the same ones on both sides
+    format    list, table, short, detailed, simple, example, JSON/CSV/...: the same ones
+
+Each sense is a "kind:value" string; only these strings are stored (no text).
+"""
+
+from __future__ import annotations
+
+from .guard_tokens import Tok
+
+_CONTRACTIONS = {
+    "what's": ("what", "is"), "whats": ("what", "is"), "how's": ("how", "is"), "where's": ("where", "is"),
+    "when's": ("when", "is"), "who's": ("who", "is"), "why's": ("why", "is"),
+    "can't": ("can", "not"), "cannot": ("can", "not"), "won't": ("will", "not"), "shouldn't": ("should", "not"),
+    "mustn't": ("must", "not"), "couldn't": ("could", "not"), "wouldn't": ("would", "not"),
+    "needn't": ("need", "not"), "i'll": ("i", "will"), "you'll": ("you", "will"), "it'll": ("it", "will"),
+    "we'll": ("we", "will"), "they'll": ("they", "will"), "i'd": ("i", "would"),
+}
+AUX = frozenset("""
+is are was were am be do does did can could should would will may might must shall has have had
+isn't aren't wasn't weren't don't doesn't didn't hasn't haven't hadn't
+""".split())
+_FILLERS = frozenset("""
+hi hey hello hiya yo so ok okay well um uh hmm please quick question just also and but then sorry
+guys folks everyone there dear team thanks thank
+""".split())
+_SUBJECTS = frozenset({"i", "you", "we", "they", "he", "she", "it", "one", "someone", "people", "my", "your"})
+_SKIP = frozenset({"is", "are", "was", "were", "the", "a", "an", "kind", "kinds", "sort", "sorts", "type", "types",
+                   "of", "s", "be", "would", "will", "best", "good", "right", "main", "usual", "typical",
+                   "exact", "actual", "proper", "correct", "recommended", "common", "most", "some", "few"})
+
+_REASON = frozenset({"reason", "reasons", "cause", "causes", "caused", "causing", "makes", "make", "made", "why",
+                     "purpose", "point", "explanation"})
+_METHOD = frozenset({"way", "ways", "steps", "step", "process", "procedure", "method", "methods", "technique",
+                     "techniques", "approach", "instructions", "recipe", "tips", "trick", "tricks", "remedy",
+                     "remedies", "solution", "fix", "cure", "command"})
+_EVALUATIVE = frozenset("""
+good great nice best better healthy recommended popular easy simple quick fast cheap affordable safe natural
+decent reliable proper right common typical normal usual ideal perfect effective smart fun
+""".split())
+_TIME = frozenset({"time", "year", "date", "day", "month", "hour", "century", "decade", "season", "week",
+                   "era", "period", "moment", "point"})
+_PLACE = frozenset({"place", "places", "location", "locations", "country", "countries", "city", "cities", "town",
+                    "state", "region", "address", "continent", "spot", "area", "where", "venue", "site"})
+_PERSON = frozenset({"person", "people", "man", "woman", "author", "inventor", "founder", "president"})
+_MEASURE = frozenset({"number", "amount", "percentage", "percent", "cost", "costs", "price", "prices", "many",
+                      "much", "quantity", "size", "length", "weight", "height", "distance", "temperature",
+                      "speed", "age", "rate", "dose", "dosage", "value", "total", "sum", "average", "volume",
+                      "capacity", "duration", "depth", "width", "population", "score", "salary", "fee"})
+_HOW_MEASURE = {"many": "measure", "much": "measure", "often": "frequency", "frequently": "frequency",
+                "come": "reason", "long": "duration"}
+# how + one of these asks for a degree ("how tall", "how safe is"); how + anything else, a method
+_DEGREE = frozenset("""
+long far old big large small tall high low deep wide heavy light fast quickly slow slowly hot cold warm
+expensive cheap early late soon strong loud bright thick thin accurate common rare likely safe dangerous
+risky effective bad good hard difficult easy tough serious accurate reliable secure popular close near
+""".split())
+# Kinds of answer that cannot be the same answer. Not listed, so compatible: a generic what /
+# which with anything; method ~ place ("how do I download" / "where can I get"); measure ~
+# frequency ("how often" / "how many times a week") and ~ duration ("how long" / "how many hours").
+# procedure ~ method (what to do, how it works), either ~ place; definition ~ method ("what is a
+# mortgage" / "how does a mortgage work") but not ~ procedure ("what is a container" / "how do I
+# create a container").
+_KINDS = ("reason", "procedure", "method", "definition", "time", "place", "person", "measure", "duration",
+          "frequency", "yesno")
+_ASK_INCOMPATIBLE = {frozenset({x, y}) for x in _KINDS for y in _KINDS if x != y} - {
+    frozenset({"procedure", "method"}), frozenset({"procedure", "place"}), frozenset({"method", "place"}),
+    frozenset({"definition", "method"}), frozenset({"definition", "measure"}), frozenset({"measure", "frequency"}),
+    frozenset({"measure", "duration"})}  # "how long" / "how many minutes"; "how often" is neither
+# After the noun a what-question asks for: a verb or a preposition ("what year *did*", "what
+# country *is*", "the price *of*"), not another noun ("what is the time *complexity*").
+_AFTER_ASKED_NOUN = AUX | frozenset({"of", "to", "for", "in", "on", "at", "does", "did", "do", "would", "should",
+                                     "will", "can", "could", "has", "have", "had", "per", "and", "or", ""})
+_REQUEST_VERBS = frozenset("""
+explain tell give show describe list help recommend suggest summarize summarise write make provide share
+define walk outline compare name find teach clarify elaborate break translate draft create generate
+""".split())
+
+_MODAL = {
+    "can": "can", "could": "can", "able": "can", "possible": "can", "may": "can", "might": "can",
+    "allowed": "can", "permitted": "can", "ok": "can", "okay": "can",
+    "should": "should", "ought": "should", "advisable": "should", "recommended": "should", "recommend": "should",
+    "wise": "should", "must": "must", "required": "must", "mandatory": "must", "necessary": "must",
+    "obligated": "must", "obliged": "must", "compulsory": "must", "will": "will",
+}
+_SCOPE = {
+    "all": "all", "every": "all", "each": "all", "entire": "all", "whole": "all", "everything": "all",
+    "everyone": "all", "everybody": "all", "always": "all",
+    "some": "some", "any": "some", "several": "some", "certain": "some", "sometimes": "some", "anything": "some",
+    "anyone": "some", "anybody": "some", "partially": "some", "partly": "some",
+    "most": "most", "majority": "most",
+    "only": "only", "solely": "only", "exclusively": "only", "just": None,
+    "none": "none", "nobody": "none", "nothing": "none", "never": "none",
+    "both": "both", "either": "either", "neither": "neither", "few": "few",
+}
+_NARROWING_SCOPE = frozenset({"only", "most", "few"})  # not "some": "what are some X" asks for X
+_TIME_RELATIONS = {"before": "before", "prior": "before", "pre": "before", "after": "after", "post": "after",
+                   "afterwards": "after", "following": "after", "during": "during", "while": "during",
+                   "since": "since", "until": "until", "till": "until", "upto": "until"}
+_FORMAT = {
+    "list": "list", "bullet": "list", "bullets": "list", "bulleted": "list", "itemize": "list",
+    "enumerate": "list", "table": "table", "tabular": "table", "spreadsheet": "table", "chart": "table",
+    "short": "short", "brief": "short", "briefly": "short", "concise": "short", "concisely": "short",
+    "summary": "short", "summarize": "short", "summarise": "short", "tldr": "short", "nutshell": "short",
+    "sentence": "short", "sentences": "short", "paragraph": "long", "paragraphs": "long", "essay": "long",
+    "detailed": "long", "detail": "long", "details": "long", "in-depth": "long", "thorough": "long",
+    "thoroughly": "long", "comprehensive": "long", "elaborate": "long", "step-by-step": "steps",
+    "simple": "simple", "simply": "simple", "layman": "simple", "layman's": "simple", "eli5": "simple",
+    "beginner": "simple", "example": "example", "examples": "example", "json": "json", "csv": "csv",
+    "yaml": "yaml", "xml": "xml", "markdown": "markdown", "html": "html", "poem": "poem", "haiku": "poem",
+    "email": "email", "letter": "letter", "tweet": "tweet", "bullet-point": "list", "bullet-points": "list",
+}
+_STRUCTURED = frozenset({"list", "table", "json", "csv", "yaml", "xml", "markdown", "html"})  # one side only: still
+# another answer (a letter, an email, a poem are often the subject: only two that differ count)
+
+
+def _words(toks: list[Tok]) -> list[list[str]]:
+    """Lower-case words per sentence, contractions opened ("what's" -> "what is")."""
+    sentences: list[list[str]] = [[]]
+    for t in toks:
+        if t.kind == "stop":
+            sentences.append([])
+        elif t.kind == "word":
+            low = t.low
+            if low in _CONTRACTIONS:
+                sentences[-1].extend(_CONTRACTIONS[low])
+            elif "-" in low and low not in _FORMAT:
+                head, _, tail = low.partition("-")
+                if head in {"pre", "post"} and tail:
+                    sentences[-1].append(head)  # "post-workout": after a workout
+                sentences[-1].append(low)
+            else:
+                sentences[-1].append(low)
+    return [s for s in sentences if s]
+
+
+def _ask_of_what(words: list[str], k: int) -> str:
+    """'what' / 'which' at k: the noun it asks for, past "is the best kind of"."""
+    j = k + 1
+    while j < len(words) and (words[j] in _SKIP or words[j] in AUX and j + 1 < len(words)
+                              and words[j + 1] in _REASON):
+        j += 1
+    nxt = words[j] if j < len(words) else ""
+    after = words[j + 1] if j + 1 < len(words) else ""
+    if nxt in _REASON and not (nxt in {"make", "made", "makes"} and after == "of"):
+        return "reason"
+    if nxt in _METHOD or _METHOD & set(words[j:j + 3]):
+        return "method"  # "what's the command to", "what's a natural way to"
+    if after in _AFTER_ASKED_NOUN:
+        for nouns, kind in ((_TIME, "time"), (_PLACE, "place"), (_PERSON, "person"), (_MEASURE, "measure")):
+            if nxt in nouns:
+                return kind
+    # "what do I do to ...", "what should I do if ...", "what can I do about ...": a method
+    window = words[k + 1:k + 5]
+    if window[:1] and window[0] in AUX and "do" in window[1:]:
+        return "method"
+    # "what is a closure", "what are dividends", "what does 'idempotent' mean": a definition
+    if window[:1] and window[0] in {"is", "are"} and window[1:2] in (["a"], ["an"]):
+        rest = words[k + 3:]
+        noun = []
+        for w in rest:
+            if w in {"in", "of", "for", "on", "and", "used", "called", "when"}:
+                break
+            noun.append(w)
+        if len(noun) <= 3 and not set(noun) & (_EVALUATIVE | _DEGREE):
+            return "definition"
+    if window[:1] == ["does"] and "mean" in words[k + 2:k + 8]:
+        return "definition"
+    return "what"
+
+
+def _asks(sentences: list[list[str]]) -> set[str]:
+    asks: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            nxt = words[k + 1] if k + 1 < len(words) else ""
+            if w == "why":
+                asks.add("reason")
+            elif w == "how":
+                if nxt in _HOW_MEASURE:
+                    asks.add(_HOW_MEASURE[nxt])
+                elif nxt in _DEGREE:
+                    asks.add("measure")  # how + adjective: "how tall", "how long", "how expensive"
+                elif nxt == "to" or nxt in AUX and k + 2 < len(words) and words[k + 2] in {"i", "you", "we", "one"}:
+                    asks.add("procedure")  # "how do I", "how to", "how can you": what to do
+                else:
+                    asks.add("method")  # "how does a mortgage work", "how is interest calculated"
+            elif w in {"what", "which"}:
+                asks.add(_ask_of_what(words, k))
+            elif w in {"when", "where"} and (nxt in AUX or nxt in {"to", "would", "will"}):
+                asks.add("time" if w == "when" else "place")  # a question, not "... when my dog vomits"
+            elif w in {"who", "whom", "whose"} and k == 0 or w in {"who", "whom"} and nxt in AUX:
+                asks.add("person")
+        if not asks:
+            start = 0
+            while start < len(words) and words[start] in _FILLERS:
+                start += 1
+            if start + 2 < len(words) and words[start] in {"can", "could", "would", "will"} \
+                    and words[start + 1] == "you" and words[start + 2] in _REQUEST_VERBS:
+                continue  # "can you explain ...": a request, which asks nothing in particular
+            if start < len(words) and words[start] in AUX:
+                # "is there a way to ...", "is there any way ...": asks how
+                rest = words[start + 1:start + 5]
+                asks.add("method" if "there" in rest[:1] and ({"way", "method"} & set(rest)) else "yesno")
+    return asks
+
+
+def _modalities(sentences: list[list[str]]) -> set[str]:
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            prev = words[k - 1] if k else ""
+            nxt = words[k + 1] if k + 1 < len(words) else ""
+            sense = _MODAL.get(w)
+            if w in {"can", "could", "would", "will"} and nxt == "you" and k + 2 < len(words) \
+                    and words[k + 2] in _REQUEST_VERBS:
+                sense = None  # "can you explain": a request
+            elif w in {"have", "has", "had"} and nxt == "to":
+                sense = "must"
+            elif w in {"need", "needs", "needed"} and nxt == "to":
+                sense = "should"  # "does an adult need to drink" asks what "should an adult drink" asks
+            elif w in {"need", "needs"} and prev in _SUBJECTS | {"do", "does"}:
+                sense = "must"  # "do I need a visa": is one required
+            elif w == "going" and nxt == "to" and prev in AUX | _SUBJECTS:
+                sense = "will"
+            elif w in {"ok", "okay"}:
+                sense = "can" if prev in {"it", "is", "be"} else None
+            elif w in {"can", "could", "may", "might", "will"} and prev in {"how", "where", "what", "which", "who",
+                                                                            "when", "why"}:
+                sense = None  # "how can I" = "how do I"; "where can I download" = "where do I download"
+            elif w == "will" and nxt not in _SUBJECTS | {"the", "a", "an", "this", "that", "there", "my", "it"} \
+                    and prev not in _SUBJECTS | {"it", "there", "that", "this"}:
+                sense = None
+            elif w == "may" and prev not in _FILLERS and k and prev not in _SUBJECTS and prev not in AUX:
+                sense = None  # "the month of may"
+            if sense:
+                found.add(sense)
+    return found
+
+
+def _scopes(sentences: list[list[str]]) -> set[str]:
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            sense = _SCOPE.get(w)
+            nxt = words[k + 1] if k + 1 < len(words) else ""
+            if w == "all" and nxt in {"right", "the", "of"} and k + 2 < len(words) and words[k + 2] == "time":
+                sense = "all"
+            if w == "any" and nxt in {"way", "ways", "chance", "idea", "tips", "advice", "good", "recommendations"}:
+                sense = None  # "is there any way", "any tips": no scope
+            if w == "most" and not (nxt == "of" or k == 0 or words[k - 1] in AUX | {"in", "with"}):
+                sense = None  # "the most popular", "my most recent": a superlative, not "most of"
+            if w == "only" and nxt in {"way"}:
+                sense = None
+            if w == "one" and nxt == "of" or w == "single" and k and words[k - 1] in {"a", "one"}:
+                sense = "one"  # "delete one of my addresses" is not "delete all my addresses"
+            if w == "few" and k and words[k - 1] == "a":
+                sense = "some"  # "a few" = some; "few" alone = not many
+            if sense:
+                found.add(sense)
+    return found
+
+
+def _time_relations(sentences: list[list[str]]) -> set[str]:
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            sense = _TIME_RELATIONS.get(w)
+            if w == "following" and k + 1 < len(words) and words[k + 1] not in {"a", "an", "my", "the"}:
+                sense = None  # "the following steps"
+            if w == "since" and k + 1 < len(words) and words[k + 1] in _SUBJECTS:
+                sense = None  # "since I ...": because
+            if w == "prior" and (k + 1 >= len(words) or words[k + 1] != "to"):
+                sense = None
+            if sense:
+                found.add(sense)
+    return found
+
+
+def _formats(sentences: list[list[str]]) -> set[str]:
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            sense = _FORMAT.get(w)
+            prev = words[k - 1] if k else ""
+            if w in {"list", "enumerate", "itemize"} and (k == 0 or prev in _FILLERS | {"you", "me", "to"}):
+                sense = None  # "List the planets", "can you list ...": the request, not its format
+            if sense in {"list", "table"} and not (
+                    {"as", "in", "into", "bulleted", "numbered", "format"} & set(words[max(0, k - 3):k])
+                    or k + 1 < len(words) and words[k + 1] in {"format", "form"}):
+                sense = None  # "a list of numbers", "the periodic table": a thing, not the answer's format
+            if w == "simple" and k + 1 < len(words) and words[k + 1] not in {"terms", "words", "language", "way"}:
+                sense = None  # "a simple recipe": a content word
+            if w in {"detail", "details"} and prev not in {"in", "more", "great", "full"}:
+                sense = None
+            if w in {"sentence", "sentences", "paragraph", "paragraphs"} and not (
+                    prev in {"one", "a", "single", "two", "three", "few", "short", "in"}):
+                sense = None  # "this sentence": the thing asked about
+            if w in {"example", "examples"} and prev not in {"an", "with", "some", "give", "examples", "for"}:
+                sense = None
+            if w in {"email", "letter", "poem", "tweet", "essay", "chart"} and (
+                    not ({"a", "an", "as", "write", "draft", "compose"} & set(words[max(0, k - 4):k]))
+                    or k + 1 < len(words) and words[k + 1] == "of"):
+                sense = None  # "a letter of resignation": the thing asked about; "write a formal letter": the form
+            if sense:
+                found.add(sense)
+    return found
+
+
+_GET = frozenset({"get", "gets", "got", "getting", "gotten"})
+_GET_IDIOMS = frozenset("""
+started rid married dressed lost used involved done ready tired bored interested excited engaged divorced
+sick better worse back home organized organised acquainted accustomed stuck hooked
+""".split())
+
+
+_NOT_PARTICIPLES = frozenset("""
+red bed shed seed need feed speed bleed hundred sacred naked wicked rugged kindred shred breed steed weed
+embed indeed
+""".split())
+_IRREGULAR_PARTICIPLES = frozenset("""
+hit hurt caught stung bitten sent told held kept struck beaten stolen taken given shot cut broken chosen
+written eaten forgotten thrown sold bought
+""".split())
+
+
+def _voices(sentences: list[list[str]]) -> set[str]:
+    """A passive with "get" ("the driver who *gets rear-ended*", "did I *get charged*"): the
+    subject undergoes what the active asks it to do."""
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words[:-1]):
+            nxt = words[k + 1]
+            if w in _GET and nxt not in _GET_IDIOMS and (
+                    nxt.endswith("ed") and len(nxt) >= 5 and nxt not in _NOT_PARTICIPLES
+                    or nxt in _IRREGULAR_PARTICIPLES):
+                found.add("passive")
+    return found
+
+
+_PAST = frozenset({"did", "was", "were", "had", "didn't", "wasn't", "weren't", "hadn't"})
+_PRESENT = frozenset({"do", "does", "is", "are", "am", "don't", "doesn't", "isn't", "aren't"})
+
+
+def _tenses(sentences: list[list[str]]) -> set[str]:
+    """The tense of each sentence's first auxiliary: "when *did* my order ship" / "when *will*
+    it ship"; present and future ask the same ("when does the store open" / "will it open")."""
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            if w in _PAST:
+                found.add("past")
+            elif w in _PRESENT or w == "will" or w == "going" and k + 1 < len(words) and words[k + 1] == "to":
+                found.add("now")
+            else:
+                continue
+            break
+    return found
+
+
+def senses(toks: list[Tok]) -> frozenset[str]:
+    sentences = _words(toks)
+    out = {f"ask:{a}" for a in _asks(sentences)}
+    out |= {f"modal:{m}" for m in _modalities(sentences)}
+    out |= {f"scope:{s}" for s in _scopes(sentences)}
+    out |= {f"time:{t}" for t in _time_relations(sentences)}
+    out |= {f"format:{f}" for f in _formats(sentences)}
+    out |= {f"tense:{t}" for t in _tenses(sentences)}
+    out |= {f"voice:{v}" for v in _voices(sentences)}
+    return frozenset(out)
+
+
+def _of(kind: str, items: frozenset[str]) -> set[str]:
+    prefix = kind + ":"
+    return {x[len(prefix):] for x in items if x.startswith(prefix)}
+
+
+def _asks_compatible(a: set[str], b: set[str]) -> bool:
+    if not a or not b or a & b:
+        return True
+    return any(frozenset({x, y}) not in _ASK_INCOMPATIBLE for x in a for y in b)
+
+
+def differ(a: frozenset[str], b: frozenset[str]) -> str | None:
+    """The first kind of function word that tells the two questions apart, else None."""
+    if not _asks_compatible(_of("ask", a), _of("ask", b)):
+        return "question type"
+    ma, mb = _of("modal", a), _of("modal", b)
+    if ma and mb and ma != mb:
+        return "modality"
+    sa, sb = _of("scope", a), _of("scope", b)
+    if (sa and sb and sa != sb) or (bool(sa) != bool(sb) and (sa | sb) & _NARROWING_SCOPE):
+        return "scope"
+    ta, tb = _of("time", a), _of("time", b)
+    if ta and tb and ta != tb:
+        return "time relation"  # said on one side only, it is a condition: the narrower rule's
+    if _of("voice", a) != _of("voice", b):
+        return "voice"  # "rear-ends another car" / "gets rear-ended"
+    ea, eb = _of("tense", a), _of("tense", b)
+    if ea and eb and not ea & eb:
+        return "tense"  # "when did it ship" / "when will it ship"
+    fa, fb = _of("format", a), _of("format", b)
+    if (fa and fb and fa != fb) or (bool(fa) != bool(fb) and (fa | fb) & _STRUCTURED):
+        return "format"
+    return None

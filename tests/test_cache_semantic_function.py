@@ -1,0 +1,93 @@
+"""The function-word reader of the semantic cache's guard (guard_function.py): what is asked of
+a subject, read from the small words (question type, modality, scope, time relation, tense,
+voice, format), and the word-order and narrowing rules that READER_VERSION 5 extended. Each
+case is a class, with a paraphrase of the same shape that must still agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.cache.semantic.guard import agree, features
+from routing.cache.semantic.guard_features import READER_VERSION, Features
+from routing.cache.semantic.guard_function import differ
+
+HIGH = 0.99  # the embedding calls them near-identical: only the words can tell them apart
+
+
+def reason(a: str, b: str) -> str | None:
+    forward, backward = agree(features(a), features(b), HIGH), agree(features(b), features(a), HIGH)
+    assert forward == backward, (a, b)
+    return forward
+
+
+@pytest.mark.parametrize("a, b, why", [
+    ("How does a heat pump work?", "Why does a heat pump work?", "question type"),
+    ("When was the bridge built?", "Where was the bridge built?", "question type"),
+    ("Who founded the company?", "When was the company founded?", "question type"),
+    ("How often should I water a cactus?", "How long should I water a cactus?", "question type"),
+    ("What is a hash map?", "How do I create a hash map?", "question type"),
+    ("Is coffee bad for your teeth?", "Why is coffee bad for your teeth?", "question type"),
+    ("Can I deduct my home office?", "Should I deduct my home office?", "modality"),
+    ("Do I have to register my bike?", "Can I register my bike?", "modality"),
+    ("Will the bank close my account?", "Can the bank close my account?", "modality"),
+    ("Do all spiders spin webs?", "Do some spiders spin webs?", "scope"),
+    ("Which trains stop at both stations?", "Which trains stop at either station?", "scope"),
+    ("How do I remove all the filters?", "How do I remove one of the filters?", "scope"),
+    ("Do only adults need the vaccine?", "Do adults need the vaccine?", "scope"),
+    ("What should I eat before a long hike?", "What should I eat after a long hike?", "time relation"),
+    ("When did the package arrive?", "When will the package arrive?", "tense"),
+    ("Who was the mayor of Boston?", "Who is the mayor of Boston?", "tense"),
+    ("Does the cyclist who hits a car pay?", "Does the cyclist who gets hit by a car pay?", "voice"),
+    ("Show the moons of Jupiter as a table.", "Show the moons of Jupiter as a list.", "format"),
+    ("Give me the top rivers as a table.", "Give me the top rivers.", "format"),
+    ("Write a poem about autumn leaves.", "Write an essay about autumn leaves.", "format"),
+])
+def test_function_words_tell_look_alikes_apart(a, b, why):
+    assert reason(a, b) == why
+
+
+@pytest.mark.parametrize("a, b", [
+    ("How do I reset my router?", "What's the way to reset my router?"),
+    ("How can I cancel my order?", "How do I cancel my order?"),
+    ("Where can I download the invoice?", "How do I get the invoice?"),
+    ("What's the difference between TCP and UDP?", "How does TCP differ from UDP?"),
+    ("What's the command to list open ports?", "How do I list open ports?"),
+    ("Why was my payment declined?", "What could cause my payment to be declined?"),
+    ("Is there a way to recover a deleted file?", "How do I recover a deleted file?"),
+    ("Do I need a visa for Peru?", "Is a visa required for Peru?"),
+    ("How much water should a runner drink?", "How much water does a runner need to drink?"),
+    ("How long does a flu usually last?", "What is the typical duration of a flu?"),
+    ("Can you explain how vaccines work?", "How do vaccines work?"),
+    ("What are some good stretches for the back?", "Which stretches are good for the back?"),
+    ("When does the store open on Sundays?", "When will the store open on Sundays?"),
+    ("How do I undo my most recent commit?", "How do I undo the last commit?"),
+])
+def test_paraphrases_of_the_same_shape_still_agree(a, b):
+    fa, fb = features(a), features(b)
+    assert differ(fa.function, fb.function) is None, (fa.function, fb.function)
+
+
+def test_roles_swapped_across_a_clause_or_around_the_asker():
+    assert reason("What time is it in Lima when it is noon in Oslo?",
+                  "What time is it in Oslo when it is noon in Lima?") == "word order"
+    assert reason("Can my landlord evict me for a late payment?",
+                  "Can I evict my landlord for a late payment?") == "word order"
+    # neighbours side by side trade places in a rewording
+    assert reason("What currency is used in Kenya?", "What is Kenya's currency?") != "word order"
+    assert reason("Is it cheaper to rent or buy a flat?", "Is it cheaper to buy or rent a flat?") is None
+
+
+def test_a_prepositional_condition_narrows_the_question():
+    assert reason("What is the speed limit on highways?", "What is the speed limit on highways for buses?") == \
+        "narrower"
+    assert reason("How long do I roast a chicken?", "How long do I roast a chicken at high altitude?") == "narrower"
+    assert reason("What is the return policy for orders?",
+                  "What is the return policy for orders placed during a sale?") in {"narrower", "time relation"}
+
+
+def test_the_senses_are_stored_and_read_back_and_only_as_labels():
+    f = features("Should I book the hotel before the flight?")
+    assert {"modal:should", "time:before", "ask:yesno"} <= f.function
+    back = Features.from_json(f.to_json())
+    assert back == f and back.version == READER_VERSION == 5
+    assert all(":" in s and "hotel" not in s and "flight" not in s for s in f.function)  # no text is kept
