@@ -71,7 +71,7 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "quantities"
     if a.units and b.units and a.units != b.units:
         return "units"
-    if a.negated != b.negated:
+    if a.negated != b.negated or a.negations != b.negations:
         return "negation"
     if reason := function_words_differ(a.function, b.function):
         return reason  # "can" / "should", "how" / "why", "all" / "some", "before" / "after", "list" / "table"
@@ -81,6 +81,8 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "opposites"  # "sort a list" / "sort a list in descending order"
     if a.comparison and b.comparison and a.comparison != b.comparison:
         return "comparison"
+    if a.compared and b.compared and a.compared != b.compared:
+        return "comparison"  # "more durable" / "more water-resistant"
     if (a.negated_stems & b.content) or (b.negated_stems & a.content):
         return "opposites"
     if a.dates != b.dates:

@@ -56,6 +56,8 @@ class Features:
     modifiers: frozenset[int] = frozenset()  # of the qualifiers, adjectives before a noun ("urgent", "dental")
     function: frozenset[str] = frozenset()  # "ask:reason", "modal:should", "scope:all" (guard_function.py)
     apart: frozenset[tuple[int, int]] = frozenset()  # neighbouring content words with a clause between them
+    negations: int = 0  # how many negations ("can't be frozen without" is two; negated says one or more)
+    compared: frozenset[int] = frozenset()  # the attribute after "more" / "less" / "most" ("more *durable*")
     version: int = READER_VERSION
     # the content words as the model read them (reader_align.py); None when the text was read
     # without the model's token states (then the alignment check abstains)
@@ -69,7 +71,7 @@ class Features:
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
             "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
-            "md": sorted(self.modifiers), "fn": sorted(self.function), "ap": sorted([x, y] for x, y in self.apart), "ro": self.reversed_order, "v": self.version,
+            "md": sorted(self.modifiers), "fn": sorted(self.function), "ap": sorted([x, y] for x, y in self.apart), "nc": self.negations, "cm": sorted(self.compared), "ro": self.reversed_order, "v": self.version,
             "al": self.alignment.to_json() if self.alignment is not None else None,
         }
 
@@ -86,6 +88,7 @@ class Features:
             qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
             modifiers=frozenset(data.get("md", ())), function=frozenset(data.get("fn", ())),
             apart=frozenset((x, y) for x, y in data.get("ap", ())),
+            negations=int(data.get("nc", 0)), compared=frozenset(data.get("cm", ())),
             version=int(data.get("v", 1)),
             alignment=Alignment.from_json(data["al"]) if data.get("al") else None,
         )

@@ -104,8 +104,12 @@ _MODAL = {
     "obligated": "must", "obliged": "must", "compulsory": "must", "will": "will",
 }
 _SCOPE = {
-    "all": "all", "every": "all", "each": "all", "entire": "all", "whole": "all", "everything": "all",
+    "all": "all", "every": "all", "entire": "all", "whole": "all", "everything": "all",
     "everyone": "all", "everybody": "all", "always": "all",
+    "each": "each", "apiece": "each", "individually": "each", "monthly": "each", "daily": "each",
+    "weekly": "each", "yearly": "each", "annually": "each", "hourly": "each", "nightly": "each",
+    "total": "total", "overall": "total", "altogether": "total", "combined": "total", "cumulative": "total",
+    "lifetime": "total",
     "some": "some", "any": "some", "several": "some", "certain": "some", "sometimes": "some", "anything": "some",
     "anyone": "some", "anybody": "some", "partially": "some", "partly": "some",
     "most": "most", "majority": "most",
@@ -113,10 +117,13 @@ _SCOPE = {
     "none": "none", "nobody": "none", "nothing": "none", "never": "none",
     "both": "both", "either": "either", "neither": "neither", "few": "few",
 }
+# Two scopes that can be the same question: "all employees" / "each employee", "all the tickets"
+# / "the tickets in total", "some" / "any".
+_SCOPE_COMPATIBLE = {frozenset({"all", "each"}), frozenset({"all", "total"})}
 _NARROWING_SCOPE = frozenset({"only", "most", "few"})  # not "some": "what are some X" asks for X
 _TIME_RELATIONS = {"before": "before", "prior": "before", "pre": "before", "after": "after", "post": "after",
                    "afterwards": "after", "following": "after", "during": "during", "while": "during",
-                   "since": "since", "until": "until", "till": "until", "upto": "until"}
+                   "since": "since", "until": "until", "till": "until", "upto": "until", "within": "within"}
 _FORMAT = {
     "list": "list", "bullet": "list", "bullets": "list", "bulleted": "list", "itemize": "list",
     "enumerate": "list", "table": "table", "tabular": "table", "spreadsheet": "table", "chart": "table",
@@ -126,7 +133,7 @@ _FORMAT = {
     "detailed": "long", "detail": "long", "details": "long", "in-depth": "long", "thorough": "long",
     "thoroughly": "long", "comprehensive": "long", "elaborate": "long", "step-by-step": "steps",
     "simple": "simple", "simply": "simple", "layman": "simple", "layman's": "simple", "eli5": "simple",
-    "beginner": "simple", "example": "example", "examples": "example", "json": "json", "csv": "csv",
+    "example": "example", "examples": "example", "json": "json", "csv": "csv",
     "yaml": "yaml", "xml": "xml", "markdown": "markdown", "html": "html", "poem": "poem", "haiku": "poem",
     "email": "email", "letter": "letter", "tweet": "tweet", "bullet-point": "list", "bullet-points": "list",
 }
@@ -184,8 +191,9 @@ def _ask_of_what(words: list[str], k: int) -> str:
             noun.append(w)
         if len(noun) <= 3 and not set(noun) & (_EVALUATIVE | _DEGREE):
             return "definition"
-    if window[:1] == ["does"] and "mean" in words[k + 2:k + 8]:
-        return "definition"
+    if window[:1] == ["does"] and "mean" in words[k + 2:k + 8] or words[-1:] == ["about"] \
+            and window[:1] in (["is"], ["are"], ["was"]):
+        return "definition"  # what X means, what X is about
     return "what"
 
 
@@ -303,6 +311,11 @@ def _formats(sentences: list[list[str]]) -> set[str]:
         for k, w in enumerate(words):
             sense = _FORMAT.get(w)
             prev = words[k - 1] if k else ""
+            if w == "steps" and prev in {"the", "show", "all"} or w == "work" and prev in {"your", "the"} \
+                    and k > 1 and words[k - 2] == "show":
+                sense = "steps"  # "show me the steps to solve", "show your work"
+            if w == "answer" and {"just", "only"} & set(words[max(0, k - 4):k]):
+                sense = "answer"  # "just give me the answer"
             if w in {"list", "enumerate", "itemize"} and (k == 0 or prev in _FILLERS | {"you", "me", "to"}):
                 sense = None  # "List the planets", "can you list ...": the request, not its format
             if sense in {"list", "table"} and not (
@@ -378,6 +391,30 @@ def _tenses(sentences: list[list[str]]) -> set[str]:
     return found
 
 
+_AUDIENCE = {
+    "beginner": "novice", "beginners": "novice", "novice": "novice", "novices": "novice", "newbie": "novice",
+    "newbies": "novice", "dummies": "novice", "starters": "novice",
+    "kid": "young", "kids": "young", "child": "young", "children": "young", "toddler": "young",
+    "toddlers": "young", "teen": "young", "teens": "young", "teenager": "young", "teenagers": "young",
+    "adult": "adult", "adults": "adult", "senior": "senior", "seniors": "senior", "elderly": "senior",
+    "expert": "expert", "experts": "expert", "professional": "expert", "professionals": "expert",
+    "advanced": "expert", "experienced": "expert", "pros": "expert", "intermediate": "intermediate",
+}
+
+
+def _audiences(sentences: list[list[str]]) -> set[str]:
+    """Who an explanation or a recommendation is for: "for *beginners*", "to a *child*", "for
+    *advanced* programmers", "like I'm five"."""
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            if w in _AUDIENCE and {"for", "to", "as"} & set(words[max(0, k - 3):k]):
+                found.add(_AUDIENCE[w])
+            elif w == "five" and words[max(0, k - 3):k][-2:] == ["i'm"] or w == "eli5":
+                found.add("young")
+    return found
+
+
 def senses(toks: list[Tok]) -> frozenset[str]:
     sentences = _words(toks)
     out = {f"ask:{a}" for a in _asks(sentences)}
@@ -387,12 +424,18 @@ def senses(toks: list[Tok]) -> frozenset[str]:
     out |= {f"format:{f}" for f in _formats(sentences)}
     out |= {f"tense:{t}" for t in _tenses(sentences)}
     out |= {f"voice:{v}" for v in _voices(sentences)}
+    out |= {f"audience:{u}" for u in _audiences(sentences)}
     return frozenset(out)
 
 
 def _of(kind: str, items: frozenset[str]) -> set[str]:
     prefix = kind + ":"
     return {x[len(prefix):] for x in items if x.startswith(prefix)}
+
+
+def _scopes_compatible(a: set[str], b: set[str]) -> bool:
+    return all(any(x == y or frozenset({x, y}) in _SCOPE_COMPATIBLE for y in b) for x in a) and \
+        all(any(x == y or frozenset({x, y}) in _SCOPE_COMPATIBLE for x in a) for y in b)
 
 
 def _asks_compatible(a: set[str], b: set[str]) -> bool:
@@ -409,8 +452,11 @@ def differ(a: frozenset[str], b: frozenset[str]) -> str | None:
     if ma and mb and ma != mb:
         return "modality"
     sa, sb = _of("scope", a), _of("scope", b)
-    if (sa and sb and sa != sb) or (bool(sa) != bool(sb) and (sa | sb) & _NARROWING_SCOPE):
+    if (sa and sb and not _scopes_compatible(sa, sb)) or (bool(sa) != bool(sb) and (sa | sb) & _NARROWING_SCOPE):
         return "scope"
+    ua, ub = _of("audience", a), _of("audience", b)
+    if ua != ub:
+        return "audience"  # "for beginners" / "for advanced programmers" / said for no one
     ta, tb = _of("time", a), _of("time", b)
     if ta and tb and ta != tb:
         return "time relation"  # said on one side only, it is a condition: the narrower rule's

@@ -32,6 +32,8 @@ def unit_at(toks: list[Tok], i: int, after_number: bool) -> tuple[str, int] | No
     if tok.kind == "deg":
         return ("celsius" if low[-1] == "c" else "fahrenheit"), 1
     if tok.kind == "rate":
+        if "B/" in tok.text:  # "MB/s" is megabytes a second, "Mb/s" megabits (case is all that tells)
+            return f"{low.split('/')[0]}_bytes_per_second", 1
         return V.UNITS.get(low, low), 1
     if tok.kind not in {"word", "sym"}:
         return None

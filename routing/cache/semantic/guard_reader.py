@@ -11,7 +11,7 @@ from . import vocabulary as V
 from .guard_features import Features, word_hash
 from .guard_function import senses
 from .guard_quantities import canonical_number, number_words, unit_at
-from .guard_structure import anchors, modifiers, qualifiers, relations
+from .guard_structure import anchors, compared, modifiers, qualifiers, relations
 from .guard_tokens import glued, normalize, sentence_of, sentence_start, stem, tokens, word_at
 
 _ORDINAL_SUFFIX = {"st", "nd", "rd", "th"}
@@ -54,6 +54,7 @@ class _Reader:
         self.quantities: set[str] = set()
         self.units: set[str] = set()
         self.negated = False
+        self.negations = 0  # how many: "can't be frozen without blanching" is two, and not "without blanching"
         self.opposites: set[str] = set()
         self.comparison: set[str] = set()
         self.particles: set[tuple[int, str]] = set()
@@ -95,7 +96,8 @@ class _Reader:
             relations=frozenset(relations(self.toks, sorted(self.content_at + self.units_at))),
             qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
             modifiers=frozenset(modifiers(self.toks, self.content_at)), function=senses(self.toks),
-            apart=frozenset(self._apart()),
+            apart=frozenset(self._apart()), negations=self.negations,
+            compared=frozenset(compared(self.toks)),
         )
 
     def _apart(self) -> set[tuple[int, int]]:
@@ -104,7 +106,7 @@ class _Reader:
         trade places in a rewording ("Japan's currency" / "the currency used in Japan")."""
         found = set()
         for (i, x), (j, y) in zip(self.content_at, self.content_at[1:]):
-            if j - i >= 4 and x != y:
+            if j - i >= 3 and x != y:
                 found.add((min(x, y), max(x, y)))
         return found
 
@@ -192,6 +194,7 @@ class _Reader:
         self.names |= inner.names
         self.numbers.extend(inner.numbers)
         self.negated |= inner.negated
+        self.negations += inner.negations
         return i + 1
 
     def read_words(self) -> set[int]:
@@ -213,9 +216,11 @@ class _Reader:
             self._opposite(low)  # "front-end", "lower-case"
             if len(parts) == 2 and parts[1] == "free" and parts[0] not in V.STOPWORDS:
                 self.negated = True  # "sugar-free snacks": snacks without sugar
+                self.negations += 1
                 parts = parts[:1]
             elif len(parts) == 2 and parts[0] in V.HYPHEN_NEGATIONS and len(parts[1]) >= 3:
                 self.negated = True  # "non-toxic plants": plants that are not toxic
+                self.negations += 1
                 parts = parts[1:]
             return self._parts(i, parts)
         return self._one_word(i, tok.text, low)
@@ -311,6 +316,7 @@ class _Reader:
             return
         if low in V.NEGATIONS or low.endswith("n't"):
             self.negated = True
+            self.negations += 1
             return
         if low in V.RELATIVE and self.word_at(i + 1) in V.PERIODS:
             return

@@ -44,6 +44,23 @@ def anchors(toks: list[Tok]) -> set[tuple[str, int]]:
     return found
 
 
+def compared(toks: list[Tok]) -> set[int]:
+    """The attribute a comparison is about: the first content word after "more", "less", "most",
+    "least" ("is laminate more *durable* than vinyl" is not "more *water-resistant*")."""
+    found: set[int] = set()
+    for i, tok in enumerate(toks):
+        if tok.kind != "word" or tok.low not in {"more", "less", "most", "least", "fewer"}:
+            continue
+        for j in range(i + 1, min(i + 3, len(toks))):
+            nxt = toks[j]
+            if nxt.kind != "word" or nxt.low in {"than", "of", "and", "or"}:
+                break
+            if nxt.low not in V.STOPWORDS:
+                found.add(word_hash(stem(nxt.low)))
+                break
+    return found
+
+
 def relations(toks: list[Tok], content: Content) -> set[tuple[str, str, int]]:
     """("to", "L", h): content word h is left of the first "to" (or "into", "onto") in its
     sentence; one family at a time, its first occurrence."""
