@@ -52,6 +52,9 @@ def reason(a: str, b: str) -> str | None:
     ("How long does it take to copy 5 GB at 50 Mb/s?", "How long does it take to copy 5 GB at 50 MB/s?",
      "quantities"),
     ("What if I put salt in a sugar bowl?", "What if I put sugar in a salt bowl?", "word order"),
+    ("Can I pause my gym membership instead of cancelling it?", "How do I cancel my gym membership?",
+     "question type"),
+    ("Can I pause my gym membership instead of cancelling it?", "Can I cancel my gym membership?", "contrast"),
 ])
 def test_function_words_tell_look_alikes_apart(a, b, why):
     assert reason(a, b) == why

@@ -20,6 +20,10 @@ rules, reader_align.py) see the same words in each pair; this reader reads the s
               added "only", "some", "most" or "few" narrows a question said without one
     time      before, after, during, since, until (pre-/post-): the same ones on both sides
     format    list, table, short, detailed, simple, example, JSON/CSV/...: the same ones
+    tense     past ("when did it ship") or not ("when does / will it ship"), when both say
+    voice     a passive with "get" ("the driver who *gets rear-ended*") on both sides or neither
+    contrast  an alternative ("instead of", "rather than", "a substitute for") on both or neither
+    audience  who it is for ("for beginners", "to a child", "for experts"): the same, or none
 
 Each sense is a "kind:value" string; only these strings are stored (no text).
 """
@@ -402,6 +406,20 @@ _AUDIENCE = {
 }
 
 
+def _contrasts(sentences: list[list[str]]) -> set[str]:
+    """An alternative asked for: "pause my subscription *instead of* cancelling it", "*other
+    than* aspirin", "*rather than* renting" ask about something else than the words they share."""
+    found: set[str] = set()
+    for words in sentences:
+        for k, w in enumerate(words):
+            nxt = words[k + 1] if k + 1 < len(words) else ""
+            if w == "instead" or w in {"rather", "other"} and nxt == "than" or w == "opposed" and k and \
+                    words[k - 1] == "as" or w in {"alternative", "alternatives", "substitute", "substitutes",
+                                                  "replacement"} and nxt in {"to", "for"} or w == "besides":
+                found.add("instead")
+    return found
+
+
 def _audiences(sentences: list[list[str]]) -> set[str]:
     """Who an explanation or a recommendation is for: "for *beginners*", "to a *child*", "for
     *advanced* programmers", "like I'm five"."""
@@ -425,6 +443,7 @@ def senses(toks: list[Tok]) -> frozenset[str]:
     out |= {f"tense:{t}" for t in _tenses(sentences)}
     out |= {f"voice:{v}" for v in _voices(sentences)}
     out |= {f"audience:{u}" for u in _audiences(sentences)}
+    out |= {f"contrast:{c}" for c in _contrasts(sentences)}
     return frozenset(out)
 
 
@@ -454,6 +473,8 @@ def differ(a: frozenset[str], b: frozenset[str]) -> str | None:
     sa, sb = _of("scope", a), _of("scope", b)
     if (sa and sb and not _scopes_compatible(sa, sb)) or (bool(sa) != bool(sb) and (sa | sb) & _NARROWING_SCOPE):
         return "scope"
+    if _of("contrast", a) != _of("contrast", b):
+        return "contrast"  # "pause it instead of cancelling" / "cancel it"
     ua, ub = _of("audience", a), _of("audience", b)
     if ua != ub:
         return "audience"  # "for beginners" / "for advanced programmers" / said for no one
