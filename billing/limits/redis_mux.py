@@ -1,4 +1,5 @@
-"""One pipelined Redis connection per event loop for the limit store's hot-path scripts.
+"""One pipelined Redis connection per event loop for the limit store's and the breaker
+store's (routing/breaker/redis_store.py) hot-path scripts.
 
 redis-py's asyncio client spends ~50-80 µs of CPU on every command here (a connection
 checked out of the pool and back under an asyncio.Condition, a timeout per checkout,
@@ -124,6 +125,21 @@ class _Protocol(asyncio.Protocol):
         self.transport.write(data)
         return future
 
+    def send_many(self, data: bytes, count: int) -> list[asyncio.Future]:
+        """`count` commands packed in `data`, written at once (one `send`): a future for
+        each reply, in order. Refused as `send` is: then every future has its error."""
+        first = self.send(data)
+        futures = [first]
+        loop = first.get_loop()
+        for _ in range(count - 1):
+            future = loop.create_future()
+            if first.done():  # refused (closed): nothing was written
+                future.set_exception(first.exception())
+            else:  # queued right behind the first, nothing ran in between
+                self.waiting.append((future, self.waiting[-1][1]))
+            futures.append(future)
+        return futures
+
 
 class Mux:
     """The running loop's shared connection to one Redis database (see the module
@@ -213,6 +229,20 @@ class Mux:
         if isinstance(reply, Exception):  # an error reply (hiredis hands it over, built by _reply_error)
             raise reply
         return reply
+
+    async def execute_many(self, commands: list[tuple]) -> list:
+        """Several commands in one write and one round trip (as redis-py's pipeline
+        without a transaction): their replies in order. Every reply is waited for; the
+        first error reply (or connection error) is then raised, as the pipeline does."""
+        if not commands:
+            return []
+        proto = await self._connection()
+        futures = proto.send_many(b"".join(pack(c) for c in commands), len(commands))
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
 
     async def evalsha(self, script: Script, keys: list, args: list):
         try:

@@ -12,6 +12,11 @@ Keys (hashes; each write refreshes a TTL so idle targets expire):
                         (bucket index, requests, failures) for k in 0..5
   gw:lat:<stats key>    t total EWMA, f ttft EWMA, n samples
 Floats are stored with "%.17g" so they round-trip exactly.
+
+The scripts (and the latencies read) go over the loop's one pipelined connection
+(billing/limits/redis_mux.py, as the limit store's) when the URL is a plain
+redis:// one, else over redis-py's pool: the same replies either way (strings
+decoded as UTF-8, as decode_responses=True), and redis-py's exception classes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+
+from billing.limits.redis_mux import Mux, Script
 
 from .base import (
     WINDOW_BUCKETS,
@@ -203,9 +210,19 @@ return st
 """
 
 
+SCRIPT_NAMES = ("admit", "record", "status", "reset", "latency", "record_success", "release")
+_SCRIPTS = {
+    name: Script(source)
+    for name, source in zip(
+        SCRIPT_NAMES, (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY, _RECORD_SUCCESS, _RELEASE), strict=True
+    )
+}
+
+
 @dataclass(slots=True)
 class _Conn:
-    """A loop's client (its own connection pool) and its scripts."""
+    """A loop's client (its own connection pool) and its scripts; the scripts run on
+    `mux`, the loop's one pipelined connection (redis_mux.py), when the URL allows."""
 
     client: aioredis.Redis
     admit: AsyncScript
@@ -215,6 +232,22 @@ class _Conn:
     latency: AsyncScript
     record_success: AsyncScript
     release: AsyncScript
+    mux: Mux | None = None
+
+    async def run(self, name: str, keys: list, args: list):
+        """Script `name` (one of SCRIPT_NAMES) with `keys` and `args`: one round trip."""
+        if self.mux is not None:
+            return await self.mux.evalsha(_SCRIPTS[name], keys, args)
+        return await getattr(self, name)(keys, args)
+
+    async def hmgets(self, keys: list[str], fields: tuple[str, ...]) -> list[list]:
+        """HMGET `fields` of every key, pipelined: one round trip."""
+        if self.mux is not None:
+            return await self.mux.execute_many([("HMGET", key, *fields) for key in keys])
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, *fields)
+            return await pipe.execute()
 
 
 class RedisBreakerStore(BreakerStore):
@@ -233,18 +266,18 @@ class RedisBreakerStore(BreakerStore):
             # Blocking pool: a burst beyond it waits for a connection instead of failing
             # (the default pool raises past its limit under high concurrency).
             pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=50, timeout=10)
-            client = aioredis.Redis.from_pool(pool)
-            scripts = (
-                client.register_script(s)
-                for s in (_ADMIT, _RECORD, _STATUS, _RESET, _LATENCY, _RECORD_SUCCESS, _RELEASE)
-            )
-            conn = self._conns[loop] = _Conn(client, *scripts)
+            client = aioredis.Redis.from_pool(pool)  # no connection until used (not at all with a mux)
+            mux = Mux(self.url) if Mux.supports(self.url) else None
+            scripts = (client.register_script(_SCRIPTS[name].source) for name in SCRIPT_NAMES)
+            conn = self._conns[loop] = _Conn(client, *scripts, mux=mux)
         return conn
 
     async def aclose(self) -> None:
-        """Close the running loop's connection pool (tests, shutdown)."""
+        """Close the running loop's connections (tests, shutdown)."""
         conn = self._conns.pop(asyncio.get_running_loop(), None)
         if conn is not None:
+            if conn.mux is not None:
+                await conn.mux.aclose()
             await conn.client.aclose()
 
     def _breaker_ttl(self, policy: BreakerPolicy) -> int:
@@ -252,8 +285,8 @@ class RedisBreakerStore(BreakerStore):
         return max(self.ttl_s, math.ceil(policy.cooldown_s + policy.probe_timeout_s + policy.window_s))
 
     async def admit(self, target: str, policy: BreakerPolicy) -> Permit:
-        result = await self._conn().admit(
-            [BREAKER_PREFIX + target], [policy.cooldown_s, policy.probe_timeout_s, self._breaker_ttl(policy)]
+        result = await self._conn().run(
+            "admit", [BREAKER_PREFIX + target], [policy.cooldown_s, policy.probe_timeout_s, self._breaker_ttl(policy)]
         )
         return Permit(result)
 
@@ -267,10 +300,10 @@ class RedisBreakerStore(BreakerStore):
             policy.min_requests,
             self._breaker_ttl(policy),
         ]
-        return State(await self._conn().record([BREAKER_PREFIX + target], args))
+        return State(await self._conn().run("record", [BREAKER_PREFIX + target], args))
 
     async def release(self, target: str) -> None:
-        await self._conn().release([BREAKER_PREFIX + target], [])
+        await self._conn().run("release", [BREAKER_PREFIX + target], [])
 
     async def record_success(
         self,
@@ -288,8 +321,8 @@ class RedisBreakerStore(BreakerStore):
             self._breaker_ttl(policy),
             float(total_s), "" if ttft_s is None else float(ttft_s), float(alpha), self.ttl_s,
         ]
-        return State(await self._conn().record_success(
-            [BREAKER_PREFIX + target, LATENCY_PREFIX + (stats_key or target)], args
+        return State(await self._conn().run(
+            "record_success", [BREAKER_PREFIX + target, LATENCY_PREFIX + (stats_key or target)], args
         ))
 
     async def status(self, target: str, policy: BreakerPolicy) -> BreakerStatus:
@@ -298,28 +331,25 @@ class RedisBreakerStore(BreakerStore):
     async def statuses(self, targets: list[str], policy: BreakerPolicy) -> dict[str, BreakerStatus]:
         if not targets:
             return {}
-        rows = await self._conn().status(
-            [BREAKER_PREFIX + t for t in targets], [policy.window_s, policy.cooldown_s, policy.probe_timeout_s]
+        rows = await self._conn().run(
+            "status", [BREAKER_PREFIX + t for t in targets], [policy.window_s, policy.cooldown_s, policy.probe_timeout_s]
         )
         return {target: _status_from_row(row) for target, row in zip(targets, rows, strict=True)}
 
     async def reset(self, target: str) -> None:
-        await self._conn().reset([BREAKER_PREFIX + target], [self.ttl_s])
+        await self._conn().run("reset", [BREAKER_PREFIX + target], [self.ttl_s])
 
     async def record_latency(
         self, target: str, *, total_s: float, ttft_s: float | None = None, alpha: float = 0.2
     ) -> None:
         check_alpha(alpha)
         args = [float(total_s), "" if ttft_s is None else float(ttft_s), float(alpha), self.ttl_s]
-        await self._conn().latency([LATENCY_PREFIX + target], args)
+        await self._conn().run("latency", [LATENCY_PREFIX + target], args)
 
     async def latencies(self, targets: list[str]) -> dict[str, LatencyStats]:
         if not targets:
             return {}
-        async with self._conn().client.pipeline(transaction=False) as pipe:
-            for target in targets:
-                pipe.hmget(LATENCY_PREFIX + target, "f", "t", "n")
-            rows = await pipe.execute()
+        rows = await self._conn().hmgets([LATENCY_PREFIX + t for t in targets], ("f", "t", "n"))
         return {
             target: LatencyStats(
                 ttft_s=float(ttft) if ttft is not None else None,
