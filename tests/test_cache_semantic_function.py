@@ -55,6 +55,14 @@ def reason(a: str, b: str) -> str | None:
     ("Can I pause my gym membership instead of cancelling it?", "How do I cancel my gym membership?",
      "question type"),
     ("Can I pause my gym membership instead of cancelling it?", "Can I cancel my gym membership?", "contrast"),
+    ("Is it bad to eat a few eggs a week?", "Is it bad to eat many eggs a week?", "scope"),
+    ("How many points did she score in total?", "How many points did she score per game?", "scope"),
+    ("What is Rust's borrow checker?", "Why does Rust have a borrow checker?", "question type"),
+    ("Can I swap sugar with honey in tea?", "Can I swap honey with sugar in tea?", "word order"),
+    ("Can people with blood type B give blood to people with type AB?",
+     "Can people with blood type AB give blood to people with type B?", "word order"),
+    ("Can a child process kill its parent process?", "Can a parent process kill its child process?", "word order"),
+    ("Did the Roman Empire invade ancient Egypt?", "Did ancient Egypt invade the Roman Empire?", "word order"),
 ])
 def test_function_words_tell_look_alikes_apart(a, b, why):
     assert reason(a, b) == why

@@ -97,7 +97,7 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "names"
     if _sides_swapped(a.relations, b.relations):
         return "word order"  # "integer to string" / "string to integer", with or without other words
-    if _roles_swapped(a, b):
+    if _roles_swapped(a, b) or _runs_swapped(a, b):
         return "word order"  # "can a landlord evict a tenant" / "can a tenant evict a landlord"
     only_a, only_b = a.content - b.content, b.content - a.content
     if a.content & b.content and similarity < ONE_SWAP_SIMILARITY and (
@@ -187,6 +187,29 @@ def _roles_swapped(a: Features, b: Features) -> bool:
     x, y = a.order[moved[0]], a.order[moved[1]]
     pair = (min(x, y), max(x, y))
     return pair in a.apart and pair in b.apart
+
+
+def _runs_swapped(a: Features, b: Features) -> bool:
+    """One text is the other with two runs of one to three content words, not side by side,
+    trading places ("a *subclass* overrides a method of its *parent class*" / "a *parent class*
+    ... its *subclass*", "the *United States* declared war on *Germany*" / "*Germany* ... the
+    *United States*")."""
+    x, y = a.order, b.order
+    if a.content != b.content or len(x) != len(y) or x == y or (_BY in a.words) != (_BY in b.words):
+        return False
+    n = len(x)
+    for i in range(n):
+        for l1 in (1, 2, 3):
+            for j in range(i + l1 + 1, n):
+                for l2 in (1, 2, 3):
+                    if j + l2 > n or (l1 == l2 == 1):
+                        continue  # single words: _roles_swapped's rule
+                    if j - i - l1 == 1 and min(l1, l2) < 2:
+                        continue  # one word between: both runs of two or more ("the Roman Empire invaded
+                        # ancient Egypt"), not "work overtime ... pay extra" / "extra pay ... overtime"
+                    if x[:i] + x[j:j + l2] + x[i + l1:j] + x[i:i + l1] + x[j + l2:] == y:
+                        return True
+    return False
 
 
 def _narrower(a: Features, b: Features) -> bool:

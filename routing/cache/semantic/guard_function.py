@@ -120,6 +120,7 @@ _SCOPE = {
     "only": "only", "solely": "only", "exclusively": "only", "just": None,
     "none": "none", "nobody": "none", "nothing": "none", "never": "none",
     "both": "both", "either": "either", "neither": "neither", "few": "few",
+    "many": "many", "lots": "many", "plenty": "many", "numerous": "many", "countless": "many",
 }
 # Two scopes that can be the same question: "all employees" / "each employee", "all the tickets"
 # / "the tickets in total", "some" / "any".
@@ -195,6 +196,11 @@ def _ask_of_what(words: list[str], k: int) -> str:
             noun.append(w)
         if len(noun) <= 3 and not set(noun) & (_EVALUATIVE | _DEGREE):
             return "definition"
+    if window[:1] and window[0] in {"is", "are"} and 1 < len(window) <= 4 and len(words) - k <= 5 \
+            and window[1] not in {"the", "my", "your", "our", "their", "this", "that", "these", "those", "it",
+                                  "there", "a", "an"} \
+            and not set(window[1:]) & (_EVALUATIVE | _DEGREE | AUX | {"of", "for", "in", "to", "on", "with"}):
+        return "definition"  # "what is photosynthesis", "what is Python's GIL", "what are black holes"
     if window[:1] == ["does"] and "mean" in words[k + 2:k + 8] or words[-1:] == ["about"] \
             and window[:1] in (["is"], ["are"], ["was"]):
         return "definition"  # what X means, what X is about
@@ -284,6 +290,12 @@ def _scopes(sentences: list[list[str]]) -> set[str]:
                 sense = None  # "the most popular", "my most recent": a superlative, not "most of"
             if w == "only" and nxt in {"way"}:
                 sense = None
+            if w == "many" and k and words[k - 1] in {"how", "so", "too", "as"}:
+                sense = None  # "how many": the question, not the amount
+            if w == "lot" and k and words[k - 1] == "a" and nxt == "of":
+                sense = "many"
+            if w == "per" and nxt not in {"cent", "se"}:
+                sense = "each"  # "per season", "cost per person" is not "in total"
             if w == "one" and nxt == "of" or w == "single" and k and words[k - 1] in {"a", "one"}:
                 sense = "one"  # "delete one of my addresses" is not "delete all my addresses"
             if w == "few" and k and words[k - 1] == "a":

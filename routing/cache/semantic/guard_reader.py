@@ -25,6 +25,11 @@ _IRREGULAR_COMPARISON = {"better", "best", "worse", "worst", "elder", "eldest", 
 PARTICLES = frozenset(p for pair in V.PARTICLE_OPPOSITES for p in pair)  # "on", "off", "in" ...
 _PERIODS = frozenset({"hour", "day", "night", "week", "month", "year"})
 _MINUS = frozenset({"-", "\u2212"})
+_LETTER_NAMED = frozenset("""
+type vitamin plan grade class option section part group category model level tier size exit gate terminal
+platform row block building team side version route step phase stage item question problem exercise
+hepatitis channel box field column letter note key series
+""".split())
 _SELF_WORDS = frozenset({"i", "me", "we", "us", "myself", "ourselves"})
 _SELF = word_hash("<the asker>")
 
@@ -336,6 +341,10 @@ class _Reader:
             self.names.add(word_hash(low))
         elif self._name_like(i, text):
             self.names.add(word_hash(low))
+        if len(text) == 1 and text.isupper() and prev in _LETTER_NAMED:
+            self.names.add(word_hash(low))  # "blood type *A*", "plan *B*", "vitamin *A*": a name, not "a"
+            self._content(i, word_hash(f"letter:{low}"))
+            return
         if low == "mean" and prev in V.MEAN_AS_NOUN_AFTER:
             pass  # the statistic, a content word
         elif low in V.KIND_WORDS and prev in V.DETERMINERS:

@@ -13,7 +13,7 @@ from .guard_tokens import Tok, sentence_of, stem
 # an integer"), by family ("into" is "to"). Not "vs", "and", "or": their two sides are symmetric.
 RELATIONAL = {"to": "to", "into": "to", "onto": "to", "from": "from", "than": "than", "over": "over",
               "under": "under", "before": "before", "after": "after", "by": "by", "per": "per",
-              "against": "against"}
+              "against": "against", "with": "with"}
 
 Content = list[tuple[int, int]]  # (token index, hash) of each content word, in text order
 
