@@ -18,7 +18,8 @@ The splits, one JSON pair a line (a line starting with '#' is a comment):
     holdout6  written blind, scored blind once (0.878), then read for its wrong hits' classes: seen
     holdout7  BLIND: written by someone who never saw the guard or the other splits; not in
               SPLITS (nothing that iterates over the seen splits reads it, the alignment check's
-              fit included); scored once, after the reader was final and committed (docs/caching.md)
+              fit included); scored once after f95d9d0 (0.781, docs/caching.md), not read since:
+              still blind for the next reader
 """
 
 from __future__ import annotations
