@@ -84,6 +84,7 @@ def figures(outs: list[Outcome], timings: dict[str, float], metrics_before: str,
         "e2e_stream_ms": _pcts([o.e2e_ms for o in done if o.stream]),
         "ttft_ms": _pcts([o.ttft_ms for o in done if o.stream and o.ttft_ms is not None]),
         "overhead_ms": over,
+        "provider_ms": _pcts([timings[o.bench_id] for o in served]),
         "overhead_json_ms": _pcts([o.e2e_ms - timings[o.bench_id] for o in served if not o.stream]),
         "overhead_stream_ms": _pcts([o.e2e_ms - timings[o.bench_id] for o in served if o.stream]),
         "cache_hit_e2e_ms": _pcts([o.e2e_ms for o in hits]),
@@ -119,7 +120,8 @@ def markdown(r: dict, note: str = "") -> list[str]:
     lines = [
         f"{r['requests']} requests from {r['users']} concurrent users, half streamed, against a fake provider "
         f"with model-like latency ({r['upstream']['ttft_ms']} ms to the first token, {r['upstream']['tps']} "
-        f"tokens/s, {r['upstream']['tokens']} tokens an answer); one gateway worker; {r['date']}.",
+        f"tokens/s, {r['upstream']['tokens']} tokens an answer); one gateway worker; users started over "
+        f"{r.get('ramp_s', 0):g} s (ramp-up; 0 = all at once); {r['date']}.",
         "",
         "Targets: " + "; ".join(verdicts) + ".",
         "",
@@ -129,6 +131,7 @@ def markdown(r: dict, note: str = "") -> list[str]:
         row("end to end, JSON", r["e2e_json_ms"]),
         row("end to end, streams (to `[DONE]`)", r["e2e_stream_ms"]),
         row("time to first token (streams)", r["ttft_ms"]),
+        row("the fake provider's own time, route `lt`", r.get("provider_ms", {})),
         row("**overhead** (end to end − provider's own time), route `lt`", r["overhead_ms"]),
         row("overhead, JSON", r["overhead_json_ms"]),
         row("overhead, streams", r["overhead_stream_ms"]),

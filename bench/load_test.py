@@ -117,13 +117,16 @@ class LoadTest:
         return body("lt", f"Request {tag} {i}: tell me briefly about {topic}, in plain words.", stream=stream,
                     max_tokens=64, bench_id=f"{tag}-{i}")
 
-    async def run(self, n: int, users: int, tag: str, keep: bool) -> float:
-        """n requests shared by `users` concurrent clients; returns the wall time."""
+    async def run(self, n: int, users: int, tag: str, keep: bool, ramp_s: float = 0.0) -> float:
+        """n requests shared by `users` concurrent clients, the k-th of which starts k/users of
+        `ramp_s` in (a load test's ramp-up: 0 = all at the same instant); returns the wall time."""
         url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
         counter = iter(range(n))
         rng = random.Random(tag)
 
-        async def user(session: aiohttp.ClientSession) -> None:
+        async def user(session: aiohttp.ClientSession, k: int) -> None:
+            if ramp_s > 0:
+                await asyncio.sleep(ramp_s * k / users)
             for i in counter:
                 out = await send(session, url, self.key, self.payload(i, rng, tag), timeout_s=60)
                 if keep:
@@ -131,7 +134,7 @@ class LoadTest:
 
         t0 = time.perf_counter()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            await asyncio.gather(*(user(session) for _ in range(users)))
+            await asyncio.gather(*(user(session, k) for k in range(users)))
         return time.perf_counter() - t0
 
     def metrics(self) -> str:
@@ -148,6 +151,9 @@ def main() -> None:
     p.add_argument("--ttft-ms", default="300:800")
     p.add_argument("--tps", default="20:50")
     p.add_argument("--tokens", default="20:60")
+    p.add_argument("--ramp-s", type=float, default=1.5,
+                   help="users start spread over this many seconds (ramp-up; about one request's length); "
+                        "0 = all at once, a burst of --users requests on one core")
     p.add_argument("--without", type=lambda v: {x for x in v.split(",") if x}, default=set(),
                    help="comma-separated stages to leave off, to see what they cost: guardrails, tracing")
     p.add_argument("--write-section", action="store_true",
@@ -175,13 +181,13 @@ def main() -> None:
         ours = [pid for proc in procs.live for pid in tree(proc.pid)]  # gateway, fake provider, sink, Redis
         ours0, cpu0 = cpu_seconds(ours), cpu_seconds(tree(lt.gateway.pid))
         log(f"{n} requests, {args.users} concurrent users")
-        wall = asyncio.run(lt.run(n, args.users, "run", keep=True))
+        wall = asyncio.run(lt.run(n, args.users, "run", keep=True, ramp_s=args.ramp_s))
         cpu = cpu_seconds(tree(lt.gateway.pid)) - cpu0
         others = noise.report(cpu_seconds(ours) - ours0)  # "other": none of this run's processes
         time.sleep(2)  # the span exporter's batch, the last records
         timings = _get_json(f"http://127.0.0.1:{lt.up_port}/timings")
         result = load_report.figures(lt.outcomes, timings, metrics_before, lt.metrics(), wall, cpu)
-        result.update(users=args.users, requests=n, start_cmd=start_cmd, machine=machine_info(),
+        result.update(users=args.users, requests=n, ramp_s=args.ramp_s, start_cmd=start_cmd, machine=machine_info(),
                       noise=others, date=time.strftime("%Y-%m-%d %H:%M %Z"),
                       command="bench/load_test.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                       upstream={"ttft_ms": args.ttft_ms, "tps": args.tps, "tokens": args.tokens},
