@@ -63,6 +63,18 @@ def reason(a: str, b: str) -> str | None:
      "Can people with blood type AB give blood to people with type B?", "word order"),
     ("Can a child process kill its parent process?", "Can a parent process kill its child process?", "word order"),
     ("Did the Roman Empire invade ancient Egypt?", "Did ancient Egypt invade the Roman Empire?", "word order"),
+    ("Who has won the most titles in club history?", "Who has won the most titles in a single season?", "scope"),
+    ("What happens to my pension if I change jobs?", "What happens to my pension if I retire early?",
+     "condition"),
+    ("What does 'une femme seule' mean?", "What does 'une seule femme' mean?", "word order"),
+    ("Is 2 + 3 × 4 equal to 20?", "Is (2 + 3) × 4 equal to 20?", "expression"),
+    ("What are the signs of prenatal anxiety?", "What are the signs of postnatal anxiety?", "opposites"),
+    ("Is a stateless service easier to scale?", "Is a stateful service easier to scale?", "opposites"),
+    ("What do I call my husband's sister?", "What do I call my sister's husband?", "word order"),
+    ("Can I use butter for margarine in cookies?", "Can I use margarine for butter in cookies?", "word order"),
+    ("How do I remove spaces from a string?", "How do I remove trailing spaces from a string?", "narrower"),
+    ("How do I format a timestamp as HH-MM-SS?", "How do I format a timestamp as SS-MM-HH?", "identifiers"),
+    ("Is 7 greater than 5 in this list?", "Is 7 less than 5 in this list?", "opposites"),
 ])
 def test_function_words_tell_look_alikes_apart(a, b, why):
     assert reason(a, b) == why

@@ -85,6 +85,14 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "comparison"  # "more durable" / "more water-resistant"
     if (a.negated_stems & b.content) or (b.negated_stems & a.content):
         return "opposites"
+    if _affixes_differ(a.affixes, b.affixes):
+        return "opposites"  # "prenatal" / "postnatal", "stateless" / "stateful"
+    if any(x == p and y != q for x, y in a.quotes for p, q in b.quotes):
+        return "word order"  # a quoted text in another order: "'un grand homme'" / "'un homme grand'"
+    if a.expression and b.expression and a.expression != b.expression:
+        return "expression"  # "6 + 4 × 2" / "(6 + 4) × 2", "[::-1]" / "[-1:]"
+    if any((y, x) in b.possessions and (x, y) not in b.possessions for x, y in a.possessions):
+        return "word order"  # "my wife's brother" / "my brother's wife"
     if a.dates != b.dates:
         return "dates"
     if a.frequency and b.frequency and a.frequency != b.frequency:
@@ -108,10 +116,22 @@ def agree(a: Features, b: Features, similarity: float = 0.0) -> str | None:
         return "one swap"
     if _narrower(a, b) or _narrower(b, a):
         return "narrower"
+    if (a.conditions - b.content) and (b.conditions - a.content):
+        return "condition"  # "if I quit my job" / "if I die": each asks under a condition the other lacks
     if a.alignment is not None and b.alignment is not None:
         return aligned_veto(a.alignment, b.alignment, similarity)
     return None
 
+
+
+def _affixes_differ(a: frozenset[str], b: frozenset[str]) -> bool:
+    rest_a: dict[str, set[str]] = {}
+    rest_b: dict[str, set[str]] = {}
+    for items, rest in ((a, rest_a), (b, rest_b)):
+        for item in items:
+            word, _, affix = item.partition(":")
+            rest.setdefault(word, set()).add(affix)
+    return any(not (rest_a[w] & rest_b[w]) for w in rest_a.keys() & rest_b.keys())
 
 
 def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:

@@ -57,6 +57,11 @@ class Features:
     function: frozenset[str] = frozenset()  # "ask:reason", "modal:should", "scope:all" (guard_function.py)
     apart: frozenset[tuple[int, int]] = frozenset()  # neighbouring content words with a clause between them
     negations: int = 0  # how many negations ("can't be frozen without" is two; negated says one or more)
+    affixes: frozenset[str] = frozenset()  # "<hash of the rest>:<affix>" ("prenatal": natal, pre)
+    possessions: frozenset[tuple[int, int]] = frozenset()  # (owner, owned) of "X's Y"
+    conditions: frozenset[int] = frozenset()  # content words of an if / when / unless clause
+    quotes: frozenset[tuple[int, int]] = frozenset()  # each quoted text: (its words sorted, in order), hashed
+    expression: str = ""  # the brackets and operators of a formula, in order ("(+)×")
     compared: frozenset[int] = frozenset()  # the attribute after "more" / "less" / "most" ("more *durable*")
     version: int = READER_VERSION
     # the content words as the model read them (reader_align.py); None when the text was read
@@ -71,7 +76,8 @@ class Features:
             "a": sorted([k, h] for k, h in self.anchors), "nm": sorted(self.names), "id": sorted(self.identifiers),
             "w": sorted(self.words), "ct": sorted(self.content), "or": list(self.order),
             "r": sorted([k, side, h] for k, side, h in self.relations), "ql": sorted(self.qualifiers),
-            "md": sorted(self.modifiers), "fn": sorted(self.function), "ap": sorted([x, y] for x, y in self.apart), "nc": self.negations, "cm": sorted(self.compared), "ro": self.reversed_order, "v": self.version,
+            "md": sorted(self.modifiers), "fn": sorted(self.function), "ap": sorted([x, y] for x, y in self.apart), "nc": self.negations, "af": sorted(self.affixes), "po": sorted([x, y] for x, y in self.possessions),
+            "qt": sorted([x, y] for x, y in self.quotes), "cd": sorted(self.conditions), "ex": self.expression, "cm": sorted(self.compared), "ro": self.reversed_order, "v": self.version,
             "al": self.alignment.to_json() if self.alignment is not None else None,
         }
 
@@ -88,7 +94,9 @@ class Features:
             qualifiers=frozenset(data.get("ql", ())), reversed_order=bool(data.get("ro", False)),
             modifiers=frozenset(data.get("md", ())), function=frozenset(data.get("fn", ())),
             apart=frozenset((x, y) for x, y in data.get("ap", ())),
-            negations=int(data.get("nc", 0)), compared=frozenset(data.get("cm", ())),
+            negations=int(data.get("nc", 0)), affixes=frozenset(data.get("af", ())),
+            possessions=frozenset((x, y) for x, y in data.get("po", ())), quotes=frozenset((x, y) for x, y in data.get("qt", ())), conditions=frozenset(data.get("cd", ())),
+            expression=str(data.get("ex", "")), compared=frozenset(data.get("cm", ())),
             version=int(data.get("v", 1)),
             alignment=Alignment.from_json(data["al"]) if data.get("al") else None,
         )

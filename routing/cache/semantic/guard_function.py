@@ -125,7 +125,7 @@ _SCOPE = {
 # Two scopes that can be the same question: "all employees" / "each employee", "all the tickets"
 # / "the tickets in total", "some" / "any".
 _SCOPE_COMPATIBLE = {frozenset({"all", "each"}), frozenset({"all", "total"})}
-_NARROWING_SCOPE = frozenset({"only", "most", "few"})  # not "some": "what are some X" asks for X
+_NARROWING_SCOPE = frozenset({"only", "most", "few", "one"})  # "in a single season" narrows "in history"  # not "some": "what are some X" asks for X
 _TIME_RELATIONS = {"before": "before", "prior": "before", "pre": "before", "after": "after", "post": "after",
                    "afterwards": "after", "following": "after", "during": "during", "while": "during",
                    "since": "since", "until": "until", "till": "until", "upto": "until", "within": "within"}

@@ -5,13 +5,14 @@ identifiers and content words (guard_features.py); then where those words stand
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from . import vocabulary as V
 from .guard_features import Features, word_hash
 from .guard_function import senses
 from .guard_quantities import canonical_number, number_words, unit_at
-from .guard_structure import anchors, compared, modifiers, qualifiers, relations
+from .guard_structure import anchors, compared, conditions, modifiers, qualifiers, relations
 from .guard_tokens import glued, normalize, sentence_of, sentence_start, stem, tokens, word_at
 
 _ORDINAL_SUFFIX = {"st", "nd", "rd", "th"}
@@ -32,6 +33,15 @@ hepatitis channel box field column letter note key series
 """.split())
 _SELF_WORDS = frozenset({"i", "me", "we", "us", "myself", "ourselves"})
 _SELF = word_hash("<the asker>")
+
+
+_EXPR = re.compile(r"[\[\](){}:+*/×÷^=<>]|(?<=[\d\[(:])-|-(?=[\d\[(])")
+
+
+def _expression(text: str) -> str:
+    """The brackets and operators of a formula or an index in order ("(6 + 4) × 2" -> "(+)×",
+    "[::-1]" -> "[::-]"): two texts that both have some must have the same."""
+    return "".join(_EXPR.findall(text))
 
 
 def features(text: str) -> Features:
@@ -59,7 +69,10 @@ class _Reader:
         self.quantities: set[str] = set()
         self.units: set[str] = set()
         self.negated = False
-        self.negations = 0  # how many: "can't be frozen without blanching" is two, and not "without blanching"
+        self.negations = 0
+        self.affixes: set[str] = set()  # "<hash of the rest>:<affix>": "prenatal" -> (natal, pre)
+        self.possessions: set[tuple[int, int]] = set()  # ("wife", "brother") of "my wife's brother"
+        self.quotes: set[tuple[int, int]] = set()  # each quoted text: (its words sorted, in order), hashed  # how many: "can't be frozen without blanching" is two, and not "without blanching"
         self.opposites: set[str] = set()
         self.comparison: set[str] = set()
         self.particles: set[tuple[int, str]] = set()
@@ -101,9 +114,28 @@ class _Reader:
             relations=frozenset(relations(self.toks, sorted(self.content_at + self.units_at))),
             qualifiers=frozenset(qualifiers(self.toks, self.content_at)), reversed_order=self.reversed_order,
             modifiers=frozenset(modifiers(self.toks, self.content_at)), function=senses(self.toks),
-            apart=frozenset(self._apart()), negations=self.negations,
+            apart=frozenset(self._apart()), negations=self.negations, affixes=frozenset(self.affixes),
+            possessions=frozenset(self.possessions), conditions=frozenset(conditions(self.toks, self.content_at)), quotes=frozenset(self.quotes), expression=_expression(self.text),
             compared=frozenset(compared(self.toks)),
         )
+
+    def _possession(self, i: int, owner: str) -> None:
+        """ "my wife's brother": owner wife, owned the next content word (brother)."""
+        for j in range(i + 1, min(i + 4, len(self.toks))):
+            nxt = self.toks[j]
+            if nxt.kind != "word":
+                return
+            if nxt.low not in V.STOPWORDS:
+                self.possessions.add((word_hash(owner), word_hash(stem(nxt.low))))
+                return
+
+    def _affix(self, low: str) -> None:
+        for prefix in V.OPPOSING_PREFIXES:
+            if low.startswith(prefix) and len(low) - len(prefix) >= 4:
+                self.affixes.add(f"{word_hash(stem(low[len(prefix):]))}:{prefix}")
+        for suffix in V.OPPOSING_SUFFIXES:
+            if low.endswith(suffix) and len(low) - len(suffix) >= 4:
+                self.affixes.add(f"{word_hash(low[:-len(suffix)])}:-{suffix}")
 
     def _apart(self) -> set[tuple[int, int]]:
         """Neighbouring content words with a clause between them ("in *Tokyo* when it's noon in
@@ -191,7 +223,10 @@ class _Reader:
         return i + 1
 
     def _quoted(self, i: int) -> int:
-        # The words inside count like any others (the quotes are often just emphasis).
+        # The words inside count like any others (the quotes are often just emphasis), and the
+        # quoted text as a whole is compared too ("'un grand homme'" is not "'un homme grand'").
+        words = self.toks[i].text.strip("\"“”'").lower().split()
+        self.quotes.add((word_hash(" ".join(sorted(words))), word_hash(" ".join(words))))
         for sub in _Reader(self.toks[i].text.strip("\"“”'")).read_words():
             self.words.add(sub)
         inner = _Reader(self.toks[i].text.strip("\"“”'")).read()
@@ -208,11 +243,15 @@ class _Reader:
     def _word(self, i: int) -> int:
         tok = self.toks[i]
         low = tok.low
+        if tok.low.endswith("'s") and len(tok.low) > 3:
+            self._possession(i, stem(tok.low[:-2]))
         if low in _SELF_WORDS and _SELF not in self.order:
             self.order.append(_SELF)  # where the asker stands: "can my employer sue me" / "can I sue my employer"
         if low.endswith("'s"):
             low = low[:-2]
         self.words.add(word_hash(low))
+        if "-" in low and tok.text.isupper() and len(low.split("-")) >= 3:
+            self.identifiers.add(word_hash(low))  # a format string: "YYYY-MM-DD" is not "DD-MM-YYYY"
         if "-" in low and not any(ch.isdigit() for ch in low):  # "two-factor", "year-end", "thread-safe"
             parts = low.split("-")
             for part in parts:
@@ -356,6 +395,7 @@ class _Reader:
         elif low in V.MANNER_FILLERS and self.word_at(i + 1) in V.MANNER_NOUNS:
             return  # "the best way to": "how to"
         self._content(i, word_hash(stem(low)))
+        self._affix(low)
         for prefix in V.NEGATING_PREFIXES:
             if low.startswith(prefix) and len(low) - len(prefix) >= 4:
                 self.negated_stems.add(word_hash(stem(low[len(prefix):])))

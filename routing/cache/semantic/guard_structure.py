@@ -13,7 +13,7 @@ from .guard_tokens import Tok, sentence_of, stem
 # an integer"), by family ("into" is "to"). Not "vs", "and", "or": their two sides are symmetric.
 RELATIONAL = {"to": "to", "into": "to", "onto": "to", "from": "from", "than": "than", "over": "over",
               "under": "under", "before": "before", "after": "after", "by": "by", "per": "per",
-              "against": "against", "with": "with"}
+              "against": "against", "with": "with", "for": "for"}
 
 Content = list[tuple[int, int]]  # (token index, hash) of each content word, in text order
 
@@ -73,6 +73,23 @@ def relations(toks: list[Tok], content: Content) -> set[tuple[str, str, int]]:
         seen.add(family)
         sentence = sentence_of(toks, i)
         found.update((family, "L" if k < i else "R", h) for k, h in content if k in sentence and k != i)
+    return found
+
+
+def conditions(toks: list[Tok], content: Content) -> set[int]:
+    """The content words of a condition clause ("if I *quit* my *job*", "when it *rains*") opened
+    after the question's own words, to the end of its sentence."""
+    found: set[int] = set()
+    with_content = {k for k, _ in content}
+    opened = False
+    for i, tok in enumerate(toks):
+        if tok.kind == "stop":
+            opened = False
+        elif (tok.kind == "word" and tok.low in {"if", "when", "whenever", "unless", "once", "while"}
+              and any(k in with_content for k in sentence_of(toks, i) if k < i)):
+            opened = True
+        elif opened:
+            found.update(h for k, h in content if k == i)
     return found
 
 

@@ -222,7 +222,7 @@ OPPOSITES: dict[str, tuple[tuple[str, ...], ...]] = {
     "litigation": (("plaintiff", "claimant", "prosecution", "prosecutor"), ("defendant", "defence", "defense")),
     "time": (("early", "earlier", "earliest", "before", "prior"), ("late", "later", "latest", "after")),
     "order": (("first",), ("last", "final")),
-    "amount": (("more", "most", "increase", "increased", "increasing", "raise", "rise", "rose", "risen",
+    "amount": (("more", "most", "greater", "greatest", "increase", "increased", "increasing", "raise", "rise", "rose", "risen",
                 "rising", "grow", "grew", "growing", "gain", "gained", "plus", "soar", "soared", "surge",
                 "surged", "spike", "spiked", "jump", "jumped", "climb", "climbed"),
                ("less", "least", "fewer", "fewest", "decrease", "decreased", "decreasing", "reduce", "reduced",
@@ -369,6 +369,13 @@ PREPOSITION_OPENERS = frozenset({"for", "at", "on", "in", "with", "without", "un
 # Participles that carry a condition on ("purchases *made* during the holidays").
 CONDITION_PARTICIPLES = frozenset({"made", "bought", "sold", "done", "taken", "given", "built", "written", "sent",
                                    "paid", "held", "kept", "left", "found", "seen", "used", "placed", "booked"})
+# Prefixes and suffixes that turn a word into its opposite or its counterpart ("*pre*natal" /
+# "*post*natal", "*hyper*tension" / "*hypo*tension", "state*less*" / "state*ful*"): two texts
+# with the same rest of the word and another affix ask about different things.
+OPPOSING_PREFIXES = ("pre", "post", "ante", "hyper", "hypo", "exo", "endo", "intra", "inter", "sub", "super",
+                     "over", "under", "pro", "anti", "micro", "macro", "mono", "poly", "uni", "multi", "bi",
+                     "in", "out", "up", "down")
+OPPOSING_SUFFIXES = ("less", "ful")
 CONDITION_OPENERS = frozenset({"during", "while", "when", "whenever", "if", "unless", "until", "except",
                                "before", "after", "once"})
 # Adjectives that name a kind of the thing they qualify: said in one question only, it asks about
@@ -383,6 +390,8 @@ used refurbished second-hand public private paid unpaid free premium basic
 full-time part-time freelance temporary permanent remote hybrid
 domestic international local national federal regional foreign
 online offline mobile desktop
+leading trailing missing existing remaining matching duplicate pending outstanding recurring upcoming
+incoming outgoing unread archived deleted hidden empty blank nested
 """.split())
 # Before a kind word that is a stop word elsewhere ("I used it" / "a *used* car").
 DETERMINERS = frozenset({"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that",
