@@ -19,7 +19,8 @@ The splits, one JSON pair a line (a line starting with '#' is a comment):
     holdout7  written blind, scored blind once (0.781), then read for its wrong hits' classes: seen
     holdout8  BLIND: written by someone who never saw the guard or the other splits; not in
               SPLITS (nothing that iterates over the seen splits reads it, the alignment check's
-              fit included); scored once, after the reader was final and committed (docs/caching.md)
+              fit included); scored once after 90aeb12 (0.806, docs/caching.md), not read since:
+              still blind for the next reader
 """
 
 from __future__ import annotations
