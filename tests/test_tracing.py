@@ -206,3 +206,18 @@ def test_models_list_is_a_plain_server_span(collector, route, build, gateway):
     collector.wait(servers=1)
     server = _only_server(collector)
     assert server.name == "GET /v1/models" and "gen_ai.operation.name" not in server.attributes
+
+
+def test_count_tokens_forwards_the_traceparent_too(collector, build, gateway, fake_anthropic):
+    """Not only chat: Anthropic's count_tokens (and Replicate's stream GET, Vertex's token
+    exchange, Ollama's /api/show) carry the trace upstream."""
+    provider = build.provider(fake_anthropic, name="anthropic-main", kind="anthropic")
+    build.route("claude", build.model(provider, "claude-sonnet-4-6"))
+    response = httpx.post(f"{gateway}/v1/messages/count_tokens",
+                          json={"model": "claude", "messages": MESSAGES},
+                          headers={"x-api-key": build.key(), "anthropic-version": "2023-06-01",
+                                   "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    assert response.status_code == 200, response.text
+    sent = fake_anthropic.last_request
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.headers["traceparent"].split("-")[1] == TRACE_ID

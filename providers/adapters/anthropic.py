@@ -32,6 +32,7 @@ from ..types import (
     ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, ErrorKind, ProviderError, Usage, reported_tokens,
 )
 from . import checks
+from .. import tracecontext  # the attempt's traceparent on provider requests
 from .base import (
     TRANSPORT_ERRORS,
     Adapter,
@@ -270,6 +271,7 @@ class AnthropicAdapter(Adapter):
             raise RequestNotTranslatable("count_tokens takes only a request sent in Anthropic's dialect")
         url, headers, data = self.encode(model, req, stream=False)
         provider = model.provider.name
+        headers = tracecontext.outgoing(headers)
         try:
             async with get_session().post(f"{url}/count_tokens", data=data, headers=headers,
                                           timeout=timeout_for(timeout)) as response:

@@ -19,6 +19,7 @@ from ..types import (
 )
 from ..http import get_session, iter_lines, timeout_for
 from . import checks
+from .. import tracecontext  # the attempt's traceparent on provider requests
 from .base import (
     TRANSPORT_ERRORS, Adapter, RequestNotTranslatable, auth_headers, float32_vector, loads, provider_error,
     provider_headers, tool_arguments,
@@ -212,7 +213,8 @@ class OllamaAdapter(Adapter):
 
     async def _show(self, provider: ProviderInfo, name: str, headers: dict, timeout: float) -> dict:
         try:
-            async with get_session().post(f"{provider.base_url}/api/show", json={"model": name}, headers=headers,
+            async with get_session().post(f"{provider.base_url}/api/show", json={"model": name},
+                                          headers=tracecontext.outgoing(headers),
                                           timeout=timeout_for(timeout)) as response:
                 if response.status >= 400:
                     return {}

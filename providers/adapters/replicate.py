@@ -44,6 +44,7 @@ from ..http import get_session, timeout_for
 from ..kinds import KindSpec
 from ..types import ChatChunk, ChatRequest, ChatResponse, DiscoveredModel, ErrorKind, ProviderError, Usage
 from . import checks
+from .. import tracecontext  # the attempt's traceparent on provider requests
 from .base import (
     _CONTEXT_HINTS, TRANSPORT_ERRORS, Adapter, auth_headers, loads, provider_error, provider_headers, sse_events,
     transport_error,
@@ -249,7 +250,8 @@ class ReplicateAdapter(Adapter):
             if not prediction.stream_url:
                 raise ProviderError(ErrorKind.NOT_FOUND, f"{provider}: {model.upstream_id} does not stream "
                                                          "(the prediction has no urls.stream)")
-            stream_headers = {**auth_headers(model), "accept": "text/event-stream", "cache-control": "no-store"}
+            stream_headers = tracecontext.outgoing(
+                {**auth_headers(model), "accept": "text/event-stream", "cache-control": "no-store"})
             try:
                 response = await get_session().get(prediction.stream_url, headers=stream_headers,
                                                    timeout=timeout_for(timeout))

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..catalog import ProviderInfo
 from ..http import get_session, timeout_for
 from ..types import ErrorKind, ProviderError
+from .. import tracecontext  # the attempt's traceparent on provider requests
 from .base import TRANSPORT_ERRORS, provider_error, transport_error
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -126,7 +127,8 @@ class AccessTokens:
                                                 f"({type(exc).__name__})") from None
         form = {"grant_type": GRANT_TYPE, "assertion": assertion}
         try:
-            async with get_session().post(account.token_uri, data=form, headers={"accept": "application/json"},
+            async with get_session().post(account.token_uri, data=form,
+                                          headers=tracecontext.outgoing({"accept": "application/json"}),
                                           timeout=timeout_for(timeout)) as response:
                 raw = await response.read()
                 status = response.status
