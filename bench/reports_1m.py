@@ -14,6 +14,7 @@ all days and the report queries, pages and CSV exports against the rollups.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -101,7 +102,18 @@ def ledger_rows(rng: random.Random, keys, n: int, days: int, now: datetime):
             "latency_ms": rng.randint(80, 9000), "ttft_ms": None, "attempts": 1, "attempt_log": "[]",
             "strategy": "fallback", "task_type": "", "candidates": "[]",
         }
-        yield columns, tuple(row[f.attname] if f.attname in row else row[f.name] for f in fields)
+        yield columns, tuple(_value(row, f) for f in fields)
+
+
+def _value(row: dict, field):
+    """The row's value for a column, else the field's default (columns added since this
+    script was written: cache_read_tokens, reasoning_tokens, annotations ...)."""
+    if field.attname in row:
+        return row[field.attname]
+    if field.name in row:
+        return row[field.name]
+    value = field.get_default()
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def load(rows, batch: int = 20_000) -> None:
