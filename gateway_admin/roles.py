@@ -37,6 +37,7 @@ VIEW = ("view",)
 PLAYGROUND_PERMISSION = "streaming.use_playground"  # streaming.models.Playground
 FINANCE_REPORTS_PERMISSION = "billing.view_finance_reports"  # billing.models.CostRollup
 AUDIT_TRAIL_PERMISSION = "gateway_admin.view_auditentry"  # gateway_admin.AuditEntry (the audit trail)
+STATUS_PAGE_PERMISSION = "routing.view_workerheartbeat"  # the admin's Gateway status page
 # Models declared before they exist (their app's migration may come later): the name
 # the matrix shows for them either way.
 DECLARED_MODELS = {"gateway_admin.auditentry": "audit entry"}
@@ -75,6 +76,7 @@ ROLE_DEFINITIONS: tuple[Role, ...] = (
             "routing.targethealth": ("change", "view"),  # model health; change = reset circuit breakers
             "guardrails.guardrail": CRUD,  # includes the guardrail sandbox
             "guardrails.violation": VIEW,  # the violation log (counts, never matched text)
+            "routing.workerheartbeat": VIEW,  # the Gateway status page (health, breakers, queue, ledger)
         },
     ),
     Role(

@@ -68,7 +68,7 @@ GROUPS: list[Group] = [
     ),
     Group(
         "health", "Health", "Is the gateway up, and did every usage row reach the ledger?",
-        [Link("status", "Gateway status", "admin:routing_status"),
+        [Link("status", "Gateway status", "admin:routing_status", perm="routing.view_workerheartbeat"),
          Link("readiness", "Readiness check (JSON)", "readyz"),
          Link("metrics", "Prometheus metrics", "/metrics"),
          ("billing", "UsageDeadLetter")],

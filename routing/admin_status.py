@@ -1,4 +1,4 @@
-"""Admin "Gateway status" (staff only): one page that says whether the gateway is
+"""Admin "Gateway status" (staff with the status permission): one page that says whether the gateway is
 well -- providers' health checks, every route x model circuit breaker, the Celery
 queue's depth, recent failed requests, the ledger's dead letters and the worker
 heartbeat.
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import redis
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -182,7 +183,14 @@ def gather() -> dict[str, Any]:
             "recent_limit": RECENT_ERRORS}
 
 
+# Who may see the page: the view permission of its (unlisted) heartbeat model, which the
+# Route editors and Auditors roles hold (gateway_admin.roles.STATUS_PAGE_PERMISSION).
+STATUS_PERMISSION = "routing.view_workerheartbeat"
+
+
 def status_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(STATUS_PERMISSION):
+        raise PermissionDenied  # Route editors and Auditors (gateway_admin.roles), superusers
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Gateway status",
@@ -213,7 +221,8 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        # admin_view: signed-in, active staff only; anyone else is sent to the login page.
+        # admin_view: signed-in, active staff only; anyone else is sent to the login page; then
+        # the status permission (routing.view_workerheartbeat) or 403.
         status = path("status/", self.admin_site.admin_view(self.status_view), name="routing_status")
         return [status, *super().get_urls()]
 

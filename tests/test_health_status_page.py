@@ -189,16 +189,25 @@ def test_an_unreachable_broker_and_breaker_store_do_not_take_the_page_down(admin
     assert "dead letters in the table 0" in section(html, "ledger")  # the rest still shows
 
 
-def test_only_staff_see_the_page(client, django_user_model, dead_letters):
+def test_only_staff_with_the_status_permission_see_the_page(client, django_user_model, dead_letters):
+    from django.contrib.auth.models import Group
+
     url = reverse(STATUS)
     assert client.get(url).status_code == 302  # anonymous: to the login page
     django_user_model.objects.create_user("member", password="member-pass-123")
     client.login(username="member", password="member-pass-123")
     answer = client.get(url)
     assert answer.status_code == 302 and answer.url.startswith(reverse("admin:login"))
-    django_user_model.objects.create_user("operator", password="operator-pass-123", is_staff=True)
-    client.login(username="operator", password="operator-pass-123")
-    assert client.get(url).status_code == 200
+    staff = django_user_model.objects.create_user("finance", password="finance-pass-123", is_staff=True)
+    staff.groups.add(Group.objects.get(name="Finance"))
+    client.login(username="finance", password="finance-pass-123")
+    assert client.get(url).status_code == 403  # staff, but no role that operates the gateway
+    assert f'href="{url}"' not in client.get(reverse("admin:index")).content.decode()
+    for role in ("Route editors", "Auditors"):
+        user = django_user_model.objects.create_user(role[:5], password="operator-pass-123", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.login(username=role[:5], password="operator-pass-123")
+        assert client.get(url).status_code == 200, role
 
 
 def test_the_admin_home_links_the_page_in_the_health_group(admin_client):

@@ -51,13 +51,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "guardrails.violation": {RE: "v", AUD: "v"},
     "routing.route": {RE: "vacd", KM: "v", AUD: "v"},
     "routing.targethealth": {RE: "v", AUD: "v"},  # a read-only page; RE may reset breakers (below)
-    "routing.workerheartbeat": {AUD: "v"},
+    "routing.workerheartbeat": {RE: "v", AUD: "v"},  # its view permission opens the Gateway status page
     "gateway_admin.auditentry": {AUD: "v"},  # the audit trail, once its model exists
 }
 
 # What the admin home page lists for each role (gateway_admin.site.GROUPS).
 HOME: dict[str, list[str]] = {
-    RE: ["Providers & models", "Routes", "Guardrails"],
+    RE: ["Providers & models", "Routes", "Guardrails", "Health"],
     KM: ["Providers & models", "Routes", "Keys, teams & budgets"],
     FIN: ["Usage & reports"],
     AUD: ["Providers & models", "Routes", "Keys, teams & budgets", "Guardrails", "Usage & reports", "Health",
