@@ -268,20 +268,22 @@ class TransportHeaders:
         await send({"type": "http.response.body", "body": b""})
 
 
+# The wrappers below are plain functions that return the inner send's own awaitable:
+# no coroutine frame of their own per message (a stream sends one per chunk).
 def _nosniff(send):
-    async def sender(message) -> None:
+    def sender(message):
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), NOSNIFF]
-        await send(message)
+        return send(message)
 
     return sender
 
 
 def _cors(send, policy: Policy, allowed: bytes | None):
-    async def sender(message) -> None:
+    def sender(message):
         if message["type"] == "http.response.start":
             message["headers"] = _with_cors(list(message.get("headers", ())), policy, allowed)
-        await send(message)
+        return send(message)
 
     return sender
 
