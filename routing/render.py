@@ -88,15 +88,21 @@ async def sse(call: Call, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[byt
     base = {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion.chunk", "created": int(time.time())}
     include_usage = call.req.include_usage
     model = ""
+    # Each event is the bytes orjson would write for {**base, "model", "choices"[, "usage": None]}
+    # (compact, keys in that order), with the constant parts encoded once per stream: per
+    # chunk only the choices are encoded (and the model, when it changes).
+    head = b'data: {"id":' + orjson.dumps(base["id"]) + b',"object":"chat.completion.chunk","created":' + \
+        orjson.dumps(base["created"]) + b',"model":'
+    tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
+    prefix_of, prefix = None, b""
     try:
         async for chunk in chunks:
             model = chunk.model or model
             if not chunk.choices:
                 continue  # upstream usage-only chunk: re-emitted below, once, in our shape
-            event = {**base, "model": model, "choices": chunk.choices}
-            if include_usage:
-                event["usage"] = None
-            yield b"data: " + orjson.dumps(event) + b"\n\n"
+            if model is not prefix_of:
+                prefix_of, prefix = model, head + orjson.dumps(model) + b',"choices":'
+            yield b"".join((prefix, orjson.dumps(chunk.choices), tail))
     except ProviderError as error:
         body = GatewayError(f"The stream was interrupted: {error.message}", code=f"upstream_{error.kind.value}").body()
         body["error"]["type"] = "upstream_error"
