@@ -187,7 +187,9 @@ class _GuardFilter(TextHoldBack):
         return check
 
     def _process(self, buffer: str, final: bool) -> tuple[str, str]:
-        check = self._check()
+        check = self.checks.get(self.index)  # self._check(), without a call per chunk
+        if check is None:
+            check = self._check()
         out = check.process(buffer, final)
         if final:
             check.finish()
@@ -212,6 +214,8 @@ class _GuardFilter(TextHoldBack):
 def _restore_chunk_calls(chunk: ChatChunk, vault: Vault) -> ChatChunk:
     """Placeholders in streamed tool-call arguments: restored within each delta (a
     placeholder split across argument deltas is not; content is handled in full)."""
+    if not any((choice.get("delta") or {}).get("tool_calls") for choice in chunk.choices):
+        return chunk  # no tool calls (a text delta): nothing to restore here
     changed = False
     choices = []
     for choice in chunk.choices:

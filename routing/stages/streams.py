@@ -66,23 +66,27 @@ class TextHoldBack(ChunkFilter):
         return out
 
     def feed(self, chunk: ChatChunk) -> list[ChatChunk]:
-        self.model = chunk.model or self.model
+        if chunk.model:
+            self.model = chunk.model
         if not chunk.choices:
             return [chunk]
         choices = []
         for choice in chunk.choices:
-            index = choice.get("index", 0)
             delta = choice.get("delta") or {}
             content = delta.get("content")
-            finishing = bool(choice.get("finish_reason")) or bool(delta.get("tool_calls"))
+            finish = choice.get("finish_reason")
+            finishing = bool(finish) or bool(delta.get("tool_calls"))
             if not isinstance(content, str) and not finishing:
                 choices.append(choice)
                 continue
-            out = self._run(index, content if isinstance(content, str) else "", final=finishing)
-            new_delta = {k: v for k, v in delta.items() if k != "content"}
-            if out or "role" in delta:
-                new_delta["content"] = out
-            if not new_delta and not choice.get("finish_reason") and not choice.get("logprobs"):
+            out = self._run(choice.get("index", 0), content if isinstance(content, str) else "", finishing)
+            if len(delta) == 1 and content is not None:  # {"content": ...}: the usual text delta
+                new_delta = {"content": out} if out else {}
+            else:
+                new_delta = {k: v for k, v in delta.items() if k != "content"}
+                if out or "role" in delta:
+                    new_delta["content"] = out
+            if not new_delta and not finish and not choice.get("logprobs"):
                 continue  # everything held back: nothing to send for this choice yet
             choices.append({**choice, "delta": new_delta})
         if not choices and chunk.usage is None:
@@ -133,8 +137,9 @@ class Assembler:
             self.usage = chunk.usage
         for choice in chunk.choices:
             index = choice.get("index", 0)
-            slot = self.choices.setdefault(index, {"index": index, "message": {"role": "assistant"},
-                                                   "finish_reason": None})
+            slot = self.choices.get(index)  # setdefault, without a new slot per chunk
+            if slot is None:
+                slot = self.choices[index] = {"index": index, "message": {"role": "assistant"}, "finish_reason": None}
             message = slot["message"]
             for name, value in (choice.get("delta") or {}).items():
                 if name == "tool_calls":
