@@ -44,6 +44,36 @@ def _usage(data: Any, provider: str) -> Usage | None:
     return usage
 
 
+def _stream_choice(c: Any, provider: str) -> dict:
+    """A stream choice as the gateway relays it: {index, delta, logprobs, finish_reason},
+    each checked (checks.*) in that order. The common shapes (an int index, a delta of
+    string role/content and no tool calls, a string or null finish_reason) are told
+    here; anything else goes through the checks themselves, which decide and word the error."""
+    if type(c) is not dict:
+        c = checks.expect_object(c, provider, "a stream choice")
+    index = c.get("index")
+    if type(index) is not int or index < 0:
+        index = checks.expect_index(index, provider, 0)
+    delta = c.get("delta")
+    if type(delta) is not dict or not _plain_delta(delta):
+        delta = checks.chat_message(delta, provider, "a stream delta", optional=True)
+    finish = c.get("finish_reason")
+    if finish is not None and type(finish) is not str:
+        finish = checks.finish_reason(finish, provider)
+    return {"index": index, "delta": delta, "logprobs": c.get("logprobs"), "finish_reason": finish}
+
+
+def _plain_delta(delta: dict) -> bool:
+    """A delta checks.chat_message would pass as it is: string-or-null role and content, no tool calls."""
+    content = delta.get("content")
+    if content is not None and type(content) is not str:
+        return False
+    role = delta.get("role")
+    if role is not None and type(role) is not str:
+        return False
+    return delta.get("tool_calls") is None
+
+
 def _embedding_usage(data: Any, provider: str) -> Usage | None:
     """An embeddings answer's `usage` ({prompt_tokens, total_tokens}); absent is none
     (some OpenAI-compatible servers leave it out: the gateway then estimates)."""
@@ -126,28 +156,22 @@ class OpenAIAdapter(Adapter):
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         provider = model.provider.name
+        upstream_id = model.upstream_id
         async for _event, data in sse_events(response):
-            if data.strip() == "[DONE]":
+            if data[:1] != "{" and data.strip() == "[DONE]":  # a JSON object's event is never [DONE]
                 return
             obj = loads(data, provider)
             if not isinstance(obj, dict):
                 raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream event")
             if "error" in obj:
                 raise self.stream_error(model, obj)
-            choices = checks.expect_list(obj.get("choices"), provider, "a chunk's choices", optional=True)
-            yield ChatChunk(
-                model=str(obj.get("model") or model.upstream_id),
-                choices=[
-                    {
-                        "index": checks.expect_index(c.get("index"), provider, 0),
-                        "delta": checks.chat_message(c.get("delta"), provider, "a stream delta", optional=True),
-                        "logprobs": c.get("logprobs"),
-                        "finish_reason": checks.finish_reason(c.get("finish_reason"), provider),
-                    }
-                    for c in (checks.expect_object(c, provider, "a stream choice") for c in choices)
-                ],
-                usage=_usage(obj.get("usage"), provider),
-            )
+            raw = obj.get("choices")
+            choices = [] if raw is None else [_stream_choice(c, provider) for c in
+                                              checks.expect_list(raw, provider, "a chunk's choices")]
+            name = obj.get("model")
+            usage = obj.get("usage")
+            yield ChatChunk(name if type(name) is str and name else str(name or upstream_id), choices,
+                            None if usage is None else _usage(usage, provider))
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")
 
     def stream_error(self, model: ModelInfo, event: dict) -> ProviderError:
