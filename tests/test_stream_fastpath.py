@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from providers.adapters import openai as openai_adapter
+from providers.adapters.base import sse_events
 from providers.types import ChatChunk, ProviderError, Usage
 from routing import cors, relay, render
 from routing.stages.streams import Assembler, ChunkFilter, TextHoldBack
@@ -94,13 +95,63 @@ def test_the_send_wrappers_return_the_inner_sends_awaitable_and_add_their_header
 MODEL = SimpleNamespace(provider=SimpleNamespace(name="p", api_key="k"), upstream_id="up-model")
 
 
-def _parse(monkeypatch, events):
-    async def fake_events(_response):
-        for data in events:
-            yield "", data
+def _response(pieces):
+    return SimpleNamespace(content=SimpleNamespace(iter_any=lambda: _items(pieces)))
 
-    monkeypatch.setattr(openai_adapter, "sse_events", fake_events)
-    return _collect(openai_adapter.OpenAIAdapter().parse_stream(MODEL, None))
+
+def _parse(monkeypatch, events):
+    body = b"".join(b"data: " + (e.encode() if isinstance(e, str) else e) + b"\n\n" for e in events)
+    return _collect(openai_adapter.OpenAIAdapter().parse_stream(MODEL, _response([body])))
+
+
+def _by_sse_events(pieces):
+    """The chunks as base.sse_events' events, parsed one by one (the two-generator way)."""
+    adapter = openai_adapter.OpenAIAdapter()
+
+    async def go():
+        out = []
+        try:
+            async for _event, data in sse_events(_response(pieces)):
+                chunk = adapter._stream_chunk(MODEL, data, "p", MODEL.upstream_id)
+                if chunk is None:
+                    return out, None
+                out.append(chunk)
+        except ProviderError as exc:
+            return out, exc.message
+        return out, "p: stream ended without [DONE]"
+
+    return asyncio.run(go())
+
+
+_CHUNK = b'{"model":"m","choices":[{"index":0,"delta":{"content":"x\\ny"}}]}'
+
+
+@pytest.mark.parametrize("body", [
+    b"data: " + _CHUNK + b"\n\ndata: [DONE]\n\n",
+    b"data: " + _CHUNK + b"\r\n\r\ndata: [DONE]\r\n\r\n",
+    b": keep-alive\n\nevent: chunk\ndata:" + _CHUNK + b"\nid: 3\n\n\n\ndata: [DONE]\n\n",
+    b'data: {"model":"m",\ndata: "choices":[]}\n\ndata: [DONE]',          # multi-line data, no newline at the end
+    b"data: " + _CHUNK + b"\n\ndata: " + _CHUNK,                          # cut after an event without [DONE]
+    b"data: " + _CHUNK + b"\n\ndata: " + _CHUNK + b"\r",
+    b"data: " + _CHUNK + b"\n\n",
+    b"data: [DONE]\n\ndata: " + _CHUNK + b"\n\n",
+    b"data: " + _CHUNK + b"\n\n:\xff comment\ndata: \xff\n\n",           # undecodable bytes: replaced, then bad JSON
+])
+@pytest.mark.parametrize("size", [1, 3, 7, 10000])
+def test_openai_stream_framing_is_sse_events_and_iter_lines_own(body, size):
+    pieces = [body[i:i + size] for i in range(0, len(body), size)]
+    expected, end = _by_sse_events(pieces)
+    got, error = [], None
+
+    async def go():
+        async for chunk in openai_adapter.OpenAIAdapter().parse_stream(MODEL, _response(pieces)):
+            got.append(chunk)
+
+    try:
+        asyncio.run(go())
+    except ProviderError as exc:
+        error = exc.message
+    assert (got, error) == (expected, end)
 
 
 def test_openai_stream_chunks_are_parsed_as_before(monkeypatch):

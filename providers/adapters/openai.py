@@ -20,7 +20,7 @@ from ..types import (
     ProviderError, Usage, reported_tokens,
 )
 from . import checks
-from .base import Adapter, auth_headers, float32_vector, loads, provider_error, provider_headers, sse_events
+from .base import Adapter, auth_headers, float32_vector, loads, provider_error, provider_headers
 
 
 def _usage(data: Any, provider: str) -> Usage | None:
@@ -155,24 +155,58 @@ class OpenAIAdapter(Adapter):
         )
 
     async def parse_stream(self, model: ModelInfo, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
+        # base.sse_events(http.iter_lines(response)), read here in one loop: two async
+        # generators less for every event to pass through (the lines, their decoding
+        # and the events' framing are theirs, unchanged).
         provider = model.provider.name
         upstream_id = model.upstream_id
-        async for _event, data in sse_events(response):
-            if data[:1] != "{" and data.strip() == "[DONE]":  # a JSON object's event is never [DONE]
+        buffer, data = b"", []
+        async for piece in response.content.iter_any():
+            buffer += piece
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+                if not line:
+                    if data:
+                        chunk = self._stream_chunk(model, "\n".join(data), provider, upstream_id)
+                        if chunk is None:
+                            return
+                        data = []
+                        yield chunk
+                    continue
+                if line[0] == ":":
+                    continue
+                field, _, value = line.partition(":")
+                if field == "data":
+                    data.append(value[1:] if value[:1] == " " else value)
+        if buffer:
+            line = buffer.rstrip(b"\r").decode("utf-8", errors="replace")
+            field, _, value = line.partition(":")
+            if line and line[0] != ":" and field == "data":
+                data.append(value[1:] if value[:1] == " " else value)
+        if data:
+            chunk = self._stream_chunk(model, "\n".join(data), provider, upstream_id)
+            if chunk is None:
                 return
-            obj = loads(data, provider)
-            if not isinstance(obj, dict):
-                raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream event")
-            if "error" in obj:
-                raise self.stream_error(model, obj)
-            raw = obj.get("choices")
-            choices = [] if raw is None else [_stream_choice(c, provider) for c in
-                                              checks.expect_list(raw, provider, "a chunk's choices")]
-            name = obj.get("model")
-            usage = obj.get("usage")
-            yield ChatChunk(name if type(name) is str and name else str(name or upstream_id), choices,
-                            None if usage is None else _usage(usage, provider))
+            yield chunk
         raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: stream ended without [DONE]")
+
+    def _stream_chunk(self, model: ModelInfo, data: str, provider: str, upstream_id: str) -> ChatChunk | None:
+        """One event's chunk; None for [DONE]."""
+        if data[:1] != "{" and data.strip() == "[DONE]":  # a JSON object's event is never [DONE]
+            return None
+        obj = loads(data, provider)
+        if not isinstance(obj, dict):
+            raise ProviderError(ErrorKind.BAD_RESPONSE, f"{provider}: unexpected stream event")
+        if "error" in obj:
+            raise self.stream_error(model, obj)
+        raw = obj.get("choices")
+        choices = [] if raw is None else [_stream_choice(c, provider) for c in
+                                          checks.expect_list(raw, provider, "a chunk's choices")]
+        name = obj.get("model")
+        usage = obj.get("usage")
+        return ChatChunk(name if type(name) is str and name else str(name or upstream_id), choices,
+                         None if usage is None else _usage(usage, provider))
 
     def stream_error(self, model: ModelInfo, event: dict) -> ProviderError:
         """An error event inside a stream, classified (dialects differ in its shape)."""
