@@ -101,30 +101,25 @@ async def _relay(call: Call, head: list[ChatChunk], rest: AsyncIterator[ChatChun
     # The head's chunks, then the rest's, each the same way (no generator of its own
     # chaining the two: one step less per chunk).
     first, later = (filters[0], filters[1:]) if filters else (None, [])
+
+    def step(chunk):
+        """What one upstream chunk becomes: accounted, assembled, then through the filters."""
+        _account(call, chunk)
+        if assembler is not None:
+            assembler.add(chunk)
+        return (chunk,) if first is None else _fed(first, later, chunk)
+
     try:
-        if head:
-            for chunk in head:
-                _account(call, chunk)
-                if assembler is not None:
-                    assembler.add(chunk)
-                if first is None:
-                    yield chunk
-                    continue
-                for out in _fed(first, later, chunk):
-                    yield out
+        for chunk in head or ():
+            for out in step(chunk):
+                yield out
         if first is None and assembler is None:
             async for chunk in rest:
                 _account(call, chunk)
                 yield chunk
         else:
             async for chunk in rest:
-                _account(call, chunk)
-                if assembler is not None:
-                    assembler.add(chunk)
-                if first is None:
-                    yield chunk
-                    continue
-                for out in _fed(first, later, chunk):
+                for out in step(chunk):
                     yield out
         for i, f in enumerate(filters):  # what the filters still hold, through the ones after them
             for out in _through(filters, f.flush(), i + 1):

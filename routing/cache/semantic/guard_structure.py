@@ -76,42 +76,42 @@ def relations(toks: list[Tok], content: Content) -> set[tuple[str, str, int]]:
     return found
 
 
-def conditions(toks: list[Tok], content: Content) -> set[int]:
-    """The content words of a condition clause ("if I *quit* my *job*", "when it *rains*") opened
-    after the question's own words, to the end of its sentence."""
+_CLAUSE_OPENERS = frozenset({"if", "when", "whenever", "unless", "once", "while"})
+
+
+def _after_openers(toks: list[Tok], content: Content, openers: frozenset[str], participles: bool) -> set[int]:
+    """The content words after one of `openers` that follows the sentence's own content words,
+    to the end of its sentence; with `participles`, also one of V.CONDITION_PARTICIPLES right
+    before the opener ("purchases *made* during"). An opener that starts the sentence asks the
+    question ("If I work overtime, ..."): not a condition."""
     found: set[int] = set()
-    with_content = {k for k, _ in content}
+    by_index: dict[int, list[int]] = {}
+    for k, h in content:
+        by_index.setdefault(k, []).append(h)  # a hyphenated word is several content words
     opened = False
     for i, tok in enumerate(toks):
         if tok.kind == "stop":
             opened = False
-        elif (tok.kind == "word" and tok.low in {"if", "when", "whenever", "unless", "once", "while"}
-              and any(k in with_content for k in sentence_of(toks, i) if k < i)):
+        elif (tok.kind == "word" and tok.low in openers
+              and any(k in by_index for k in sentence_of(toks, i) if k < i)):
             opened = True
+            if participles and i > 0 and toks[i - 1].low in V.CONDITION_PARTICIPLES:
+                found.update(by_index.get(i - 1, ()))
         elif opened:
-            found.update(h for k, h in content if k == i)
+            found.update(by_index.get(i, ()))
     return found
 
 
+def conditions(toks: list[Tok], content: Content) -> set[int]:
+    """The content words of a condition clause ("if I *quit* my *job*", "when it *rains*")."""
+    return _after_openers(toks, content, _CLAUSE_OPENERS, participles=False)
+
+
 def qualifiers(toks: list[Tok], content: Content) -> set[int]:
-    """Content words that narrow a question: those of a condition opened after the question was
-    asked ("... per day *during pregnancy*", "... for *trucks*", "at high *altitude*"), to the end
-    of its sentence, a participle that carries one ("purchases *made* during"), and kind words
-    ("*brown* rice"). A condition that opens the sentence asks the question ("If I work
-    overtime, ...")."""
-    found: set[int] = set()
-    with_content = {k for k, _ in content}
-    opened = False
-    for i, tok in enumerate(toks):
-        if tok.kind == "stop":
-            opened = False
-        elif (tok.kind == "word" and tok.low in V.CONDITION_OPENERS | V.PREPOSITION_OPENERS
-              and any(k in with_content for k in sentence_of(toks, i) if k < i)):
-            opened = True
-            if i > 0 and toks[i - 1].low in V.CONDITION_PARTICIPLES:
-                found.update(h for k, h in content if k == i - 1)
-        elif opened:
-            found.update(h for k, h in content if k == i)
+    """Content words that narrow a question: those of a condition ("... per day *during
+    pregnancy*", "... for *trucks*", "at high *altitude*", "purchases *made* during"), kind words
+    ("*brown* rice") and modifiers."""
+    found = _after_openers(toks, content, V.CONDITION_OPENERS | V.PREPOSITION_OPENERS, participles=True)
     found.update(h for k, h in content if toks[k].low in V.KIND_WORDS)
     return found | modifiers(toks, content)
 
